@@ -1,0 +1,537 @@
+//! The operations of the IR, with typed attributes.
+//!
+//! Every attribute that ONNX may pass as a tensor input (Reshape's shape, Pad's pads,
+//! Resize's scales, Slice's bounds, Clip's limits, ...) is resolved by the importer to a
+//! plain value here, so an op's inputs are only the tensors it computes on. Spatial
+//! attributes (`kernel`, `strides`, `pads`, `dilations`) have one entry per spatial axis.
+
+use std::fmt;
+
+use crate::types::Dims;
+use crate::{DType, Tensor};
+
+#[derive(Clone, Debug)]
+pub enum Op {
+    /// A graph input; its position is its place in `Graph::inputs`.
+    Input,
+    /// A compile-time constant.
+    Const(Tensor),
+
+    /// Inputs: x `[N, C, spatial...]`, weight `[M, C/groups, kernel...]`, optional bias `[M]`.
+    Conv(Conv),
+    /// Inputs: x `[N, C, spatial...]`, weight `[C, M/groups, kernel...]`, optional bias `[M]`.
+    ConvTranspose(ConvTranspose),
+    Pool(Pool),
+    /// Pooling over all spatial axes to `[N, C, 1, ...]`.
+    GlobalPool(PoolKind),
+    /// Local response normalization across channels.
+    Lrn(Lrn),
+    /// Inference batch normalization over axis 1. Inputs: x, scale, bias, mean, variance.
+    BatchNorm {
+        epsilon: f32,
+    },
+    /// Inputs: x, scale `[C]`, bias `[C]`.
+    InstanceNorm {
+        epsilon: f32,
+    },
+    /// `alpha * op(A) * op(B) + beta * C`. Inputs: A, B, optional C (broadcast to `[M, N]`).
+    Gemm(Gemm),
+    /// numpy `matmul`: 1-D operands promoted, batch axes broadcast.
+    MatMul,
+    Unary(Unary),
+    /// Elementwise with numpy broadcasting.
+    Binary(Binary),
+    /// Inputs: condition (bool), x, y, broadcast together.
+    Where,
+    /// Softmax (or log-softmax) along one axis.
+    Softmax {
+        axis: usize,
+        log: bool,
+    },
+    Reduce {
+        kind: ReduceKind,
+        axes: Vec<usize>,
+        keep_dims: bool,
+    },
+
+    Reshape {
+        shape: Vec<usize>,
+    },
+    Transpose {
+        perm: Vec<usize>,
+    },
+    Concat {
+        axis: usize,
+    },
+    /// One output per entry of `sizes`.
+    Split {
+        axis: usize,
+        sizes: Vec<usize>,
+    },
+    /// One entry per axis: output index `i` reads input index `start + i * step`.
+    Slice {
+        axes: Vec<SliceAxis>,
+    },
+    /// `pads[axis] = (begin, end)`; negative values crop.
+    Pad {
+        pads: Vec<(isize, isize)>,
+        mode: PadMode,
+    },
+    Resize(Resize),
+    DepthToSpace {
+        block: usize,
+        mode: DepthToSpaceMode,
+    },
+    SpaceToDepth {
+        block: usize,
+        mode: DepthToSpaceMode,
+    },
+    Tile {
+        repeats: Vec<usize>,
+    },
+    /// Broadcast the input to `shape` (numpy rules, both ways).
+    Expand {
+        shape: Vec<usize>,
+    },
+    /// Inputs: data, indices (i64 or i32; negative counts from the end).
+    Gather {
+        axis: usize,
+    },
+    Cast {
+        to: DType,
+    },
+    /// The input's dims `start..end` as an i64 vector; reads only the input's type.
+    Shape {
+        start: usize,
+        end: usize,
+    },
+    Identity,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Conv {
+    pub kernel: Vec<usize>,
+    pub strides: Vec<usize>,
+    pub dilations: Vec<usize>,
+    /// `(begin, end)` zero padding per spatial axis.
+    pub pads: Vec<(usize, usize)>,
+    pub groups: usize,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConvTranspose {
+    pub kernel: Vec<usize>,
+    pub strides: Vec<usize>,
+    pub dilations: Vec<usize>,
+    /// Cropped from the full output, `(begin, end)` per spatial axis.
+    pub pads: Vec<(usize, usize)>,
+    /// Extra rows added at the end of each spatial axis.
+    pub output_padding: Vec<usize>,
+    pub groups: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PoolKind {
+    Max,
+    /// `count_include_pad`: the divisor counts padding positions (not those added by
+    /// `ceil_mode` beyond the padding).
+    Avg {
+        count_include_pad: bool,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pool {
+    pub kind: PoolKind,
+    pub kernel: Vec<usize>,
+    pub strides: Vec<usize>,
+    pub dilations: Vec<usize>,
+    pub pads: Vec<(usize, usize)>,
+    /// Output size rounds up; a window must still start inside the input or left pad.
+    pub ceil_mode: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Lrn {
+    pub size: usize,
+    pub alpha: f32,
+    pub beta: f32,
+    pub bias: f32,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Gemm {
+    pub alpha: f32,
+    pub beta: f32,
+    pub trans_a: bool,
+    pub trans_b: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Unary {
+    Relu,
+    LeakyRelu {
+        alpha: f32,
+    },
+    Elu {
+        alpha: f32,
+    },
+    Selu {
+        alpha: f32,
+        gamma: f32,
+    },
+    Sigmoid,
+    HardSigmoid {
+        alpha: f32,
+        beta: f32,
+    },
+    HardSwish,
+    Tanh,
+    Softplus,
+    Softsign,
+    Mish,
+    /// `tanh`: the tanh approximation instead of the exact erf form.
+    Gelu {
+        tanh: bool,
+    },
+    Erf,
+    Exp,
+    Sqrt,
+    Abs,
+    Neg,
+    /// `min(max(x, min), max)`; with `min > max` every element becomes `max`.
+    Clip {
+        min: f32,
+        max: f32,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Binary {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Pow,
+    Max,
+    Min,
+    /// `x < 0 ? slope * x : x` with inputs (x, slope).
+    PRelu,
+    Equal,
+    Less,
+    Greater,
+}
+
+impl Binary {
+    /// Comparisons produce bool.
+    pub fn is_comparison(self) -> bool {
+        matches!(self, Binary::Equal | Binary::Less | Binary::Greater)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReduceKind {
+    Sum,
+    Mean,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SliceAxis {
+    pub start: usize,
+    pub step: isize,
+    pub len: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum PadMode {
+    Constant(f32),
+    Reflect,
+    Edge,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DepthToSpaceMode {
+    /// Depth-column-row: channel index `(by * b + bx) * C' + c`.
+    Dcr,
+    /// Column-row-depth: channel index `(c * b + by) * b + bx`.
+    Crd,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Resize {
+    pub mode: ResizeMode,
+    pub coord: CoordMode,
+    /// Scale per axis (output / input), as the coordinate transform uses it.
+    pub scales: Vec<f64>,
+    /// Output dims. Not always `floor(scale * input)`: ONNX `sizes` fixes them directly.
+    pub sizes: Vec<usize>,
+    /// Neighbours outside the input get weight 0 and the rest are renormalized.
+    pub exclude_outside: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ResizeMode {
+    Nearest(NearestMode),
+    Linear,
+    Cubic { a: f32 },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NearestMode {
+    RoundPreferFloor,
+    RoundPreferCeil,
+    Floor,
+    Ceil,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CoordMode {
+    HalfPixel,
+    HalfPixelSymmetric,
+    PytorchHalfPixel,
+    AlignCorners,
+    Asymmetric,
+    TfHalfPixelForNn,
+}
+
+impl Op {
+    /// Short lowercase name used by the printer and in error messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Input => "input",
+            Op::Const(_) => "const",
+            Op::Conv(_) => "conv",
+            Op::ConvTranspose(_) => "conv_transpose",
+            Op::Pool(p) => match p.kind {
+                PoolKind::Max => "max_pool",
+                PoolKind::Avg { .. } => "avg_pool",
+            },
+            Op::GlobalPool(PoolKind::Max) => "global_max_pool",
+            Op::GlobalPool(PoolKind::Avg { .. }) => "global_avg_pool",
+            Op::Lrn(_) => "lrn",
+            Op::BatchNorm { .. } => "batch_norm",
+            Op::InstanceNorm { .. } => "instance_norm",
+            Op::Gemm(_) => "gemm",
+            Op::MatMul => "matmul",
+            Op::Unary(u) => u.name(),
+            Op::Binary(b) => b.name(),
+            Op::Where => "where",
+            Op::Softmax { log: false, .. } => "softmax",
+            Op::Softmax { log: true, .. } => "log_softmax",
+            Op::Reduce {
+                kind: ReduceKind::Sum,
+                ..
+            } => "reduce_sum",
+            Op::Reduce {
+                kind: ReduceKind::Mean,
+                ..
+            } => "reduce_mean",
+            Op::Reshape { .. } => "reshape",
+            Op::Transpose { .. } => "transpose",
+            Op::Concat { .. } => "concat",
+            Op::Split { .. } => "split",
+            Op::Slice { .. } => "slice",
+            Op::Pad { .. } => "pad",
+            Op::Resize(_) => "resize",
+            Op::DepthToSpace { .. } => "depth_to_space",
+            Op::SpaceToDepth { .. } => "space_to_depth",
+            Op::Tile { .. } => "tile",
+            Op::Expand { .. } => "expand",
+            Op::Gather { .. } => "gather",
+            Op::Cast { .. } => "cast",
+            Op::Shape { .. } => "shape",
+            Op::Identity => "identity",
+        }
+    }
+}
+
+impl Unary {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Unary::Relu => "relu",
+            Unary::LeakyRelu { .. } => "leaky_relu",
+            Unary::Elu { .. } => "elu",
+            Unary::Selu { .. } => "selu",
+            Unary::Sigmoid => "sigmoid",
+            Unary::HardSigmoid { .. } => "hard_sigmoid",
+            Unary::HardSwish => "hard_swish",
+            Unary::Tanh => "tanh",
+            Unary::Softplus => "softplus",
+            Unary::Softsign => "softsign",
+            Unary::Mish => "mish",
+            Unary::Gelu { .. } => "gelu",
+            Unary::Erf => "erf",
+            Unary::Exp => "exp",
+            Unary::Sqrt => "sqrt",
+            Unary::Abs => "abs",
+            Unary::Neg => "neg",
+            Unary::Clip { .. } => "clip",
+        }
+    }
+}
+
+impl Binary {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Binary::Add => "add",
+            Binary::Sub => "sub",
+            Binary::Mul => "mul",
+            Binary::Div => "div",
+            Binary::Pow => "pow",
+            Binary::Max => "max",
+            Binary::Min => "min",
+            Binary::PRelu => "prelu",
+            Binary::Equal => "equal",
+            Binary::Less => "less",
+            Binary::Greater => "greater",
+        }
+    }
+}
+
+/// Writes ` {k=v, ...}` for the op's attributes (nothing when it has none).
+pub(crate) struct Attrs<'a>(pub &'a Op);
+
+struct Pads<'a, T>(&'a [(T, T)]);
+
+impl<T: fmt::Display> fmt::Display for Pads<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // ONNX order: all begins, then all ends.
+        let v: Vec<String> = (self.0.iter().map(|p| p.0.to_string()))
+            .chain(self.0.iter().map(|p| p.1.to_string()))
+            .collect();
+        write!(f, "[{}]", v.join(","))
+    }
+}
+
+impl fmt::Display for Attrs<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut items: Vec<String> = Vec::new();
+        let mut add = |k: &str, v: String| items.push(format!("{k}={v}"));
+        match self.0 {
+            Op::Conv(c) => {
+                add("kernel", Dims(&c.kernel).to_string());
+                add("strides", Dims(&c.strides).to_string());
+                add("pads", Pads(&c.pads).to_string());
+                add("dilations", Dims(&c.dilations).to_string());
+                add("groups", c.groups.to_string());
+            }
+            Op::ConvTranspose(c) => {
+                add("kernel", Dims(&c.kernel).to_string());
+                add("strides", Dims(&c.strides).to_string());
+                add("pads", Pads(&c.pads).to_string());
+                add("dilations", Dims(&c.dilations).to_string());
+                add("output_padding", Dims(&c.output_padding).to_string());
+                add("groups", c.groups.to_string());
+            }
+            Op::Pool(p) => {
+                add("kernel", Dims(&p.kernel).to_string());
+                add("strides", Dims(&p.strides).to_string());
+                add("pads", Pads(&p.pads).to_string());
+                add("dilations", Dims(&p.dilations).to_string());
+                if p.ceil_mode {
+                    add("ceil_mode", "true".into());
+                }
+                if let PoolKind::Avg {
+                    count_include_pad: true,
+                } = p.kind
+                {
+                    add("count_include_pad", "true".into());
+                }
+            }
+            Op::GlobalPool(_) => {}
+            Op::Lrn(l) => {
+                add("size", l.size.to_string());
+                add("alpha", format!("{:?}", l.alpha));
+                add("beta", format!("{:?}", l.beta));
+                add("bias", format!("{:?}", l.bias));
+            }
+            Op::BatchNorm { epsilon } | Op::InstanceNorm { epsilon } => {
+                add("epsilon", format!("{epsilon:?}"))
+            }
+            Op::Gemm(g) => {
+                add("alpha", format!("{:?}", g.alpha));
+                add("beta", format!("{:?}", g.beta));
+                add("trans_a", g.trans_a.to_string());
+                add("trans_b", g.trans_b.to_string());
+            }
+            Op::Unary(u) => match *u {
+                Unary::LeakyRelu { alpha } | Unary::Elu { alpha } => {
+                    add("alpha", format!("{alpha:?}"))
+                }
+                Unary::Selu { alpha, gamma } => {
+                    add("alpha", format!("{alpha:?}"));
+                    add("gamma", format!("{gamma:?}"));
+                }
+                Unary::HardSigmoid { alpha, beta } => {
+                    add("alpha", format!("{alpha:?}"));
+                    add("beta", format!("{beta:?}"));
+                }
+                Unary::Gelu { tanh: true } => add("approximate", "tanh".into()),
+                Unary::Clip { min, max } => {
+                    add("min", format!("{min:?}"));
+                    add("max", format!("{max:?}"));
+                }
+                _ => {}
+            },
+            Op::Softmax { axis, .. } => add("axis", axis.to_string()),
+            Op::Reduce {
+                axes, keep_dims, ..
+            } => {
+                add("axes", Dims(axes).to_string());
+                add("keep_dims", keep_dims.to_string());
+            }
+            Op::Reshape { shape } => add("shape", Dims(shape).to_string()),
+            Op::Transpose { perm } => add("perm", Dims(perm).to_string()),
+            Op::Concat { axis } | Op::Gather { axis } => add("axis", axis.to_string()),
+            Op::Split { axis, sizes } => {
+                add("axis", axis.to_string());
+                add("sizes", Dims(sizes).to_string());
+            }
+            Op::Slice { axes } => {
+                let starts: Vec<usize> = axes.iter().map(|a| a.start).collect();
+                let steps: Vec<isize> = axes.iter().map(|a| a.step).collect();
+                add("starts", Dims(&starts).to_string());
+                add("steps", Dims(&steps).to_string());
+            }
+            Op::Pad { pads, mode } => {
+                add("pads", Pads(pads).to_string());
+                match mode {
+                    PadMode::Constant(v) => add("value", format!("{v:?}")),
+                    PadMode::Reflect => add("mode", "reflect".into()),
+                    PadMode::Edge => add("mode", "edge".into()),
+                }
+            }
+            Op::Resize(r) => {
+                let mode = match r.mode {
+                    ResizeMode::Nearest(n) => format!("nearest({n:?})"),
+                    ResizeMode::Linear => "linear".into(),
+                    ResizeMode::Cubic { a } => format!("cubic(a={a:?})"),
+                };
+                add("mode", mode);
+                add("coord", format!("{:?}", r.coord));
+                let scales: Vec<String> = r.scales.iter().map(|s| format!("{s:?}")).collect();
+                add("scales", format!("[{}]", scales.join(",")));
+                if r.exclude_outside {
+                    add("exclude_outside", "true".into());
+                }
+            }
+            Op::DepthToSpace { block, mode } | Op::SpaceToDepth { block, mode } => {
+                add("block", block.to_string());
+                add("mode", format!("{mode:?}").to_lowercase());
+            }
+            Op::Tile { repeats } => add("repeats", Dims(repeats).to_string()),
+            Op::Expand { shape } => add("shape", Dims(shape).to_string()),
+            Op::Cast { to } => add("to", to.to_string()),
+            Op::Shape { start, end } => {
+                add("start", start.to_string());
+                add("end", end.to_string());
+            }
+            Op::Input | Op::Const(_) | Op::MatMul | Op::Binary(_) | Op::Where | Op::Identity => {}
+        }
+        if items.is_empty() {
+            Ok(())
+        } else {
+            write!(f, " {{{}}}", items.join(", "))
+        }
+    }
+}
