@@ -6,11 +6,12 @@
 //! inputs), and [`read_tensor_file`] reads ONNX test-data tensors.
 
 mod attrs;
+pub mod builder;
 mod error;
 mod import;
 mod load;
 mod ops;
-mod proto;
+pub mod proto;
 mod static_inputs;
 mod tensor;
 

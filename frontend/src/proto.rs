@@ -1,4 +1,5 @@
-//! The subset of `onnx.proto` that cnnc reads, declared with `prost` derives.
+//! The subset of `onnx.proto` that cnnc reads, declared with `prost` derives. Encode
+//! them with `prost::Message::encode_to_vec` to write ONNX files (see [`crate::builder`]).
 //!
 //! Field numbers follow onnx/onnx.proto (IR version 10). Declaring the messages here
 //! instead of generating them keeps the build free of `protoc` and lets the byte

@@ -159,7 +159,8 @@ fn eval_splat(
         op,
         Op::Unary(_) | Op::Binary(_) | Op::Cast { .. } | Op::Where
     );
-    if !(movement || elementwise) || inputs.is_empty() {
+    // Single elements take the ordinary path (which is also how the value is computed).
+    if !(movement || elementwise) || inputs.is_empty() || outputs.iter().all(|t| t.numel() <= 1) {
         return Ok(None);
     }
     let Some(values) = inputs
