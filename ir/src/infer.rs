@@ -74,7 +74,8 @@ pub fn window_output(
         (padded - span) / stride + 1
     };
     // The last window must start inside the input or the left padding.
-    if ceil_mode && (out - 1) * stride >= input + pads.0 {
+    let last_start = (out - 1).checked_mul(stride);
+    if ceil_mode && last_start.is_none_or(|start| start >= input + pads.0) {
         out -= 1;
     }
     Ok(out)
@@ -196,10 +197,10 @@ impl Op {
                     "{cin} input and {m} output channels are not divisible into {} groups",
                     c.groups
                 );
+                let expected = w.shape[1].checked_mul(c.groups).ok_or_else(overflow)?;
                 ensure!(
-                    w.shape[1] * c.groups == cin,
-                    "weight {w} expects {} input channels, input {x} has {cin}",
-                    w.shape[1] * c.groups
+                    expected == cin,
+                    "weight {w} expects {expected} input channels, input {x} has {cin}"
                 );
                 if let Some(b) = inputs.get(2) {
                     expect_dtype(b, DType::F32, "conv bias")?;
@@ -372,12 +373,9 @@ impl Op {
             Op::Unary(u) => {
                 let x = inputs[0];
                 let int_ok = matches!(u, Unary::Abs | Unary::Neg);
-                ensure!(
-                    x.dtype == DType::F32 || (int_ok && x.dtype.is_integer()),
-                    "{} does not accept {}",
-                    u.name(),
-                    x.dtype
-                );
+                if !(x.dtype == DType::F32 || (int_ok && x.dtype.is_integer())) {
+                    return Err(IrError::unsupported(format!("{} of {}", u.name(), x.dtype)));
+                }
                 one(TensorType::new(x.dtype, x.shape.clone()))
             }
             Op::Binary(op) => {
@@ -387,12 +385,13 @@ impl Op {
                     "operands {a} and {b} have different types"
                 );
                 let numeric = a.dtype == DType::F32 || a.dtype.is_integer();
-                ensure!(
-                    numeric || *op == Binary::Equal,
-                    "{} does not accept {}",
-                    op.name(),
-                    a.dtype
-                );
+                if !(numeric || *op == Binary::Equal) {
+                    return Err(IrError::unsupported(format!(
+                        "{} of {}",
+                        op.name(),
+                        a.dtype
+                    )));
+                }
                 if *op == Binary::PRelu {
                     ensure!(a.dtype == DType::F32, "prelu needs f32");
                     ensure!(
@@ -608,7 +607,10 @@ impl Op {
                     x.shape[2].is_multiple_of(*block) && x.shape[3].is_multiple_of(*block),
                     "spatial dims of {x} are not divisible by {block}"
                 );
-                let c = x.shape[1].checked_mul(block * block).ok_or_else(overflow)?;
+                let c = block
+                    .checked_mul(*block)
+                    .and_then(|bb| x.shape[1].checked_mul(bb))
+                    .ok_or_else(overflow)?;
                 one(TensorType::new(
                     x.dtype,
                     vec![x.shape[0], c, x.shape[2] / block, x.shape[3] / block],
