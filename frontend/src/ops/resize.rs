@@ -37,7 +37,7 @@ fn float_scales(cx: &mut NodeCx, input: usize, rank: usize) -> Result<Option<Vec
 }
 
 /// Upsample, and Resize before opset 11 (which has Upsample's semantics): the source
-/// coordinate is `out / scale` and nearest rounds down.
+/// coordinate is `out / scale`.
 fn legacy(cx: &mut NodeCx, x: Value, rank: usize) -> Result<Vec<Value>> {
     let scales = if cx.op_type() == "Upsample" && cx.opset() < 9 {
         cx.attrs
@@ -52,8 +52,20 @@ fn legacy(cx: &mut NodeCx, x: Value, rank: usize) -> Result<Vec<Value>> {
     if scales.len() != rank || !scales.iter().all(|&s| valid_scale(s)) {
         bail!("scales {scales:?} must be positive, one per axis");
     }
+    // Nearest rounds down when upsampling and up when downsampling (as onnxruntime
+    // and the ONNX tests of that opset do); one Resize cannot do both.
+    let down = scales.iter().any(|&s| s < 1.0);
+    let up = scales.iter().any(|&s| s > 1.0);
+    let nearest = match (down, up) {
+        (true, true) => unsupported!(
+            "{} nearest that upsamples some axes and downsamples others",
+            cx.op_type()
+        ),
+        (true, false) => NearestMode::Ceil,
+        _ => NearestMode::Floor,
+    };
     let mode = match cx.attrs.string_or("mode", "nearest")?.as_str() {
-        "nearest" => ResizeMode::Nearest(NearestMode::Floor),
+        "nearest" => ResizeMode::Nearest(nearest),
         "linear" | "bilinear" => ResizeMode::Linear,
         other => unsupported!("{} mode '{other}'", cx.op_type()),
     };
