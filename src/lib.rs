@@ -1,21 +1,30 @@
 //! cnnc: an ahead-of-time compiler for convolutional neural networks.
 //!
-//! An ONNX model is imported into a typed graph IR ([`ir`]) with static shapes; the
-//! reference interpreter runs it, and the conformance runner ([`verify`]) checks it
-//! against ONNX test data.
+//! An ONNX model ([`Model`]) is imported into a typed graph IR ([`ir`]) with static
+//! shapes, optimized, and compiled by Cranelift, either into this process
+//! ([`Compiler::compile`], a [`CompiledModel`] to run) or into an object file with a C
+//! header ([`Compiler::write_object`]).
 //!
 //! ```no_run
 //! let model = cnnc::Model::load("model.onnx")?;
-//! let graph = model.import(&cnnc::ImportOptions::default())?;
-//! print!("{}", cnnc::ir::print(&graph));
+//! let compiled = cnnc::Compiler::new().threads(2).compile(&model)?;
+//! let x = cnnc::Tensor::from_vec(vec![1, 3, 224, 224], vec![0.0f32; 3 * 224 * 224])?;
+//! let outputs = compiled.run(&[x])?;
+//! cnnc::Compiler::new().target("aarch64-unknown-linux-gnu")?.write_object(&model, "model.o")?;
 //! # Ok::<(), cnnc::Error>(())
 //! ```
 
 use std::path::{Path, PathBuf};
 
+pub use cnnc_codegen::{ListingKind, ModelInfo, TensorInfo};
 pub use cnnc_frontend::{ImportError, ImportOptions};
 pub use cnnc_ir as ir;
+pub use cnnc_ir::Tensor;
+pub use compiler::{CompiledModel, Compiler, ObjectFile};
 
+pub mod aot;
+mod compiler;
+pub mod npy;
 pub mod verify;
 
 /// Everything that can go wrong, with the file and node it concerns.
@@ -27,6 +36,9 @@ pub enum Error {
     /// A graph could not be checked or evaluated.
     #[error("{0}")]
     Ir(#[from] ir::IrError),
+    /// Code generation failed or the target cannot be used.
+    #[error("{0}")]
+    Codegen(#[from] cnnc_codegen::CodegenError),
     /// Reading or writing a file other than the model failed.
     #[error("{}: {source}", path.display())]
     Io {
@@ -42,7 +54,21 @@ impl Error {
     /// Whether the error is the input's fault (a bad model, file or request) rather
     /// than a defect in cnnc.
     pub fn is_user_error(&self) -> bool {
-        !matches!(self, Error::Ir(_))
+        match self {
+            Error::Ir(e) => e.is_unsupported(),
+            Error::Codegen(e) => e.is_unsupported(),
+            _ => true,
+        }
+    }
+
+    /// Whether the cause is a feature cnnc does not implement.
+    pub fn is_unsupported(&self) -> bool {
+        match self {
+            Error::Import(e) => e.is_unsupported(),
+            Error::Ir(e) => e.is_unsupported(),
+            Error::Codegen(e) => e.is_unsupported(),
+            _ => false,
+        }
     }
 }
 

@@ -1,36 +1,131 @@
 //! The `cnnc` command line.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
-use clap::{Parser, Subcommand, ValueEnum};
-use cnnc::Error;
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use cnnc::verify::{self, Backend, Outcome, Tolerance};
+use cnnc::{Compiler, Error, ListingKind, Model, Tensor};
+use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Parser)]
 #[command(
     name = "cnnc",
     version,
-    about = "Ahead-of-time compiler for convolutional neural networks (ONNX)"
+    about = "Ahead-of-time compiler for convolutional neural networks (ONNX in, native code out)",
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
 )]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+    #[command(flatten)]
+    compile: CompileArgs,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Compile in memory and run on .npy inputs, writing one .npy per output.
+    Run(RunArgs),
+    /// Compile in memory and time runs on random inputs.
+    Bench(BenchArgs),
     /// Run ONNX test-data folders (model.onnx + test_data_set_N/) and compare outputs.
     Verify(VerifyArgs),
+}
+
+/// How the model is imported (shared by every command that takes a model).
+#[derive(Args, Clone)]
+struct ModelArgs {
+    /// Shape of an input with symbolic dimensions, e.g. `input=1x3x224x224`.
+    #[arg(long, value_name = "NAME=DIMS")]
+    input_shape: Vec<String>,
+    /// Bind an input as a compile-time constant from a .npy file.
+    #[arg(long = "const", value_name = "NAME=FILE.npy")]
+    constant: Vec<String>,
+    /// CPU to generate code for: native, x86-64-v2, x86-64-v3, a CPU name, or features (+fma,+avx2).
+    #[arg(long)]
+    cpu: Option<String>,
+}
+
+#[derive(Args)]
+struct CompileArgs {
+    /// The ONNX model.
+    #[arg(required = true)]
+    model: Option<PathBuf>,
+    /// The object file to write (model.h and model.json go beside it).
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// Where to write the C header (default: beside the object, NAME.h).
+    #[arg(long)]
+    header: Option<PathBuf>,
+    /// Symbol prefix of the entry points (default: the object file's name).
+    #[arg(long)]
+    name: Option<String>,
+    /// Target triple (default: the host).
+    #[arg(long)]
+    target: Option<String>,
+    /// Print an intermediate form instead of (or besides) writing the object.
+    #[arg(long, value_enum)]
+    emit: Option<Emit>,
+    #[command(flatten)]
+    model_args: ModelArgs,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Emit {
+    /// The graph IR after import and constant folding.
+    Ir,
+    /// Cranelift IR of every generated function.
+    Clif,
+    /// Disassembly of every generated function.
+    Asm,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    model: PathBuf,
+    /// An input as `NAME=FILE.npy`, or just `FILE.npy` for a model with one input.
+    #[arg(long, required = true)]
+    input: Vec<String>,
+    /// Folder for the outputs, one `<output name>.npy` each.
+    #[arg(long, default_value = ".")]
+    output_dir: PathBuf,
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    #[command(flatten)]
+    model_args: ModelArgs,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    model: PathBuf,
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Timed runs (after warm-up).
+    #[arg(long, default_value_t = 20)]
+    iters: usize,
+    /// Untimed runs first.
+    #[arg(long, default_value_t = 3)]
+    warmup: usize,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    model_args: ModelArgs,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
 enum BackendArg {
     /// The reference interpreter.
     Ref,
+    /// Compiled in memory.
+    Jit,
+    /// Compiled to an object file and linked into a C program.
+    Aot,
 }
 
-#[derive(clap::Args)]
+#[derive(Args)]
 struct VerifyArgs {
     /// Case folders, or folders of case folders.
     cases: Vec<PathBuf>,
@@ -53,7 +148,10 @@ struct VerifyArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Verify(args) => run_verify(args),
+        Some(Command::Run(args)) => run(args),
+        Some(Command::Bench(args)) => bench(args),
+        Some(Command::Verify(args)) => run_verify(args),
+        None => compile(cli.compile),
     };
     match result {
         Ok(code) => code,
@@ -64,6 +162,210 @@ fn main() -> ExitCode {
     }
 }
 
+fn usage(msg: String) -> Error {
+    Error::Usage(msg)
+}
+
+/// `NAME=VALUE`.
+fn split_pair<'a>(s: &'a str, what: &str) -> Result<(&'a str, &'a str), Error> {
+    s.split_once('=')
+        .ok_or_else(|| usage(format!("{what} '{s}' must be NAME=VALUE")))
+}
+
+fn parse_dims(s: &str) -> Result<Vec<usize>, Error> {
+    s.split(['x', 'X', ','])
+        .map(|d| {
+            d.trim()
+                .parse::<usize>()
+                .map_err(|_| usage(format!("'{s}' is not a shape like 1x3x224x224")))
+        })
+        .collect()
+}
+
+fn compiler(args: &ModelArgs) -> Result<Compiler, Error> {
+    let mut c = Compiler::new();
+    if let Some(cpu) = &args.cpu {
+        c = c.cpu(cpu);
+    }
+    for s in &args.input_shape {
+        let (name, dims) = split_pair(s, "--input-shape")?;
+        c = c.input_shape(name, &parse_dims(dims)?);
+    }
+    for s in &args.constant {
+        let (name, file) = split_pair(s, "--const")?;
+        c = c.constant(name, cnnc::npy::read(Path::new(file))?);
+    }
+    Ok(c)
+}
+
+/// A spinner on stderr while `f` runs; nothing when stderr is not a terminal.
+fn with_spinner<T>(msg: String, f: impl FnOnce() -> T) -> T {
+    let pb = ProgressBar::new_spinner().with_message(msg);
+    pb.enable_steady_tick(Duration::from_millis(100));
+    let r = f();
+    pb.finish_and_clear();
+    r
+}
+
+fn compile(args: CompileArgs) -> Result<ExitCode, Error> {
+    let path = args.model.expect("clap requires the model");
+    let model = Model::load(&path)?;
+    let mut c = compiler(&args.model_args)?;
+    if let Some(t) = &args.target {
+        c = c.target(t)?;
+    }
+    let stem = args
+        .output
+        .as_deref()
+        .and_then(|p| p.file_stem())
+        .and_then(|s| s.to_str())
+        .unwrap_or("model")
+        .to_string();
+    c = c.name(args.name.as_deref().unwrap_or(&stem));
+    match args.emit {
+        Some(Emit::Ir) => print!("{}", cnnc::ir::print(&c.graph(&model)?)),
+        Some(Emit::Clif) => print!("{}", c.listing(&model, ListingKind::Clif)?),
+        Some(Emit::Asm) => print!("{}", c.listing(&model, ListingKind::Asm)?),
+        None => {}
+    }
+    let Some(out) = args.output else {
+        if args.emit.is_none() {
+            return Err(usage(
+                "give an output object with -o (or --emit ir|clif|asm)".into(),
+            ));
+        }
+        return Ok(ExitCode::SUCCESS);
+    };
+    let obj = with_spinner(format!("compiling {}", path.display()), || {
+        c.object(&model, &stem)
+    })?;
+    let write = |p: &Path, bytes: &[u8]| {
+        std::fs::write(p, bytes).map_err(|source| Error::Io {
+            path: p.to_path_buf(),
+            source,
+        })
+    };
+    write(&out, &obj.bytes)?;
+    let header = args
+        .header
+        .unwrap_or_else(|| out.with_file_name(format!("{}.h", obj.info.name)));
+    write(&header, obj.header.as_bytes())?;
+    write(
+        &out.with_file_name(format!("{}.json", obj.info.name)),
+        obj.json.as_bytes(),
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run(args: RunArgs) -> Result<ExitCode, Error> {
+    let model = Model::load(&args.model)?;
+    let compiled = compiler(&args.model_args)?
+        .threads(args.threads)
+        .compile(&model)?;
+    let names: Vec<String> = compiled.inputs().iter().map(|t| t.name.clone()).collect();
+    let mut given: Vec<Option<Tensor>> = vec![None; names.len()];
+    for s in &args.input {
+        let (k, file) = match s.split_once('=') {
+            Some((name, file)) => match names.iter().position(|n| n == name) {
+                Some(k) => (k, file),
+                None => {
+                    return Err(usage(format!(
+                        "'{name}' is not an input of the model (inputs: {})",
+                        names.join(", ")
+                    )));
+                }
+            },
+            None if names.len() == 1 => (0, s.as_str()),
+            None => {
+                return Err(usage(format!(
+                    "the model has {} inputs; name each with --input NAME=FILE.npy",
+                    names.len()
+                )));
+            }
+        };
+        given[k] = Some(cnnc::npy::read(Path::new(file))?);
+    }
+    let inputs: Vec<Tensor> = given
+        .into_iter()
+        .zip(&names)
+        .map(|(t, n)| t.ok_or_else(|| usage(format!("input '{n}' is not given"))))
+        .collect::<Result<_, _>>()?;
+    let outputs = compiled.run(&inputs)?;
+    std::fs::create_dir_all(&args.output_dir).map_err(|source| Error::Io {
+        path: args.output_dir.clone(),
+        source,
+    })?;
+    for (t, info) in outputs.iter().zip(compiled.outputs()) {
+        let file = format!("{}.npy", info.name.replace(['/', '\\'], "_"));
+        cnnc::npy::write(&args.output_dir.join(file), t)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bench(args: BenchArgs) -> Result<ExitCode, Error> {
+    let model = Model::load(&args.model)?;
+    let c = compiler(&args.model_args)?.threads(args.threads);
+    let start = Instant::now();
+    let compiled = with_spinner(format!("compiling {}", args.model.display()), || {
+        c.compile(&model)
+    })?;
+    let compile_ms = start.elapsed().as_secs_f64() * 1e3;
+    // Deterministic inputs in [-1, 1).
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let inputs: Vec<Tensor> = compiled
+        .inputs()
+        .iter()
+        .map(|t| {
+            let data: Vec<f32> = (0..t.numel())
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    (seed >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+                })
+                .collect();
+            Tensor::from_vec(t.shape.clone(), data)
+        })
+        .collect::<Result<_, _>>()?;
+    for _ in 0..args.warmup {
+        compiled.run(&inputs)?;
+    }
+    let pb = ProgressBar::new(args.iters as u64).with_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} runs").expect("a valid template"),
+    );
+    let mut times = Vec::with_capacity(args.iters);
+    for _ in 0..args.iters.max(1) {
+        let t = Instant::now();
+        compiled.run(&inputs)?;
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+        pb.inc(1);
+    }
+    pb.finish_and_clear();
+    times.sort_by(f64::total_cmp);
+    let median = times[times.len() / 2];
+    let (min, max) = (times[0], times[times.len() - 1]);
+    if args.json {
+        let j = serde_json::json!({
+            "model": args.model.display().to_string(),
+            "threads": compiled.threads(),
+            "iters": times.len(),
+            "median_ms": median,
+            "min_ms": min,
+            "max_ms": max,
+            "compile_ms": compile_ms,
+        });
+        println!("{j}");
+    } else {
+        println!(
+            "{}: median {median:.3} ms, min {min:.3} ms, max {max:.3} ms ({} runs, {} threads); compile {compile_ms:.0} ms",
+            args.model.display(),
+            times.len(),
+            compiled.threads()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn run_verify(args: VerifyArgs) -> Result<ExitCode, Error> {
     let mut paths = args.cases.clone();
     if let Some(list) = &args.cases_from {
@@ -71,7 +373,7 @@ fn run_verify(args: VerifyArgs) -> Result<ExitCode, Error> {
             path: list.clone(),
             source,
         })?;
-        let base = list.parent().unwrap_or(std::path::Path::new("."));
+        let base = list.parent().unwrap_or(Path::new("."));
         paths.extend(
             text.lines()
                 .map(str::trim)
@@ -80,26 +382,34 @@ fn run_verify(args: VerifyArgs) -> Result<ExitCode, Error> {
         );
     }
     if paths.is_empty() {
-        return Err(Error::Usage("no cases given".into()));
+        return Err(usage("no cases given".into()));
     }
     let cases = verify::expand_cases(&paths)?;
     let backend = match args.backend {
         BackendArg::Ref => Backend::Ref,
+        BackendArg::Jit => Backend::Jit,
+        BackendArg::Aot => Backend::Aot,
     };
     let tol = Tolerance {
         rtol: args.rtol,
         atol: args.atol,
     };
     let (mut passed, mut failed, mut unsupported) = (0, 0, 0);
+    let pb = ProgressBar::new(cases.len() as u64).with_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}").expect("a valid template"),
+    );
     for case in &cases {
+        pb.set_message(case.display().to_string());
         let outcome = verify::verify_case(case, backend, tol);
         match &outcome {
             Outcome::Pass => passed += 1,
             Outcome::Fail(_) => failed += 1,
             Outcome::Unsupported(_) => unsupported += 1,
         }
-        println!("{}: {outcome}", case.display());
+        pb.suspend(|| println!("{}: {outcome}", case.display()));
+        pb.inc(1);
     }
+    pb.finish_and_clear();
     println!("{passed} passed, {failed} failed, {unsupported} unsupported");
     let ok = failed == 0 && !(args.strict && unsupported > 0);
     Ok(if ok {

@@ -9,13 +9,17 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::ir::{DType, Scalar, Tensor, interp};
-use crate::{Error, ImportOptions, Model};
+use crate::{Compiler, Error, ImportOptions, Model};
 
 /// What runs the model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
-    /// The reference interpreter.
+    /// The reference interpreter, on the graph as imported.
     Ref,
+    /// Compiled into this process.
+    Jit,
+    /// Compiled to an object file, linked into a C program with the system compiler.
+    Aot,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -58,6 +62,7 @@ pub fn verify_case(dir: &Path, backend: Backend, tol: Tolerance) -> Outcome {
         Ok(None) => Outcome::Pass,
         Ok(Some(mismatch)) => Outcome::Fail(mismatch),
         Err(Error::Import(e)) if e.is_unsupported() => Outcome::Unsupported(e.reason()),
+        Err(e) if e.is_unsupported() => Outcome::Unsupported(e.to_string()),
         Err(e) => Outcome::Fail(e.to_string()),
     }
 }
@@ -86,20 +91,46 @@ fn run_case(dir: &Path, backend: Backend, tol: Tolerance) -> Result<Option<Strin
             )));
         }
         let mut options = ImportOptions::default();
+        let mut compiler = Compiler::new();
         let mut runtime = Vec::new();
         for (name, t) in names.iter().zip(inputs) {
             if static_inputs.contains(name) {
-                options.constants.insert(name.clone(), t);
+                options.constants.insert(name.clone(), t.clone());
+                compiler = compiler.constant(name, t);
             } else {
                 options
                     .input_shapes
                     .insert(name.clone(), t.shape().to_vec());
+                compiler = compiler.input_shape(name, t.shape());
                 runtime.push(t);
             }
         }
-        let graph = model.import(&options)?;
-        let got = match backend {
-            Backend::Ref => interp::run(&graph, &runtime)?,
+        let (got, output_names): (Vec<Tensor>, Vec<String>) = match backend {
+            Backend::Ref => {
+                let graph = model.import(&options)?;
+                (
+                    interp::run(&graph, &runtime)?,
+                    graph.outputs().iter().map(|o| o.name.clone()).collect(),
+                )
+            }
+            Backend::Jit => {
+                let compiled = compiler.compile(&model)?;
+                (
+                    compiled.run(&runtime)?,
+                    compiled.outputs().iter().map(|o| o.name.clone()).collect(),
+                )
+            }
+            Backend::Aot => {
+                let dir = tempfile::tempdir().map_err(|source| Error::Io {
+                    path: std::env::temp_dir(),
+                    source,
+                })?;
+                let (exe, info) = crate::aot::build(&compiler, &model, dir.path())?;
+                (
+                    crate::aot::run(&exe, &info, &runtime)?,
+                    info.outputs.iter().map(|o| o.name.clone()).collect(),
+                )
+            }
         };
         if got.len() != expected.len() {
             return Ok(Some(format!(
@@ -109,7 +140,7 @@ fn run_case(dir: &Path, backend: Backend, tol: Tolerance) -> Result<Option<Strin
             )));
         }
         for (k, (g, w)) in got.iter().zip(&expected).enumerate() {
-            let name = &graph.outputs()[k].name;
+            let name = &output_names[k];
             if let Some(m) = compare(g, w, tol) {
                 return Ok(Some(format!("{}: output '{name}' {m}", set.display())));
             }

@@ -271,6 +271,32 @@ impl Graph {
         }
     }
 
+    /// Turns node `id` into constants with the given output values (one per output),
+    /// keeping its tensor names: output 0 becomes the node itself, other outputs new
+    /// constant nodes. The node's inputs are disconnected.
+    pub fn replace_with_consts(&mut self, id: NodeId, values: Vec<Tensor>) {
+        debug_assert_eq!(values.len(), self.graph[id].outputs.len());
+        let mut values = values.into_iter();
+        let first = values.next().expect("a node has an output");
+        for (port, t) in values.enumerate().map(|(i, t)| (i + 1, t)) {
+            let name = self.graph[id].outputs[port].name.clone();
+            let v = self.add_const(name, t);
+            self.replace_uses(Value::new(id, port), v);
+        }
+        let incoming: Vec<_> = self
+            .graph
+            .edges_directed(id, Direction::Incoming)
+            .map(|e| e.id())
+            .collect();
+        for e in incoming {
+            self.graph.remove_edge(e);
+        }
+        let node = &mut self.graph[id];
+        node.outputs.truncate(1);
+        node.outputs[0].ty = first.ty();
+        node.op = Op::Const(first);
+    }
+
     /// Removes a node and its edges. Graph inputs cannot be removed.
     pub fn remove_node(&mut self, id: NodeId) {
         debug_assert!(!self.inputs.contains(&id), "graph inputs stay");

@@ -10,7 +10,13 @@ pub fn unary_f64(u: Unary, x: f64) -> f64 {
     // ln(1 + e^x) without overflow for large x.
     let softplus = |x: f64| x.max(0.0) + (-x.abs()).exp().ln_1p();
     match u {
-        Unary::Relu => x.max(0.0),
+        Unary::Relu => {
+            if x.is_nan() {
+                x
+            } else {
+                x.max(0.0)
+            }
+        }
         Unary::LeakyRelu { alpha } => {
             if x < 0.0 {
                 alpha as f64 * x

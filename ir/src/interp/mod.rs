@@ -13,7 +13,7 @@ mod linalg;
 mod movement;
 mod norm;
 mod pool;
-mod resize;
+pub mod resize;
 
 use std::collections::HashMap;
 

@@ -12,8 +12,7 @@ pub fn resize(r: &Resize, x: &Tensor) -> Result<Tensor, IrError> {
     let mut shape = x.shape().to_vec();
     for axis in 0..shape.len() {
         let (scale, out_len) = (r.scales[axis], r.sizes[axis]);
-        // An axis kept at scale 1 is left untouched (whatever the coordinate mode).
-        if (scale - 1.0).abs() <= 1e-9 && out_len == shape[axis] {
+        if is_identity(scale, shape[axis], out_len) {
             continue;
         }
         let taps: Vec<Vec<(usize, f64)>> = (0..out_len)
@@ -38,6 +37,11 @@ pub fn resize(r: &Resize, x: &Tensor) -> Result<Tensor, IrError> {
         shape[axis] = out_len;
     }
     from_f64(shape, data)
+}
+
+/// An axis kept at scale 1 is left untouched (whatever the coordinate mode).
+pub fn is_identity(scale: f64, in_len: usize, out_len: usize) -> bool {
+    (scale - 1.0).abs() <= 1e-9 && out_len == in_len
 }
 
 /// Source coordinate of output index `o`.
@@ -71,8 +75,9 @@ fn cubic_coeffs(r: f64, a: f64) -> [f64; 4] {
     ]
 }
 
-/// Input indices and weights that produce output index `o`.
-fn taps(r: &Resize, o: usize, in_len: usize, out_len: usize, scale: f64) -> Vec<(usize, f64)> {
+/// Input indices and weights that produce output index `o` of an axis resized from
+/// `in_len` to `out_len` (shared with code generation so both agree on every tap).
+pub fn taps(r: &Resize, o: usize, in_len: usize, out_len: usize, scale: f64) -> Vec<(usize, f64)> {
     let x = source_coord(r.coord, o, in_len, out_len, scale);
     // The window prefers the pixel left of x: an integer x gets ratio 1, not 0.
     let ratio = if x == x.floor() { 1.0 } else { x - x.floor() };

@@ -1,0 +1,225 @@
+//! Building blocks for emitting kernels with `cranelift-frontend`: counted loops with
+//! carried values, addressing, vector and scalar loads and stores, fused multiply-add.
+//!
+//! Every trip count and stride is known when compiling, so loops count with constant
+//! bounds and addresses fold into the instructions' addressing modes.
+
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::types::{F32, F32X4, I64};
+use cranelift_codegen::ir::{Block, InstBuilder, MemFlagsData, Type, Value};
+use cranelift_frontend::FunctionBuilder;
+
+use crate::target::Features;
+
+/// Lanes in a vector register (128-bit f32x4).
+pub const LANES: usize = 4;
+
+/// A function being emitted.
+pub struct Fx<'a> {
+    pub b: FunctionBuilder<'a>,
+    pub features: Features,
+}
+
+/// Memory accesses of kernels never trap (addresses come from the memory plan) and
+/// are not assumed aligned.
+pub fn mem() -> MemFlagsData {
+    MemFlagsData::new().with_notrap()
+}
+
+impl Fx<'_> {
+    pub fn iconst(&mut self, v: i64) -> Value {
+        self.b.ins().iconst(I64, v)
+    }
+
+    pub fn f32(&mut self, v: f32) -> Value {
+        self.b.ins().f32const(v)
+    }
+
+    /// A vector with all lanes `v`.
+    pub fn splat_const(&mut self, v: f32) -> Value {
+        let s = self.f32(v);
+        self.b.ins().splat(F32X4, s)
+    }
+
+    /// `f32` constant of lane type `ty` (scalar or splatted vector).
+    pub fn fconst(&mut self, ty: Type, v: f32) -> Value {
+        if ty == F32 {
+            self.f32(v)
+        } else {
+            self.splat_const(v)
+        }
+    }
+
+    /// `base + index * scale + offset` (bytes).
+    pub fn addr(&mut self, base: Value, index: Value, scale: i64, offset: i64) -> Value {
+        let scaled = if scale == 1 {
+            index
+        } else {
+            self.b.ins().imul_imm_s(index, scale)
+        };
+        let a = self.b.ins().iadd(base, scaled);
+        if offset == 0 {
+            a
+        } else {
+            self.b.ins().iadd_imm_s(a, offset)
+        }
+    }
+
+    /// `base + offset` (bytes).
+    pub fn add(&mut self, base: Value, offset: i64) -> Value {
+        if offset == 0 {
+            base
+        } else {
+            self.b.ins().iadd_imm_s(base, offset)
+        }
+    }
+
+    pub fn load(&mut self, ty: Type, addr: Value, offset: i32) -> Value {
+        self.b.ins().load(ty, mem(), addr, offset)
+    }
+
+    pub fn store(&mut self, v: Value, addr: Value, offset: i32) {
+        self.b.ins().store(mem(), v, addr, offset);
+    }
+
+    /// `a * b + c`: one fused instruction where the ISA has it, else multiply and add
+    /// (Cranelift would otherwise call libm's `fmaf`).
+    pub fn fma(&mut self, a: Value, b: Value, c: Value) -> Value {
+        if self.features.fma {
+            self.b.ins().fma(a, b, c)
+        } else {
+            let p = self.b.ins().fmul(a, b);
+            self.b.ins().fadd(p, c)
+        }
+    }
+
+    /// Runs `body(i)` for `i` in `0..n` (an i64), carrying `init` through the
+    /// iterations: `body` returns the next carried values. Returns the final ones.
+    pub fn for_n_carry(
+        &mut self,
+        n: u64,
+        init: &[Value],
+        mut body: impl FnMut(&mut Self, Value, &[Value]) -> Vec<Value>,
+    ) -> Vec<Value> {
+        match n {
+            0 => init.to_vec(),
+            1 => {
+                let zero = self.iconst(0);
+                body(self, zero, init)
+            }
+            _ => {
+                let types: Vec<Type> = init
+                    .iter()
+                    .map(|&v| self.b.func.dfg.value_type(v))
+                    .collect();
+                let header = self.b.create_block();
+                let exit = self.b.create_block();
+                self.b.append_block_param(header, I64);
+                for &t in &types {
+                    self.b.append_block_param(header, t);
+                    self.b.append_block_param(exit, t);
+                }
+                let zero = self.iconst(0);
+                let args: Vec<_> = std::iter::once(zero)
+                    .chain(init.iter().copied())
+                    .map(Into::into)
+                    .collect();
+                self.b.ins().jump(header, &args);
+                self.b.switch_to_block(header);
+                let params = self.b.block_params(header).to_vec();
+                let next = body(self, params[0], &params[1..]);
+                let i1 = self.b.ins().iadd_imm_s(params[0], 1);
+                let more = self
+                    .b
+                    .ins()
+                    .icmp_imm_s(IntCC::UnsignedLessThan, i1, n as i64);
+                let back: Vec<_> = std::iter::once(i1)
+                    .chain(next.iter().copied())
+                    .map(Into::into)
+                    .collect();
+                let out: Vec<_> = next.iter().copied().map(Into::into).collect();
+                self.b.ins().brif(more, header, &back, exit, &out);
+                self.b.switch_to_block(exit);
+                self.b.block_params(exit).to_vec()
+            }
+        }
+    }
+
+    /// Runs `body(i)` for `i` in `0..n`.
+    pub fn for_n(&mut self, n: u64, mut body: impl FnMut(&mut Self, Value)) {
+        self.for_n_carry(n, &[], |fx, i, _| {
+            body(fx, i);
+            Vec::new()
+        });
+    }
+
+    /// Runs `body(i)` for `i` in `lo..hi`, bounds known only at run time.
+    pub fn for_range(&mut self, lo: Value, hi: Value, mut body: impl FnMut(&mut Self, Value)) {
+        let header = self.b.create_block();
+        let body_block = self.b.create_block();
+        let exit = self.b.create_block();
+        self.b.append_block_param(header, I64);
+        self.b.ins().jump(header, &[lo.into()]);
+        self.b.switch_to_block(header);
+        let i = self.b.block_params(header)[0];
+        let more = self.b.ins().icmp(IntCC::SignedLessThan, i, hi);
+        self.b.ins().brif(more, body_block, &[], exit, &[]);
+        self.b.switch_to_block(body_block);
+        body(self, i);
+        let i1 = self.b.ins().iadd_imm_s(i, 1);
+        self.b.ins().jump(header, &[i1.into()]);
+        self.b.switch_to_block(exit);
+    }
+
+    /// `if cond { then() }`.
+    pub fn if_then(&mut self, cond: Value, then: impl FnOnce(&mut Self)) {
+        let (t, done): (Block, Block) = (self.b.create_block(), self.b.create_block());
+        self.b.ins().brif(cond, t, &[], done, &[]);
+        self.b.switch_to_block(t);
+        then(self);
+        self.b.ins().jump(done, &[]);
+        self.b.switch_to_block(done);
+    }
+
+    /// `if cond { then() } else { other() }`.
+    pub fn if_else(
+        &mut self,
+        cond: Value,
+        then: impl FnOnce(&mut Self),
+        other: impl FnOnce(&mut Self),
+    ) {
+        let (t, e, done) = (
+            self.b.create_block(),
+            self.b.create_block(),
+            self.b.create_block(),
+        );
+        self.b.ins().brif(cond, t, &[], e, &[]);
+        self.b.switch_to_block(t);
+        then(self);
+        self.b.ins().jump(done, &[]);
+        self.b.switch_to_block(e);
+        other(self);
+        self.b.ins().jump(done, &[]);
+        self.b.switch_to_block(done);
+    }
+
+    /// Horizontal sum of an f32x4.
+    pub fn hsum(&mut self, v: Value) -> Value {
+        let lanes: Vec<Value> = (0..LANES as u8)
+            .map(|l| self.b.ins().extractlane(v, l))
+            .collect();
+        let a = self.b.ins().fadd(lanes[0], lanes[1]);
+        let b = self.b.ins().fadd(lanes[2], lanes[3]);
+        self.b.ins().fadd(a, b)
+    }
+
+    /// Horizontal maximum of an f32x4 (NaN-propagating).
+    pub fn hmax(&mut self, v: Value) -> Value {
+        let lanes: Vec<Value> = (0..LANES as u8)
+            .map(|l| self.b.ins().extractlane(v, l))
+            .collect();
+        let a = self.b.ins().fmax(lanes[0], lanes[1]);
+        let b = self.b.ins().fmax(lanes[2], lanes[3]);
+        self.b.ins().fmax(a, b)
+    }
+}

@@ -1,0 +1,62 @@
+//! Compiling into this process's memory.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use cnnc_ir::Graph;
+use cnnc_runtime::{AlignedBuffer, Executable, abi};
+use cranelift_codegen::isa::OwnedTargetIsa;
+use cranelift_jit::{ArenaMemoryProvider, JITBuilder, JITModule};
+
+use crate::program::{self, Constants, ModelInfo};
+use crate::{CodegenError, Listing};
+
+/// Virtual address space reserved for a model's code, so that calls between its
+/// functions stay within direct-branch range.
+const CODE_RESERVE: usize = 1 << 30;
+
+/// Compiles `graph` for the host and loads it. The constant data stays in an aligned
+/// buffer owned by the returned executable.
+pub fn compile_jit(
+    graph: &Graph,
+    isa: OwnedTargetIsa,
+    name: &str,
+    listing: Option<&mut Listing>,
+) -> Result<(ModelInfo, Executable), CodegenError> {
+    let constants_at = Arc::new(AtomicUsize::new(0));
+    let symbol = format!("{name}_constants");
+    let mut builder = JITBuilder::with_isa(isa, cranelift_module::default_libcall_names());
+    {
+        let at = Arc::clone(&constants_at);
+        builder.symbol_lookup_fn(Box::new(move |s| {
+            (s == symbol).then(|| at.load(Ordering::Acquire) as *const u8)
+        }));
+    }
+    let arena = ArenaMemoryProvider::new_with_size(CODE_RESERVE)
+        .map_err(|e| CodegenError::Internal(format!("reserving code memory: {e}")))?;
+    builder.memory_provider(Box::new(arena));
+    let mut module = JITModule::new(builder);
+    let lowered = program::lower(graph, &mut module, name, Constants::Import, listing)?;
+    let constants = AlignedBuffer::from_bytes(&lowered.constants);
+    constants_at.store(constants.as_ptr() as usize, Ordering::Release);
+    module.finalize_definitions()?;
+    let code = module.get_finalized_function(lowered.entry);
+    // SAFETY: `entry` was declared with the signature of `abi::RunFn`.
+    let run = unsafe { std::mem::transmute::<*const u8, abi::RunFn>(code) };
+    let owner = Box::new(Owner {
+        _module: module,
+        _constants: constants,
+    });
+    // SAFETY: the owner keeps the code and its constant data alive.
+    let exe = unsafe { Executable::new(run, lowered.info.workspace_size, owner) };
+    Ok((lowered.info, exe))
+}
+
+/// Keeps JIT code and the data it references alive.
+struct Owner {
+    _module: JITModule,
+    _constants: AlignedBuffer,
+}
+
+// The module is only dropped, never used, once finalized.
+unsafe impl Send for Owner {}

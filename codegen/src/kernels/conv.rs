@@ -1,0 +1,262 @@
+//! Convolution, 1-D to 3-D, with groups and dilation: im2col into per-task scratch,
+//! one block of output rows at a time, then the GEMM micro-kernel with the bias in its
+//! epilogue. A pointwise convolution (1x1, stride 1, no padding) reads its input as
+//! the GEMM operand directly.
+
+use cnnc_ir::op::Conv;
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::{InstBuilder, Value};
+
+use super::gemm::{Epilogue, Product};
+use super::{KernelCx, tasks_for};
+use crate::CodegenError;
+use crate::emit::Fx;
+
+/// The geometry of a convolution with spatial axes padded to three (d, h, w).
+#[derive(Clone, Copy, Debug)]
+pub struct Geometry {
+    pub batch: usize,
+    pub cin: usize,
+    pub cout: usize,
+    pub groups: usize,
+    pub input: [usize; 3],
+    pub output: [usize; 3],
+    pub kernel: [usize; 3],
+    pub stride: [usize; 3],
+    pub dilation: [usize; 3],
+    pub pad: [usize; 3],
+}
+
+/// Pads per-axis attributes at the front to three axes with `fill`.
+pub fn three(v: &[usize], fill: usize) -> [usize; 3] {
+    let mut a = [fill; 3];
+    a[3 - v.len()..].copy_from_slice(v);
+    a
+}
+
+impl Geometry {
+    pub fn of(c: &Conv, x: &[usize], y: &[usize]) -> Self {
+        let begin: Vec<usize> = c.pads.iter().map(|p| p.0).collect();
+        Geometry {
+            batch: x[0],
+            cin: x[1],
+            cout: y[1],
+            groups: c.groups,
+            input: three(&x[2..], 1),
+            output: three(&y[2..], 1),
+            kernel: three(&c.kernel, 1),
+            stride: three(&c.strides, 1),
+            dilation: three(&c.dilations, 1),
+            pad: three(&begin, 0),
+        }
+    }
+
+    fn in_plane(&self) -> usize {
+        self.input.iter().product()
+    }
+
+    fn out_plane(&self) -> usize {
+        self.output.iter().product()
+    }
+
+    /// Output rows (depth x height); each has `output[2]` pixels.
+    fn rows(&self) -> usize {
+        self.output[0] * self.output[1]
+    }
+
+    /// Inner dimension of the product: input channels of a group times kernel size.
+    fn depth(&self) -> usize {
+        self.cin / self.groups * self.kernel.iter().product::<usize>()
+    }
+
+    fn pointwise(&self) -> bool {
+        self.kernel == [1, 1, 1] && self.stride == [1, 1, 1] && self.pad == [0, 0, 0]
+    }
+
+    /// The outputs `o` of axis `a` whose input index `o * stride + k * dilation - pad`
+    /// is inside the input.
+    fn valid(&self, a: usize, k: usize) -> (usize, usize) {
+        let off = (k * self.dilation[a]) as isize - self.pad[a] as isize;
+        let s = self.stride[a] as isize;
+        let lo = if off >= 0 { 0 } else { (-off + s - 1) / s };
+        let top = self.input[a] as isize - 1 - off;
+        let hi = if top < 0 { 0 } else { top / s + 1 };
+        let lo = (lo as usize).min(self.output[a]);
+        (lo, (hi as usize).clamp(lo, self.output[a]))
+    }
+}
+
+impl Fx<'_> {
+    /// Fills `rows` output rows starting at row `r0` of the im2col matrix at `col`
+    /// (row-major [depth, rows * W]) from one image and group of the input at `x`.
+    fn im2col(&mut self, g: &Geometry, x: Value, col: Value, r0: Value, rows: usize) {
+        let [kd_n, kh_n, kw_n] = g.kernel;
+        let ow = g.output[2];
+        let width = rows * ow;
+        let cg = g.cin / g.groups;
+        let kk = kd_n * kh_n * kw_n;
+        self.for_n(cg as u64, |fx, c| {
+            let xc = fx.addr(x, c, 4 * g.in_plane() as i64, 0);
+            let crow0 = fx.addr(col, c, 4 * (kk * width) as i64, 0);
+            for kd in 0..kd_n {
+                for kh in 0..kh_n {
+                    for kw in 0..kw_n {
+                        let k = (kd * kh_n + kh) * kw_n + kw;
+                        let crow = fx.add(crow0, 4 * (k * width) as i64);
+                        let (lo, hi) = g.valid(2, kw);
+                        fx.for_n(rows as u64, |fx, row| {
+                            let r = fx.b.ins().iadd(r0, row);
+                            let (od, oh) = if g.output[0] == 1 {
+                                (fx.iconst(0), r)
+                            } else {
+                                (
+                                    fx.b.ins().udiv_imm_u(r, g.output[1] as i64),
+                                    fx.b.ins().urem_imm_u(r, g.output[1] as i64),
+                                )
+                            };
+                            let id = fx.b.ins().imul_imm_s(od, g.stride[0] as i64);
+                            let id =
+                                fx.b.ins()
+                                    .iadd_imm_s(id, (kd * g.dilation[0]) as i64 - g.pad[0] as i64);
+                            let ih = fx.b.ins().imul_imm_s(oh, g.stride[1] as i64);
+                            let ih =
+                                fx.b.ins()
+                                    .iadd_imm_s(ih, (kh * g.dilation[1]) as i64 - g.pad[1] as i64);
+                            // Unsigned compares also reject negative indices.
+                            let vd = fx.b.ins().icmp_imm_u(
+                                IntCC::UnsignedLessThan,
+                                id,
+                                g.input[0] as i64,
+                            );
+                            let vh = fx.b.ins().icmp_imm_u(
+                                IntCC::UnsignedLessThan,
+                                ih,
+                                g.input[1] as i64,
+                            );
+                            let valid = fx.b.ins().band(vd, vh);
+                            let dst = fx.addr(crow, row, 4 * ow as i64, 0);
+                            fx.if_else(
+                                valid,
+                                |fx| {
+                                    let plane_row = fx.b.ins().imul_imm_s(id, g.input[1] as i64);
+                                    let plane_row = fx.b.ins().iadd(plane_row, ih);
+                                    let src = fx.addr(xc, plane_row, 4 * g.input[2] as i64, 0);
+                                    fx.fill_f32(dst, lo, 0.0);
+                                    let first = (lo * g.stride[2] + kw * g.dilation[2]) as i64
+                                        - g.pad[2] as i64;
+                                    if g.stride[2] == 1 {
+                                        let s = fx.add(src, 4 * first);
+                                        let d = fx.add(dst, 4 * lo as i64);
+                                        fx.copy_bytes(s, d, 4 * (hi - lo));
+                                    } else {
+                                        fx.for_n((hi - lo) as u64, |fx, o| {
+                                            let s =
+                                                fx.addr(src, o, 4 * g.stride[2] as i64, 4 * first);
+                                            let v =
+                                                fx.load(cranelift_codegen::ir::types::F32, s, 0);
+                                            let d = fx.addr(dst, o, 4, 4 * lo as i64);
+                                            fx.store(v, d, 0);
+                                        });
+                                    }
+                                    let tail = fx.add(dst, 4 * hi as i64);
+                                    fx.fill_f32(tail, ow - hi, 0.0);
+                                },
+                                |fx| fx.fill_f32(dst, ow, 0.0),
+                            );
+                        });
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// Output rows per block: im2col scratch of about 256 KiB, or about 1024 pixels for a
+/// pointwise convolution.
+fn block_rows(g: &Geometry) -> usize {
+    let ow = g.output[2];
+    let target = if g.pointwise() {
+        1024
+    } else {
+        (1 << 16) / g.depth().max(1)
+    };
+    (target / ow).clamp(1, g.rows())
+}
+
+pub fn emit(cx: &mut KernelCx, c: &Conv) -> Result<(), CodegenError> {
+    let g = Geometry::of(c, &cx.inputs[0].ty.shape, &cx.outputs[0].1.shape);
+    let (x, w, out) = (cx.input(0), cx.input(1), cx.output(0));
+    let bias = (cx.inputs.len() > 2).then(|| cx.input(2));
+    let rows = g.rows();
+    let r = block_rows(&g);
+    let blocks = rows.div_ceil(r);
+    let rest = rows % r;
+    let units = g.batch * blocks;
+    let macs = g.batch * g.cout * g.out_plane() * g.depth();
+    let tasks = tasks_for(units, macs);
+    let depth = g.depth();
+    let block_floats = depth * r * g.output[2];
+    let col = (!g.pointwise()).then(|| cx.scratch(4 * tasks * block_floats));
+    let (cg, mg) = (g.cin / g.groups, g.cout / g.groups);
+    cx.launch(tasks, |fx, task, ptrs| {
+        let (lo, hi) = if tasks > 1 {
+            fx.task_range(task, units, tasks)
+        } else {
+            (fx.iconst(0), fx.iconst(units as i64))
+        };
+        let scratch = col.map(|k| fx.addr(ptrs[k], task, 4 * block_floats as i64, 0));
+        fx.for_range(lo, hi, |fx, u| {
+            let n = fx.b.ins().udiv_imm_u(u, blocks as i64);
+            let blk = fx.b.ins().urem_imm_u(u, blocks as i64);
+            let r0 = fx.b.ins().imul_imm_s(blk, r as i64);
+            let body = |fx: &mut Fx, rows_here: usize| {
+                fx.for_n(g.groups as u64, |fx, grp| {
+                    let img = fx.b.ins().imul_imm_s(n, g.groups as i64);
+                    let img = fx.b.ins().iadd(img, grp);
+                    let xg = fx.addr(ptrs[x], img, 4 * (cg * g.in_plane()) as i64, 0);
+                    let (b, b_row) = match scratch {
+                        Some(s) => {
+                            fx.im2col(&g, xg, s, r0, rows_here);
+                            (s, (rows_here * g.output[2]) as i64)
+                        }
+                        None => (
+                            fx.addr(xg, r0, 4 * g.output[2] as i64, 0),
+                            g.in_plane() as i64,
+                        ),
+                    };
+                    let a = fx.addr(ptrs[w], grp, 4 * (mg * depth) as i64, 0);
+                    let c_at = fx.addr(ptrs[out], img, 4 * (mg * g.out_plane()) as i64, 0);
+                    let c_at = fx.addr(c_at, r0, 4 * g.output[2] as i64, 0);
+                    let epilogue = match bias {
+                        Some(k) => Epilogue::RowBias(fx.addr(ptrs[k], grp, 4 * mg as i64, 0)),
+                        None => Epilogue::None,
+                    };
+                    let p = Product {
+                        m: mg,
+                        n: rows_here * g.output[2],
+                        k: depth,
+                        a,
+                        a_row: depth as i64,
+                        a_col: 1,
+                        b,
+                        b_row,
+                        c: c_at,
+                        c_row: g.out_plane() as i64,
+                        alpha: 1.0,
+                        epilogue,
+                    };
+                    fx.gemm(&p, None);
+                });
+            };
+            if rest == 0 {
+                body(fx, r);
+            } else {
+                let last =
+                    fx.b.ins()
+                        .icmp_imm_s(IntCC::Equal, blk, (blocks - 1) as i64);
+                fx.if_else(last, |fx| body(fx, rest), |fx| body(fx, r));
+            }
+        });
+        Ok(())
+    })
+}

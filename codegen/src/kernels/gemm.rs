@@ -1,0 +1,406 @@
+//! Matrix multiplication: `C = alpha * A B + epilogue`, the core of Gemm, MatMul and
+//! (through im2col) convolution.
+//!
+//! The register tile is 4 rows by 3 vectors (12 columns): per step of the inner
+//! dimension, four broadcast elements of A and three vector loads of B feed twelve
+//! fused multiply-adds into twelve accumulators that stay in registers. Tails of fewer
+//! rows or columns get smaller tiles, the last columns scalar accumulators. All sizes
+//! are compile-time constants; only the base pointers are run-time values.
+
+use cnnc_ir::op::Gemm;
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::types::{F32, F32X4};
+use cranelift_codegen::ir::{InstBuilder, Value};
+
+use super::movement::{CopyPlan, copy_launch};
+use super::nest::dense_strides;
+use super::{KernelCx, tasks_for};
+use crate::CodegenError;
+use crate::emit::{Fx, LANES};
+
+/// Rows and vector columns of the full register tile.
+pub const MR: usize = 4;
+pub const NV: usize = 3;
+pub const NR: usize = NV * LANES;
+
+/// What is added to `alpha * A B` before the store.
+#[derive(Clone, Copy)]
+pub enum Epilogue {
+    None,
+    /// `+ bias[i]` per row (convolution bias).
+    RowBias(Value),
+    /// `+ beta * C0[i * row + j * col]` (Gemm's C, possibly broadcast).
+    Matrix {
+        ptr: Value,
+        row: i64,
+        col: i64,
+        beta: f32,
+    },
+}
+
+/// One matrix product with static sizes and strides (in elements) and run-time bases.
+/// B's rows are contiguous; A is read element by element with any strides.
+#[derive(Clone, Copy)]
+pub struct Product {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub a: Value,
+    pub a_row: i64,
+    pub a_col: i64,
+    pub b: Value,
+    pub b_row: i64,
+    pub c: Value,
+    pub c_row: i64,
+    pub alpha: f32,
+    pub epilogue: Epilogue,
+}
+
+/// Which dimension the tasks of a product split.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Split {
+    Rows,
+    Cols,
+}
+
+impl Fx<'_> {
+    /// One register tile: rows `i0..i0+mr` (i0 a value), columns `j0 ..` as `nv`
+    /// vectors then `ns` single columns.
+    #[allow(clippy::too_many_arguments)]
+    fn gemm_tile(&mut self, p: &Product, i0: Value, mr: usize, j0: Value, nv: usize, ns: usize) {
+        let zero_v = self.splat_const(0.0);
+        let zero_s = self.f32(0.0);
+        let mut init = vec![zero_v; mr * nv];
+        init.extend(vec![zero_s; mr * ns]);
+        // Row bases of A and the column base of B and C, in bytes.
+        let a_rows: Vec<Value> = (0..mr)
+            .map(|r| {
+                let i = self.b.ins().iadd_imm_s(i0, r as i64);
+                self.addr(p.a, i, 4 * p.a_row, 0)
+            })
+            .collect();
+        let b_col = self.addr(p.b, j0, 4, 0);
+        let acc = self.for_n_carry(p.k as u64, &init, |fx, kk, acc| {
+            let brow = fx.addr(b_col, kk, 4 * p.b_row, 0);
+            let bv: Vec<Value> = (0..nv)
+                .map(|v| fx.load(F32X4, brow, (16 * v) as i32))
+                .collect();
+            let bs: Vec<Value> = (0..ns)
+                .map(|s| fx.load(F32, brow, (16 * nv + 4 * s) as i32))
+                .collect();
+            let mut next = acc.to_vec();
+            for r in 0..mr {
+                let aa = fx.addr(a_rows[r], kk, 4 * p.a_col, 0);
+                let a = fx.load(F32, aa, 0);
+                if nv > 0 {
+                    let av = fx.b.ins().splat(F32X4, a);
+                    for v in 0..nv {
+                        next[r * nv + v] = fx.fma(av, bv[v], acc[r * nv + v]);
+                    }
+                }
+                for s in 0..ns {
+                    let at = mr * nv + r * ns + s;
+                    next[at] = fx.fma(a, bs[s], acc[at]);
+                }
+            }
+            next
+        });
+        for r in 0..mr {
+            let i = self.b.ins().iadd_imm_s(i0, r as i64);
+            let crow = self.addr(p.c, i, 4 * p.c_row, 0);
+            let crow = self.addr(crow, j0, 4, 0);
+            let bias = match p.epilogue {
+                Epilogue::RowBias(bias) => {
+                    let at = self.addr(bias, i, 4, 0);
+                    Some(self.load(F32, at, 0))
+                }
+                _ => None,
+            };
+            for col in 0..nv + ns {
+                let vector = col < nv;
+                let ty = if vector { F32X4 } else { F32 };
+                let mut y = if vector {
+                    acc[r * nv + col]
+                } else {
+                    acc[mr * nv + r * ns + (col - nv)]
+                };
+                let jj = if vector { 4 * col } else { 4 * nv + (col - nv) };
+                if p.alpha != 1.0 {
+                    let a = self.fconst(ty, p.alpha);
+                    y = self.b.ins().fmul(y, a);
+                }
+                match p.epilogue {
+                    Epilogue::None => {}
+                    Epilogue::RowBias(_) => {
+                        let b = bias.expect("loaded above");
+                        let b = if vector {
+                            self.b.ins().splat(F32X4, b)
+                        } else {
+                            b
+                        };
+                        y = self.b.ins().fadd(y, b);
+                    }
+                    Epilogue::Matrix {
+                        ptr,
+                        row,
+                        col: cs,
+                        beta,
+                    } => {
+                        let base = self.addr(ptr, i, 4 * row, 0);
+                        let j = self.b.ins().iadd_imm_s(j0, jj as i64);
+                        let at = self.addr(base, j, 4 * cs, 0);
+                        let c0 = if vector && cs == 0 {
+                            let s = self.load(F32, at, 0);
+                            self.b.ins().splat(F32X4, s)
+                        } else {
+                            self.load(ty, at, 0)
+                        };
+                        let bt = self.fconst(ty, beta);
+                        y = self.fma(c0, bt, y);
+                    }
+                }
+                self.store(y, crow, (4 * jj) as i32);
+            }
+        }
+    }
+
+    /// Rows `i0..i0+mr` (static count) over the columns of blocks `jb` (a range of
+    /// 12-column block indices), plus the tail columns when `tail`.
+    fn gemm_rows(&mut self, p: &Product, i0: Value, mr: usize, blocks: (Value, Value), tail: bool) {
+        self.for_range(blocks.0, blocks.1, |fx, jb| {
+            let j0 = fx.b.ins().imul_imm_s(jb, NR as i64);
+            fx.gemm_tile(p, i0, mr, j0, NV, 0);
+        });
+        let rest = p.n % NR;
+        if tail && rest > 0 {
+            let j0 = self.iconst((p.n - rest) as i64);
+            self.gemm_tile(p, i0, mr, j0, rest / LANES, rest % LANES);
+        }
+    }
+
+    /// The whole product, or the share of task `task` of `tasks` split along `split`.
+    pub fn gemm(&mut self, p: &Product, task: Option<(Value, usize, Split)>) {
+        let (full_rows, row_rest) = (p.m / MR, p.m % MR);
+        let col_blocks = p.n / NR;
+        match task {
+            Some((task, tasks, Split::Rows)) if tasks > 1 => {
+                let (lo, hi) = self.task_range(task, full_rows, tasks);
+                let all = (self.iconst(0), self.iconst(col_blocks as i64));
+                self.for_range(lo, hi, |fx, ib| {
+                    let i0 = fx.b.ins().imul_imm_s(ib, MR as i64);
+                    fx.gemm_rows(p, i0, MR, all, true);
+                });
+                if row_rest > 0 {
+                    let last = self
+                        .b
+                        .ins()
+                        .icmp_imm_s(IntCC::Equal, task, (tasks - 1) as i64);
+                    self.if_then(last, |fx| {
+                        let i0 = fx.iconst((full_rows * MR) as i64);
+                        fx.gemm_rows(p, i0, row_rest, all, true);
+                    });
+                }
+            }
+            Some((task, tasks, Split::Cols)) if tasks > 1 => {
+                let blocks = self.task_range(task, col_blocks, tasks);
+                let last = self
+                    .b
+                    .ins()
+                    .icmp_imm_s(IntCC::Equal, task, (tasks - 1) as i64);
+                let rows = |fx: &mut Self, i0: Value, mr: usize| {
+                    fx.gemm_rows(p, i0, mr, blocks, false);
+                    if p.n % NR > 0 {
+                        fx.if_then(last, |fx| {
+                            let none = fx.iconst(0);
+                            fx.gemm_rows(p, i0, mr, (none, none), true);
+                        });
+                    }
+                };
+                self.for_n(full_rows as u64, |fx, ib| {
+                    let i0 = fx.b.ins().imul_imm_s(ib, MR as i64);
+                    rows(fx, i0, MR);
+                });
+                if row_rest > 0 {
+                    let i0 = self.iconst((full_rows * MR) as i64);
+                    rows(self, i0, row_rest);
+                }
+            }
+            _ => {
+                let all = (self.iconst(0), self.iconst(col_blocks as i64));
+                self.for_n(full_rows as u64, |fx, ib| {
+                    let i0 = fx.b.ins().imul_imm_s(ib, MR as i64);
+                    fx.gemm_rows(p, i0, MR, all, true);
+                });
+                if row_rest > 0 {
+                    let i0 = self.iconst((full_rows * MR) as i64);
+                    self.gemm_rows(p, i0, row_rest, all, true);
+                }
+            }
+        }
+    }
+}
+
+/// How to split a lone product (one batch) between tasks.
+fn split_for(m: usize, n: usize, k: usize) -> (usize, Split) {
+    let work = m * n * k;
+    let (row_blocks, col_blocks) = (m / MR, n / NR);
+    if col_blocks >= row_blocks {
+        (tasks_for(col_blocks, work), Split::Cols)
+    } else {
+        (tasks_for(row_blocks, work), Split::Rows)
+    }
+}
+
+/// Transposes a 2-D operand into row-major `[cols, rows]` scratch (a separate launch).
+fn transposed(
+    cx: &mut KernelCx,
+    src: usize,
+    rows: usize,
+    cols: usize,
+) -> Result<usize, CodegenError> {
+    let dst = cx.scratch(rows * cols * 4);
+    let plan = CopyPlan::strided(&[cols, rows], vec![1, cols as isize], 0, 4);
+    copy_launch(cx, src, dst, plan)?;
+    Ok(dst)
+}
+
+pub fn emit_gemm(cx: &mut KernelCx, g: &Gemm) -> Result<(), CodegenError> {
+    let ta = cx.inputs[0].ty.shape.clone();
+    let (m, n) = (cx.outputs[0].1.shape[0], cx.outputs[0].1.shape[1]);
+    let k = if g.trans_a { ta[0] } else { ta[1] };
+    let a = cx.input(0);
+    // B must be row-major [K, N]: transposed at compile time when constant.
+    let b = match (g.trans_b, cx.inputs[1].constant) {
+        (false, _) => cx.input(1),
+        (true, Some(t)) => {
+            let v = t.view::<f32>()?;
+            let mut bt = vec![0f32; k * n];
+            for j in 0..n {
+                for p in 0..k {
+                    bt[p * n + j] = v[j * k + p];
+                }
+            }
+            cx.table(&bt)
+        }
+        (true, None) => {
+            let src = cx.input(1);
+            transposed(cx, src, n, k)?
+        }
+    };
+    let cin = (cx.inputs.len() > 2).then(|| {
+        let shape = cx.inputs[2].ty.shape.clone();
+        // Broadcast strides of C over [m, n].
+        let own = dense_strides(&shape);
+        let off = 2 - shape.len();
+        let st: Vec<i64> = (0..2)
+            .map(|i| {
+                if i < off || shape[i - off] == 1 {
+                    0
+                } else {
+                    own[i - off] as i64
+                }
+            })
+            .collect();
+        (cx.input(2), st[0], st[1])
+    });
+    let out = cx.output(0);
+    let (a_row, a_col) = if g.trans_a {
+        (1, m as i64)
+    } else {
+        (k as i64, 1)
+    };
+    let (tasks, split) = split_for(m, n, k);
+    let (alpha, beta) = (g.alpha, g.beta);
+    cx.launch(tasks, |fx, task, ptrs| {
+        let epilogue = match cin {
+            Some((c, row, col)) if beta != 0.0 => Epilogue::Matrix {
+                ptr: ptrs[c],
+                row,
+                col,
+                beta,
+            },
+            _ => Epilogue::None,
+        };
+        let p = Product {
+            m,
+            n,
+            k,
+            a: ptrs[a],
+            a_row,
+            a_col,
+            b: ptrs[b],
+            b_row: n as i64,
+            c: ptrs[out],
+            c_row: n as i64,
+            alpha,
+            epilogue,
+        };
+        fx.gemm(&p, Some((task, tasks, split)));
+        Ok(())
+    })
+}
+
+/// numpy matmul: batch axes broadcast, 1-D operands promoted.
+pub fn emit_matmul(cx: &mut KernelCx) -> Result<(), CodegenError> {
+    let sa = cx.inputs[0].ty.shape.clone();
+    let sb = cx.inputs[1].ty.shape.clone();
+    let a2: Vec<usize> = if sa.len() == 1 {
+        vec![1, sa[0]]
+    } else {
+        sa.clone()
+    };
+    let b2: Vec<usize> = if sb.len() == 1 {
+        vec![sb[0], 1]
+    } else {
+        sb.clone()
+    };
+    let (m, k, n) = (a2[a2.len() - 2], a2[a2.len() - 1], b2[b2.len() - 1]);
+    let batch = cnnc_ir::infer::broadcast_shapes(&a2[..a2.len() - 2], &b2[..b2.len() - 2])?;
+    let nest = super::nest::Nest::broadcast(&batch, &[&a2[..a2.len() - 2], &b2[..b2.len() - 2]]);
+    let batches = nest.total();
+    let (a, b, out) = (cx.input(0), cx.input(1), cx.output(0));
+    let (tasks, split) = if batches > 1 {
+        (tasks_for(batches, batches * m * n * k), None)
+    } else {
+        let (t, s) = split_for(m, n, k);
+        (t, Some(s))
+    };
+    cx.launch(tasks, |fx, task, ptrs| {
+        let (pa, pb, pc) = (ptrs[a], ptrs[b], ptrs[out]);
+        let one = |fx: &mut Fx, offs: &[Value], split: Option<(Value, usize, Split)>| {
+            let ao = fx.addr(pa, offs[1], 4 * (m * k) as i64, 0);
+            let bo = fx.addr(pb, offs[2], 4 * (k * n) as i64, 0);
+            let co = fx.addr(pc, offs[0], 4 * (m * n) as i64, 0);
+            let p = Product {
+                m,
+                n,
+                k,
+                a: ao,
+                a_row: k as i64,
+                a_col: 1,
+                b: bo,
+                b_row: n as i64,
+                c: co,
+                c_row: n as i64,
+                alpha: 1.0,
+                epilogue: Epilogue::None,
+            };
+            fx.gemm(&p, split);
+        };
+        let zero = fx.iconst(0);
+        match split {
+            Some(s) => one(fx, &[zero, zero, zero], Some((task, tasks, s))),
+            None => {
+                let outer = (tasks > 1).then(|| fx.task_range(task, nest.dims[0], tasks));
+                fx.for_nest(
+                    &nest.dims,
+                    &nest.strides,
+                    &[zero, zero, zero],
+                    outer,
+                    &mut |fx, offs| one(fx, offs, None),
+                );
+            }
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,295 @@
+//! Kernel generators, one file per op family, and the context they emit through.
+//!
+//! A node becomes one or more *launches*: task functions `fn(bufs, task)` that the
+//! entry function runs `tasks` times (in parallel when the caller gives a thread
+//! pool). `bufs` holds the node's argument pointers in the order the generator asked
+//! for them: inputs, outputs, scratch memory and constant tables.
+
+mod conv;
+mod conv_transpose;
+mod elementwise;
+mod gemm;
+mod movement;
+mod nest;
+mod norm;
+mod pool;
+mod reduce;
+mod resize;
+mod softmax;
+
+use std::collections::HashMap;
+
+use cnnc_ir::{Op, Tensor, TensorType, Value};
+use cranelift_codegen::Context;
+use cranelift_codegen::ir::types::I64;
+use cranelift_codegen::ir::{AbiParam, InstBuilder, Signature, UserFuncName};
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use cranelift_module::{FuncId, Linkage, Module};
+
+use crate::emit::Fx;
+use crate::target::Features;
+use crate::{CodegenError, Listing, ListingKind};
+
+pub(crate) use movement::{CopyPlan, copy_launch};
+
+/// Where a kernel argument's memory comes from.
+#[derive(Clone, Debug)]
+pub enum ArgSource {
+    /// A tensor of the graph.
+    Value(Value),
+    /// Private scratch memory of this many bytes, live during the node.
+    Scratch(usize),
+    /// Constant bytes (packed weights, index tables) in the read-only data.
+    Table(Vec<u8>),
+    /// The caller's buffer for graph output `j` (copies of inputs and constants).
+    GraphOutput(usize),
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Launch {
+    pub func: FuncId,
+    pub tasks: usize,
+}
+
+/// An operand of the node being generated.
+pub struct Operand<'g> {
+    pub value: Value,
+    pub ty: &'g TensorType,
+    /// The value, when it is a compile-time constant.
+    pub constant: Option<&'g Tensor>,
+}
+
+/// Largest number of tasks a loop is split into, and the least work (elements or
+/// multiply-adds) worth a task of its own.
+pub const MAX_TASKS: usize = 16;
+pub const MIN_TASK_WORK: usize = 1 << 15;
+
+/// How many tasks `units` independent pieces of work totalling `work` should form.
+pub fn tasks_for(units: usize, work: usize) -> usize {
+    (work / MIN_TASK_WORK).clamp(1, MAX_TASKS).min(units.max(1))
+}
+
+pub struct KernelCx<'a> {
+    pub module: &'a mut dyn Module,
+    pub ctx: &'a mut Context,
+    pub fctx: &'a mut FunctionBuilderContext,
+    pub features: Features,
+    /// Symbol prefix of the model; kernels are named `{prefix}_k{n}`.
+    pub prefix: &'a str,
+    pub counter: &'a mut usize,
+    /// Collects the IR or disassembly of every function (`--emit clif|asm`).
+    pub listing: Option<&'a mut Listing>,
+    pub inputs: Vec<Operand<'a>>,
+    pub outputs: Vec<(Value, &'a TensorType)>,
+    args: Vec<ArgSource>,
+    arg_of_value: HashMap<Value, usize>,
+    launches: Vec<Launch>,
+}
+
+impl<'a> KernelCx<'a> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        module: &'a mut dyn Module,
+        ctx: &'a mut Context,
+        fctx: &'a mut FunctionBuilderContext,
+        features: Features,
+        prefix: &'a str,
+        counter: &'a mut usize,
+        listing: Option<&'a mut Listing>,
+        inputs: Vec<Operand<'a>>,
+        outputs: Vec<(Value, &'a TensorType)>,
+    ) -> Self {
+        KernelCx {
+            module,
+            ctx,
+            fctx,
+            features,
+            prefix,
+            counter,
+            listing,
+            inputs,
+            outputs,
+            args: Vec::new(),
+            arg_of_value: HashMap::new(),
+            launches: Vec::new(),
+        }
+    }
+
+    /// The arguments and launches generated, for the program to place and run.
+    pub fn finish(self) -> (Vec<ArgSource>, Vec<Launch>) {
+        (self.args, self.launches)
+    }
+
+    fn value_arg(&mut self, v: Value) -> usize {
+        if let Some(&k) = self.arg_of_value.get(&v) {
+            return k;
+        }
+        self.args.push(ArgSource::Value(v));
+        self.arg_of_value.insert(v, self.args.len() - 1);
+        self.args.len() - 1
+    }
+
+    /// The argument slot of input `i`.
+    pub fn input(&mut self, i: usize) -> usize {
+        let v = self.inputs[i].value;
+        self.value_arg(v)
+    }
+
+    /// The argument slot of output `i`.
+    pub fn output(&mut self, i: usize) -> usize {
+        let v = self.outputs[i].0;
+        self.value_arg(v)
+    }
+
+    /// Adds an argument as it is.
+    pub fn arg(&mut self, a: ArgSource) -> usize {
+        self.args.push(a);
+        self.args.len() - 1
+    }
+
+    /// A new scratch buffer of `bytes`, live while this node runs.
+    pub fn scratch(&mut self, bytes: usize) -> usize {
+        self.args.push(ArgSource::Scratch(bytes));
+        self.args.len() - 1
+    }
+
+    /// New constant data holding `data`.
+    pub fn table<T: bytemuck::Pod>(&mut self, data: &[T]) -> usize {
+        self.args
+            .push(ArgSource::Table(bytemuck::cast_slice(data).to_vec()));
+        self.args.len() - 1
+    }
+
+    /// Emits a task function run `tasks` times; `body(fx, task, ptrs)` gets the task
+    /// index and the pointers of every argument declared so far.
+    pub fn launch(
+        &mut self,
+        tasks: usize,
+        body: impl FnOnce(
+            &mut Fx,
+            cranelift_codegen::ir::Value,
+            &[cranelift_codegen::ir::Value],
+        ) -> Result<(), CodegenError>,
+    ) -> Result<(), CodegenError> {
+        let name = format!("{}_k{}", self.prefix, self.counter);
+        *self.counter += 1;
+        let mut sig = Signature::new(self.module.isa().default_call_conv());
+        sig.params.push(AbiParam::new(I64));
+        sig.params.push(AbiParam::new(I64));
+        let id = self.module.declare_function(&name, Linkage::Local, &sig)?;
+        self.ctx.func.signature = sig;
+        self.ctx.func.name = UserFuncName::user(0, id.as_u32());
+        let frontend_config = self.module.target_config();
+        {
+            let mut b = FunctionBuilder::new(&mut self.ctx.func, self.fctx);
+            let entry = b.create_block();
+            b.append_block_params_for_function_params(entry);
+            b.switch_to_block(entry);
+            let (bufs, task) = (b.block_params(entry)[0], b.block_params(entry)[1]);
+            let ptrs: Vec<_> = (0..self.args.len())
+                .map(|k| {
+                    b.ins().load(
+                        I64,
+                        crate::emit::mem().with_readonly(),
+                        bufs,
+                        (8 * k) as i32,
+                    )
+                })
+                .collect();
+            let mut fx = Fx {
+                b,
+                features: self.features,
+            };
+            body(&mut fx, task, &ptrs)?;
+            fx.b.ins().return_(&[]);
+            fx.b.seal_all_blocks();
+            fx.b.finalize(frontend_config);
+        }
+        define(self.module, id, self.ctx, self.listing.as_deref_mut())?;
+        self.launches.push(Launch { func: id, tasks });
+        Ok(())
+    }
+}
+
+/// Compiles and defines a function, refusing any call to a library routine: generated
+/// code must be self-contained.
+pub fn define(
+    module: &mut dyn Module,
+    id: FuncId,
+    ctx: &mut Context,
+    listing: Option<&mut Listing>,
+) -> Result<(), CodegenError> {
+    let name = module
+        .declarations()
+        .get_function_decl(id)
+        .linkage_name(id)
+        .into_owned();
+    if let Some(l) = &listing {
+        match l.kind {
+            ListingKind::Clif => {}
+            ListingKind::Asm => ctx.set_disasm(true),
+        }
+    }
+    let clif = listing
+        .as_ref()
+        .filter(|l| l.kind == ListingKind::Clif)
+        .map(|_| ctx.func.display().to_string());
+    module
+        .define_function(id, ctx)
+        .map_err(|e| CodegenError::Cranelift(format!("{e:?}")))?;
+    let code = ctx.compiled_code().expect("just compiled");
+    if let Some(l) = listing {
+        let text = match l.kind {
+            ListingKind::Clif => clif.unwrap_or_default(),
+            ListingKind::Asm => code.vcode.clone().unwrap_or_default(),
+        };
+        l.text.push_str(&format!("; {name}\n{text}\n"));
+    }
+    for reloc in code.buffer.relocs() {
+        if let cranelift_codegen::FinalizedRelocTarget::ExternalName(
+            cranelift_codegen::ir::ExternalName::LibCall(lc),
+        ) = &reloc.target
+        {
+            return Err(CodegenError::Cranelift(format!(
+                "generated code would call the library routine {lc}"
+            )));
+        }
+    }
+    module.clear_context(ctx);
+    Ok(())
+}
+
+/// Emits the kernels of one node.
+pub fn emit(cx: &mut KernelCx, op: &Op) -> Result<(), CodegenError> {
+    match op {
+        Op::Unary(_) | Op::Binary(_) | Op::Where | Op::Cast { .. } => elementwise::emit(cx, op),
+        Op::Conv(c) => conv::emit(cx, c),
+        Op::ConvTranspose(c) => conv_transpose::emit(cx, c),
+        Op::Pool(p) => pool::emit(cx, p),
+        Op::GlobalPool(kind) => pool::emit_global(cx, *kind),
+        Op::Gemm(g) => gemm::emit_gemm(cx, g),
+        Op::MatMul => gemm::emit_matmul(cx),
+        Op::BatchNorm { epsilon } => norm::batch_norm(cx, *epsilon),
+        Op::InstanceNorm { epsilon } => norm::instance_norm(cx, *epsilon),
+        Op::Lrn(l) => norm::lrn(cx, l),
+        Op::Softmax { axis, log } => softmax::emit(cx, *axis, *log),
+        Op::Reduce { kind, axes, .. } => reduce::emit(cx, *kind, axes),
+        Op::Resize(r) => resize::emit(cx, r),
+        Op::Reshape { .. }
+        | Op::Identity
+        | Op::Transpose { .. }
+        | Op::Concat { .. }
+        | Op::Split { .. }
+        | Op::Slice { .. }
+        | Op::Pad { .. }
+        | Op::DepthToSpace { .. }
+        | Op::SpaceToDepth { .. }
+        | Op::Tile { .. }
+        | Op::Expand { .. }
+        | Op::Gather { .. } => movement::emit(cx, op),
+        Op::Input | Op::Const(_) | Op::Shape { .. } => Err(CodegenError::Internal(format!(
+            "{} reaches code generation; constants must be folded first",
+            op.name()
+        ))),
+    }
+}

@@ -1,0 +1,543 @@
+//! Data movement: copies where each output element comes from one input element.
+//!
+//! Every op here is a [`CopyPlan`]: a loop nest over the output (or a view of it) in
+//! which the source offset is affine in the indices, or, for axes where it is not
+//! (gather indices, reflected padding, nearest-neighbour resize), read from a table of
+//! offsets built at compile time. Contiguous runs are copied sixteen bytes at a time.
+
+use cnnc_ir::Op;
+use cnnc_ir::op::{DepthToSpaceMode, PadMode};
+use cranelift_codegen::ir::types::{I8, I8X16, I16, I32, I64};
+use cranelift_codegen::ir::{InstBuilder, Type, Value};
+
+use super::nest::dense_strides;
+use super::{KernelCx, tasks_for};
+use crate::CodegenError;
+use crate::emit::Fx;
+
+/// How the source offset moves along one axis.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AxisMap {
+    /// By a fixed stride (elements).
+    Stride(isize),
+    /// By the table entry of the index (elements).
+    Table(Vec<i64>),
+}
+
+/// `dst[dst_base + sum(i_k * dst[k])] = src[src_base + sum(map_k(i_k))]` over `dims`.
+#[derive(Clone, Debug)]
+pub struct CopyPlan {
+    pub dims: Vec<usize>,
+    pub src: Vec<AxisMap>,
+    pub dst: Vec<isize>,
+    pub src_base: isize,
+    pub dst_base: isize,
+    /// Bytes per element.
+    pub elem: usize,
+}
+
+impl CopyPlan {
+    /// A dense copy of `n` elements.
+    pub fn dense(n: usize, elem: usize) -> Self {
+        CopyPlan {
+            dims: vec![n],
+            src: vec![AxisMap::Stride(1)],
+            dst: vec![1],
+            src_base: 0,
+            dst_base: 0,
+            elem,
+        }
+    }
+
+    /// Reads a tensor of `shape` with the given source strides into a dense output.
+    pub fn strided(shape: &[usize], src: Vec<isize>, src_base: isize, elem: usize) -> Self {
+        CopyPlan {
+            dims: shape.to_vec(),
+            src: src.into_iter().map(AxisMap::Stride).collect(),
+            dst: dense_strides(shape),
+            src_base,
+            dst_base: 0,
+            elem,
+        }
+    }
+
+    /// Drops unit axes (folding a table's one entry into the base) and merges
+    /// neighbouring strided axes that are contiguous in both source and destination.
+    fn simplified(mut self) -> Self {
+        let mut k = 0;
+        while k < self.dims.len() {
+            if self.dims[k] == 1 {
+                if let AxisMap::Table(t) = &self.src[k] {
+                    self.src_base += t[0] as isize;
+                }
+                self.dims.remove(k);
+                self.src.remove(k);
+                self.dst.remove(k);
+            } else {
+                k += 1;
+            }
+        }
+        let mut k = self.dims.len();
+        while k > 1 {
+            k -= 1;
+            let inner = self.dims[k] as isize;
+            if let (AxisMap::Stride(a), AxisMap::Stride(b)) = (&self.src[k - 1], &self.src[k]) {
+                if *a == b * inner && self.dst[k - 1] == self.dst[k] * inner {
+                    self.src[k - 1] = AxisMap::Stride(*b);
+                    self.dst[k - 1] = self.dst[k];
+                    self.dims[k - 1] *= self.dims[k];
+                    self.dims.remove(k);
+                    self.src.remove(k);
+                    self.dst.remove(k);
+                }
+            }
+        }
+        if self.dims.is_empty() {
+            self.dims.push(1);
+            self.src.push(AxisMap::Stride(0));
+            self.dst.push(0);
+        }
+        self
+    }
+
+    fn total(&self) -> usize {
+        self.dims.iter().product()
+    }
+}
+
+fn int_type(elem: usize) -> Type {
+    match elem {
+        1 => I8,
+        2 => I16,
+        4 => I32,
+        _ => I64,
+    }
+}
+
+/// Emits a launch running `plan` from argument `src` to argument `dst`.
+pub fn copy_launch(
+    cx: &mut KernelCx,
+    src: usize,
+    dst: usize,
+    plan: CopyPlan,
+) -> Result<(), CodegenError> {
+    let plan = plan.simplified();
+    if plan.total() == 0 {
+        return Ok(());
+    }
+    // Tables become constant data; remember which argument holds each.
+    let tables: Vec<Option<usize>> = plan
+        .src
+        .iter()
+        .map(|m| match m {
+            AxisMap::Table(t) => Some(cx.table(t)),
+            AxisMap::Stride(_) => None,
+        })
+        .collect();
+    let units = if plan.dims.len() > 1 { plan.dims[0] } else { 1 };
+    let tasks = tasks_for(units, plan.total() * plan.elem / 4);
+    cx.launch(tasks, |fx, task, ptrs| {
+        let src_base = fx.iconst(plan.src_base as i64);
+        let dst_base = fx.iconst(plan.dst_base as i64);
+        let outer = (tasks > 1).then(|| fx.task_range(task, plan.dims[0], tasks));
+        let tab: Vec<Option<Value>> = tables.iter().map(|t| t.map(|k| ptrs[k])).collect();
+        copy_level(
+            fx, &plan, 0, ptrs[src], ptrs[dst], &tab, src_base, dst_base, outer,
+        );
+        Ok(())
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn copy_level(
+    fx: &mut Fx,
+    plan: &CopyPlan,
+    k: usize,
+    src: Value,
+    dst: Value,
+    tables: &[Option<Value>],
+    s_off: Value,
+    d_off: Value,
+    outer: Option<(Value, Value)>,
+) {
+    let last = k + 1 == plan.dims.len();
+    if last && plan.src[k] == AxisMap::Stride(1) && plan.dst[k] == 1 && outer.is_none() {
+        let s = fx.addr(src, s_off, plan.elem as i64, 0);
+        let d = fx.addr(dst, d_off, plan.elem as i64, 0);
+        fx.copy_bytes(s, d, plan.dims[k] * plan.elem);
+        return;
+    }
+    let step = |fx: &mut Fx, i: Value| {
+        let s = match &plan.src[k] {
+            AxisMap::Stride(st) => {
+                let m = fx.b.ins().imul_imm_s(i, *st as i64);
+                fx.b.ins().iadd(s_off, m)
+            }
+            AxisMap::Table(_) => {
+                let t = fx.addr(tables[k].expect("table argument"), i, 8, 0);
+                let v = fx.load(I64, t, 0);
+                fx.b.ins().iadd(s_off, v)
+            }
+        };
+        let m = fx.b.ins().imul_imm_s(i, plan.dst[k] as i64);
+        let d = fx.b.ins().iadd(d_off, m);
+        if last {
+            let ty = int_type(plan.elem);
+            let sa = fx.addr(src, s, plan.elem as i64, 0);
+            let v = fx.load(ty, sa, 0);
+            let da = fx.addr(dst, d, plan.elem as i64, 0);
+            fx.store(v, da, 0);
+        } else {
+            copy_level(fx, plan, k + 1, src, dst, tables, s, d, None);
+        }
+    };
+    match outer {
+        Some((lo, hi)) => fx.for_range(lo, hi, |fx, i| step(fx, i)),
+        None => fx.for_n(plan.dims[k] as u64, |fx, i| step(fx, i)),
+    }
+}
+
+impl Fx<'_> {
+    /// Copies `bytes` bytes (a compile-time count) from `src` to `dst`.
+    pub fn copy_bytes(&mut self, src: Value, dst: Value, bytes: usize) {
+        let blocks = bytes / 64;
+        self.for_n(blocks as u64, |fx, i| {
+            let s = fx.addr(src, i, 64, 0);
+            let d = fx.addr(dst, i, 64, 0);
+            let vs: Vec<Value> = (0..4).map(|u| fx.load(I8X16, s, 16 * u)).collect();
+            for (u, v) in vs.into_iter().enumerate() {
+                fx.store(v, d, 16 * u as i32);
+            }
+        });
+        let mut done = blocks * 64;
+        for (width, ty) in [(16, I8X16), (8, I64), (4, I32), (2, I16), (1, I8)] {
+            while bytes - done >= width {
+                let v = self.load(ty, src, done as i32);
+                self.store(v, dst, done as i32);
+                done += width;
+            }
+        }
+    }
+
+    /// Stores `value` (f32) into `n` consecutive floats at `dst`.
+    pub fn fill_f32(&mut self, dst: Value, n: usize, value: f32) {
+        let s = self.f32(value);
+        self.fill_value(dst, n, s);
+    }
+
+    /// Stores the f32 value `s` into `n` consecutive floats at `dst`.
+    pub fn fill_value(&mut self, dst: Value, n: usize, s: Value) {
+        let v = self.b.ins().splat(cranelift_codegen::ir::types::F32X4, s);
+        self.for_n((n / 4) as u64, |fx, i| {
+            let d = fx.addr(dst, i, 16, 0);
+            fx.store(v, d, 0);
+        });
+        for k in (n / 4) * 4..n {
+            self.store(s, dst, (4 * k) as i32);
+        }
+    }
+}
+
+/// The source offset table of one padded axis for edge or reflect padding.
+fn pad_table(len: usize, out: usize, begin: isize, stride: isize, mode: PadMode) -> Vec<i64> {
+    let n = len as isize;
+    (0..out as isize)
+        .map(|o| {
+            let i = o - begin;
+            let j = if (0..n).contains(&i) {
+                i
+            } else {
+                match mode {
+                    PadMode::Edge => i.clamp(0, n - 1),
+                    PadMode::Reflect if n == 1 => 0,
+                    _ => {
+                        let period = 2 * (n - 1);
+                        let r = i.rem_euclid(period);
+                        if r < n { r } else { period - r }
+                    }
+                }
+            };
+            (j * stride) as i64
+        })
+        .collect()
+}
+
+pub fn emit(cx: &mut KernelCx, op: &Op) -> Result<(), CodegenError> {
+    let x = cx.inputs[0].ty.clone();
+    let elem = x.dtype.size();
+    let in_strides = dense_strides(&x.shape);
+    let src = cx.input(0);
+    match op {
+        Op::Reshape { .. } | Op::Identity => {
+            let dst = cx.output(0);
+            copy_launch(cx, src, dst, CopyPlan::dense(x.numel(), elem))
+        }
+        Op::Transpose { perm } => {
+            let out = cx.outputs[0].1.clone();
+            let dst = cx.output(0);
+            let strides = perm.iter().map(|&p| in_strides[p]).collect();
+            copy_launch(
+                cx,
+                src,
+                dst,
+                CopyPlan::strided(&out.shape, strides, 0, elem),
+            )
+        }
+        Op::Slice { axes } => {
+            let out = cx.outputs[0].1.clone();
+            let dst = cx.output(0);
+            let base = axes
+                .iter()
+                .zip(&in_strides)
+                .map(|(a, s)| a.start as isize * s)
+                .sum();
+            let strides = axes
+                .iter()
+                .zip(&in_strides)
+                .map(|(a, s)| a.step * s)
+                .collect();
+            copy_launch(
+                cx,
+                src,
+                dst,
+                CopyPlan::strided(&out.shape, strides, base, elem),
+            )
+        }
+        Op::Expand { .. } => {
+            let out = cx.outputs[0].1.clone();
+            let dst = cx.output(0);
+            let off = out.rank() - x.rank();
+            let strides = (0..out.rank())
+                .map(|i| {
+                    if i < off || x.shape[i - off] == 1 {
+                        0
+                    } else {
+                        in_strides[i - off]
+                    }
+                })
+                .collect();
+            copy_launch(
+                cx,
+                src,
+                dst,
+                CopyPlan::strided(&out.shape, strides, 0, elem),
+            )
+        }
+        Op::Tile { repeats } => {
+            // Output axis i viewed as (repeat, index within the input's axis).
+            let out = cx.outputs[0].1.clone();
+            let dst = cx.output(0);
+            let out_strides = dense_strides(&out.shape);
+            let mut plan = CopyPlan {
+                dims: vec![],
+                src: vec![],
+                dst: vec![],
+                src_base: 0,
+                dst_base: 0,
+                elem,
+            };
+            for i in 0..x.rank() {
+                plan.dims.extend([repeats[i], x.shape[i]]);
+                plan.src
+                    .extend([AxisMap::Stride(0), AxisMap::Stride(in_strides[i])]);
+                plan.dst
+                    .extend([out_strides[i] * x.shape[i] as isize, out_strides[i]]);
+            }
+            copy_launch(cx, src, dst, plan)
+        }
+        Op::Concat { axis } => {
+            let out = cx.outputs[0].1.clone();
+            let dst = cx.output(0);
+            let out_strides = dense_strides(&out.shape);
+            let mut at = 0;
+            for k in 0..cx.inputs.len() {
+                let t = cx.inputs[k].ty.clone();
+                let s = cx.input(k);
+                let plan = CopyPlan {
+                    dims: t.shape.clone(),
+                    src: dense_strides(&t.shape)
+                        .into_iter()
+                        .map(AxisMap::Stride)
+                        .collect(),
+                    dst: out_strides.clone(),
+                    src_base: 0,
+                    dst_base: at * out_strides[*axis],
+                    elem,
+                };
+                copy_launch(cx, s, dst, plan)?;
+                at += t.shape[*axis] as isize;
+            }
+            Ok(())
+        }
+        Op::Split { axis, sizes } => {
+            let mut at = 0;
+            for (k, &size) in sizes.iter().enumerate() {
+                let out = cx.outputs[k].1.clone();
+                let dst = cx.output(k);
+                copy_launch(
+                    cx,
+                    src,
+                    dst,
+                    CopyPlan::strided(&out.shape, in_strides.clone(), at * in_strides[*axis], elem),
+                )?;
+                at += size as isize;
+            }
+            Ok(())
+        }
+        Op::Pad { pads, mode } => {
+            let out = cx.outputs[0].1.clone();
+            let dst = cx.output(0);
+            let out_strides = dense_strides(&out.shape);
+            match mode {
+                PadMode::Constant(value) => {
+                    if x.dtype != cnnc_ir::DType::F32 {
+                        return Err(CodegenError::Unsupported(format!(
+                            "constant padding of {} data",
+                            x.dtype
+                        )));
+                    }
+                    if out.numel() > x.numel() || pads.iter().any(|p| p.0 > 0 || p.1 > 0) {
+                        let n = out.numel();
+                        cx.launch(1, |fx, _, ptrs| {
+                            fx.fill_f32(ptrs[dst], n, *value);
+                            Ok(())
+                        })?;
+                    }
+                    // The input elements that land inside the output.
+                    let mut plan = CopyPlan {
+                        dims: vec![],
+                        src: vec![],
+                        dst: out_strides.clone(),
+                        src_base: 0,
+                        dst_base: 0,
+                        elem,
+                    };
+                    for (i, &(b, _)) in pads.iter().enumerate() {
+                        let lo = b.max(0);
+                        let hi = (x.shape[i] as isize + b).min(out.shape[i] as isize);
+                        plan.dims.push((hi - lo).max(0) as usize);
+                        plan.src.push(AxisMap::Stride(in_strides[i]));
+                        plan.src_base += (lo - b) * in_strides[i];
+                        plan.dst_base += lo * out_strides[i];
+                    }
+                    copy_launch(cx, src, dst, plan)
+                }
+                PadMode::Edge | PadMode::Reflect => {
+                    let plan = CopyPlan {
+                        dims: out.shape.clone(),
+                        src: (0..x.rank())
+                            .map(|i| {
+                                AxisMap::Table(pad_table(
+                                    x.shape[i],
+                                    out.shape[i],
+                                    pads[i].0,
+                                    in_strides[i],
+                                    *mode,
+                                ))
+                            })
+                            .collect(),
+                        dst: out_strides,
+                        src_base: 0,
+                        dst_base: 0,
+                        elem,
+                    };
+                    copy_launch(cx, src, dst, plan)
+                }
+            }
+        }
+        Op::DepthToSpace { block, mode } | Op::SpaceToDepth { block, mode } => {
+            let out = cx.outputs[0].1.clone();
+            let dst = cx.output(0);
+            let b = *block as isize;
+            let to_space = matches!(op, Op::DepthToSpace { .. });
+            // The shallow side is [N, C, H*b, W*b], the deep side [N, C*b*b, H, W].
+            let deep = if to_space { &x.shape } else { &out.shape };
+            let (n, cd, h, w) = (
+                deep[0],
+                deep[1] as isize,
+                deep[2] as isize,
+                deep[3] as isize,
+            );
+            let c = cd / (b * b);
+            let plane = h * w;
+            // Deep-side offset of channel index parts and positions.
+            let (c_st, by_st, bx_st) = match mode {
+                DepthToSpaceMode::Dcr => (plane, b * c * plane, c * plane),
+                DepthToSpaceMode::Crd => (b * b * plane, b * plane, plane),
+            };
+            // Shallow-side offsets of (n, c, h, by, w, bx).
+            let (sw, sh) = (w * b, h * b);
+            let shallow_st = [c * sh * sw, sh * sw, b * sw, sw, b, 1];
+            let deep_st = [cd * plane, c_st, w, by_st, 1, bx_st];
+            let dims = vec![n, c as usize, h as usize, *block, w as usize, *block];
+            let plan = if to_space {
+                CopyPlan {
+                    dims,
+                    src: deep_st.map(AxisMap::Stride).to_vec(),
+                    dst: shallow_st.to_vec(),
+                    src_base: 0,
+                    dst_base: 0,
+                    elem,
+                }
+            } else {
+                CopyPlan {
+                    dims,
+                    src: shallow_st.map(AxisMap::Stride).to_vec(),
+                    dst: deep_st.to_vec(),
+                    src_base: 0,
+                    dst_base: 0,
+                    elem,
+                }
+            };
+            copy_launch(cx, src, dst, plan)
+        }
+        Op::Gather { axis } => {
+            let Some(indices) = cx.inputs[1].constant else {
+                return Err(CodegenError::Unsupported(
+                    "Gather with indices computed at run time".into(),
+                ));
+            };
+            let dim = x.shape[*axis] as i64;
+            let idx: Vec<i64> = indices
+                .to_i64s()?
+                .into_iter()
+                .map(|i| {
+                    let j = if i < 0 { i + dim } else { i };
+                    if (0..dim).contains(&j) {
+                        Ok(j * in_strides[*axis] as i64)
+                    } else {
+                        Err(CodegenError::Invalid(format!(
+                            "gather index {i} out of range for axis of {dim}"
+                        )))
+                    }
+                })
+                .collect::<Result<_, _>>()?;
+            let out = cx.outputs[0].1.clone();
+            let dst = cx.output(0);
+            let mut plan = CopyPlan {
+                dims: vec![],
+                src: vec![],
+                dst: vec![],
+                src_base: 0,
+                dst_base: 0,
+                elem,
+            };
+            plan.dims.extend(&x.shape[..*axis]);
+            plan.src
+                .extend(in_strides[..*axis].iter().map(|&s| AxisMap::Stride(s)));
+            plan.dims.push(idx.len());
+            plan.src.push(AxisMap::Table(idx));
+            plan.dims.extend(&x.shape[axis + 1..]);
+            plan.src
+                .extend(in_strides[axis + 1..].iter().map(|&s| AxisMap::Stride(s)));
+            let inner: usize = x.shape[axis + 1..].iter().product();
+            let out_strides = dense_strides(&out.shape);
+            plan.dst.extend(&out_strides[..*axis]);
+            plan.dst.push(inner as isize);
+            plan.dst
+                .extend(&out_strides[out.rank() - (x.rank() - axis - 1)..]);
+            copy_launch(cx, src, dst, plan)
+        }
+        _ => unreachable!("dispatched {}", op.name()),
+    }
+}

@@ -1,0 +1,213 @@
+//! BatchNormalization (a per-channel scale and shift), InstanceNormalization and LRN.
+
+use cnnc_ir::op::Lrn;
+use cranelift_codegen::ir::types::{F32, F32X4};
+use cranelift_codegen::ir::{InstBuilder, Value};
+
+use super::{KernelCx, tasks_for};
+use crate::CodegenError;
+use crate::emit::{Fx, LANES};
+
+impl Fx<'_> {
+    /// `dst[i] = src[i] * k + b` for `n` floats, `k` and `b` scalars.
+    fn scale_shift(&mut self, src: Value, dst: Value, n: usize, k: Value, b: Value) {
+        let (kv, bv) = (self.b.ins().splat(F32X4, k), self.b.ins().splat(F32X4, b));
+        self.for_n((n / LANES) as u64, |fx, i| {
+            let s = fx.addr(src, i, 16, 0);
+            let d = fx.addr(dst, i, 16, 0);
+            let x = fx.load(F32X4, s, 0);
+            let y = fx.fma(x, kv, bv);
+            fx.store(y, d, 0);
+        });
+        for j in n / LANES * LANES..n {
+            let x = self.load(F32, src, (4 * j) as i32);
+            let y = self.fma(x, k, b);
+            self.store(y, dst, (4 * j) as i32);
+        }
+    }
+}
+
+pub fn batch_norm(cx: &mut KernelCx, epsilon: f32) -> Result<(), CodegenError> {
+    let xs = cx.inputs[0].ty.shape.clone();
+    let c = xs[1];
+    let plane: usize = xs[2..].iter().product();
+    let planes = xs[0] * c;
+    // Constant statistics fold into one scale and shift per channel, computed in f64.
+    let folded = (1..5)
+        .map(|i| {
+            cx.inputs[i]
+                .constant
+                .map(|t| t.view::<f32>().map(|v| v.to_vec()))
+        })
+        .collect::<Option<Result<Vec<_>, _>>>();
+    let params = match folded {
+        Some(p) => {
+            let p = p?;
+            let (scale, bias, mean, var) = (&p[0], &p[1], &p[2], &p[3]);
+            let k: Vec<f64> = (0..c)
+                .map(|i| scale[i] as f64 / (var[i] as f64 + epsilon as f64).sqrt())
+                .collect();
+            let mut table: Vec<f32> = k.iter().map(|&k| k as f32).collect();
+            table.extend((0..c).map(|i| (bias[i] as f64 - mean[i] as f64 * k[i]) as f32));
+            Err(cx.table(&table))
+        }
+        None => Ok((1..5).map(|i| cx.input(i)).collect::<Vec<_>>()),
+    };
+    let (x, y) = (cx.input(0), cx.output(0));
+    let tasks = tasks_for(planes, planes * plane);
+    cx.launch(tasks, |fx, task, ptrs| {
+        let (lo, hi) = fx.task_range(task, planes, tasks);
+        fx.for_range(lo, hi, |fx, p| {
+            let ch = fx.b.ins().urem_imm_u(p, c as i64);
+            let (k, b) = match &params {
+                Err(table) => {
+                    let ka = fx.addr(ptrs[*table], ch, 4, 0);
+                    let k = fx.load(F32, ka, 0);
+                    let b = fx.load(F32, ka, (4 * c) as i32);
+                    (k, b)
+                }
+                Ok(args) => {
+                    let load = |fx: &mut Fx, k: usize| {
+                        let at = fx.addr(ptrs[args[k]], ch, 4, 0);
+                        fx.load(F32, at, 0)
+                    };
+                    let (scale, bias, mean, var) =
+                        (load(fx, 0), load(fx, 1), load(fx, 2), load(fx, 3));
+                    let eps = fx.f32(epsilon);
+                    let v = fx.b.ins().fadd(var, eps);
+                    let sd = fx.b.ins().sqrt(v);
+                    let k = fx.b.ins().fdiv(scale, sd);
+                    let mk = fx.b.ins().fmul(mean, k);
+                    (k, fx.b.ins().fsub(bias, mk))
+                }
+            };
+            let src = fx.addr(ptrs[x], p, 4 * plane as i64, 0);
+            let dst = fx.addr(ptrs[y], p, 4 * plane as i64, 0);
+            fx.scale_shift(src, dst, plane, k, b);
+        });
+        Ok(())
+    })
+}
+
+pub fn instance_norm(cx: &mut KernelCx, epsilon: f32) -> Result<(), CodegenError> {
+    let xs = cx.inputs[0].ty.shape.clone();
+    let c = xs[1];
+    let plane: usize = xs[2..].iter().product();
+    let planes = xs[0] * c;
+    let (x, scale, bias, y) = (cx.input(0), cx.input(1), cx.input(2), cx.output(0));
+    let tasks = tasks_for(planes, planes * plane * 3);
+    cx.launch(tasks, |fx, task, ptrs| {
+        let (lo, hi) = fx.task_range(task, planes, tasks);
+        fx.for_range(lo, hi, |fx, p| {
+            let src = fx.addr(ptrs[x], p, 4 * plane as i64, 0);
+            let dst = fx.addr(ptrs[y], p, 4 * plane as i64, 0);
+            let n = fx.f32(plane as f32);
+            let sum = fx.reduce_plane(src, plane, false);
+            let mean = fx.b.ins().fdiv(sum, n);
+            // Variance as the mean squared deviation (second pass, no cancellation).
+            let mv = fx.b.ins().splat(F32X4, mean);
+            let zero = fx.splat_const(0.0);
+            let acc = fx.for_n_carry((plane / LANES) as u64, &[zero], |fx, i, acc| {
+                let at = fx.addr(src, i, 16, 0);
+                let v = fx.load(F32X4, at, 0);
+                let d = fx.b.ins().fsub(v, mv);
+                vec![fx.fma(d, d, acc[0])]
+            })[0];
+            let mut ss = fx.hsum(acc);
+            for j in plane / LANES * LANES..plane {
+                let v = fx.load(F32, src, (4 * j) as i32);
+                let d = fx.b.ins().fsub(v, mean);
+                ss = fx.fma(d, d, ss);
+            }
+            let var = fx.b.ins().fdiv(ss, n);
+            let eps = fx.f32(epsilon);
+            let v = fx.b.ins().fadd(var, eps);
+            let sd = fx.b.ins().sqrt(v);
+            let ch = fx.b.ins().urem_imm_u(p, c as i64);
+            let sa = fx.addr(ptrs[scale], ch, 4, 0);
+            let s = fx.load(F32, sa, 0);
+            let ba = fx.addr(ptrs[bias], ch, 4, 0);
+            let b = fx.load(F32, ba, 0);
+            let k = fx.b.ins().fdiv(s, sd);
+            let mk = fx.b.ins().fmul(mean, k);
+            let shift = fx.b.ins().fsub(b, mk);
+            fx.scale_shift(src, dst, plane, k, shift);
+        });
+        Ok(())
+    })
+}
+
+/// `y = x * (bias + alpha / size * sum of x^2 over nearby channels) ^ -beta`,
+/// vectorized over positions within a plane.
+pub fn lrn(cx: &mut KernelCx, l: &Lrn) -> Result<(), CodegenError> {
+    let xs = cx.inputs[0].ty.shape.clone();
+    let c = xs[1];
+    let plane: usize = xs[2..].iter().product();
+    let planes = xs[0] * c;
+    let (x, y) = (cx.input(0), cx.output(0));
+    let (below, above) = ((l.size - 1) / 2, (l.size - 1).div_ceil(2));
+    let tasks = tasks_for(planes, planes * plane * l.size);
+    let l = l.clone();
+    cx.launch(tasks, |fx, task, ptrs| {
+        let (lo, hi) = fx.task_range(task, planes, tasks);
+        fx.for_range(lo, hi, |fx, p| {
+            let ch = fx.b.ins().urem_imm_u(p, c as i64);
+            let src = fx.addr(ptrs[x], p, 4 * plane as i64, 0);
+            let dst = fx.addr(ptrs[y], p, 4 * plane as i64, 0);
+            // The window's channels relative to `ch`, each guarded: planes outside
+            // [0, c) contribute zero.
+            let at = |fx: &mut Fx, ty, j: Value| -> Value {
+                let mut sum = fx.fconst(ty, 0.0);
+                for dc in -(below as i64)..=(above as i64) {
+                    let cc = fx.b.ins().iadd_imm_s(ch, dc);
+                    let inside = fx.b.ins().icmp_imm_u(
+                        cranelift_codegen::ir::condcodes::IntCC::UnsignedLessThan,
+                        cc,
+                        c as i64,
+                    );
+                    let plane_at = fx.addr(
+                        src,
+                        j,
+                        if ty == F32 { 4 } else { 16 },
+                        4 * (dc * plane as i64),
+                    );
+                    // Guard the address too: a plane outside the tensor is not read.
+                    let safe = fx.b.ins().select(inside, plane_at, src);
+                    let v = fx.load(ty, safe, 0);
+                    let zero = fx.fconst(ty, 0.0);
+                    let v = fx.b.ins().select(inside, v, zero);
+                    sum = fx.fma(v, v, sum);
+                }
+                sum
+            };
+            let finish = |fx: &mut Fx, ty, sq: Value, xv: Value| -> Value {
+                let (k, bias) = (
+                    fx.fconst(ty, l.alpha / l.size as f32),
+                    fx.fconst(ty, l.bias),
+                );
+                let base = fx.fma(sq, k, bias);
+                let lb = fx.log(base);
+                let nb = fx.fconst(ty, -l.beta);
+                let e = fx.b.ins().fmul(lb, nb);
+                let f = fx.exp(e);
+                fx.b.ins().fmul(xv, f)
+            };
+            fx.for_n((plane / LANES) as u64, |fx, i| {
+                let sq = at(fx, F32X4, i);
+                let xa = fx.addr(src, i, 16, 0);
+                let xv = fx.load(F32X4, xa, 0);
+                let r = finish(fx, F32X4, sq, xv);
+                let da = fx.addr(dst, i, 16, 0);
+                fx.store(r, da, 0);
+            });
+            for j in plane / LANES * LANES..plane {
+                let jv = fx.iconst(j as i64);
+                let sq = at(fx, F32, jv);
+                let xv = fx.load(F32, src, (4 * j) as i32);
+                let r = finish(fx, F32, sq, xv);
+                fx.store(r, dst, (4 * j) as i32);
+            }
+        });
+        Ok(())
+    })
+}

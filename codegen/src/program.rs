@@ -1,0 +1,555 @@
+//! Lowering a graph to a program: one step per node (its kernel launches), storage for
+//! every tensor (caller's input or output buffer, read-only constants, or an offset in
+//! the workspace arena from the memory plan), and the entry function that runs the
+//! steps in order.
+
+use std::collections::HashMap;
+
+use cnnc_ir::{DType, Graph, Op, Tensor, Value};
+use cnnc_passes::memory::{self, Buffer};
+use cnnc_runtime::ALIGN;
+use cranelift_codegen::Context;
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::types::{I32, I64};
+use cranelift_codegen::ir::{
+    AbiParam, InstBuilder, Signature, StackSlotData, StackSlotKind, UserFuncName,
+};
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use cranelift_module::{DataDescription, DataId, FuncId, Linkage, Module};
+
+use crate::kernels::{self, ArgSource, CopyPlan, KernelCx, Launch, Operand, copy_launch};
+use crate::target::Features;
+use crate::{CodegenError, Listing};
+
+/// A tensor crossing the model's interface.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TensorInfo {
+    pub name: String,
+    pub dtype: DType,
+    pub shape: Vec<usize>,
+}
+
+impl TensorInfo {
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+}
+
+/// What a caller of the compiled model needs to know.
+#[derive(Clone, Debug)]
+pub struct ModelInfo {
+    /// Symbol prefix: `{name}_run`, `{name}_run_threaded`, `{name}_workspace_size`.
+    pub name: String,
+    pub inputs: Vec<TensorInfo>,
+    pub outputs: Vec<TensorInfo>,
+    /// Bytes of scratch the caller provides, 64-byte aligned.
+    pub workspace_size: usize,
+    /// The most intermediate bytes live at once (no plan can need less).
+    pub peak_live_bytes: usize,
+    /// Bytes of constant data (weights and tables) in the code.
+    pub constant_bytes: usize,
+    /// Number of kernel launches per run.
+    pub launches: usize,
+}
+
+/// Where a buffer is at run time.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Loc {
+    Input(usize),
+    Output(usize),
+    Const(usize),
+    Arena(usize),
+}
+
+/// How the constant data reaches the code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Constants {
+    /// Defined in the module as read-only data (object files).
+    Define,
+    /// Imported by symbol; the caller maps the symbol to the returned bytes (JIT).
+    Import,
+}
+
+pub struct Lowered {
+    pub info: ModelInfo,
+    /// `run_threaded(inputs, outputs, workspace, parallel_for, pool) -> i32`.
+    pub entry: FuncId,
+    /// The constant data, 64-byte aligned pieces (for `Constants::Import`, under the
+    /// symbol `{name}_constants`).
+    pub constants: Vec<u8>,
+}
+
+struct Step {
+    args: Vec<ArgSource>,
+    launches: Vec<Launch>,
+}
+
+/// Appends `bytes` to the constant data at a 64-byte aligned offset.
+fn push_const(blob: &mut Vec<u8>, bytes: &[u8]) -> usize {
+    let at = blob.len().div_ceil(ALIGN) * ALIGN;
+    blob.resize(at, 0);
+    blob.extend_from_slice(bytes);
+    at
+}
+
+fn tensor_bytes(t: &Tensor) -> Vec<u8> {
+    if let Some(b) = t.dense_bytes() {
+        return b.to_vec();
+    }
+    let Some(v) = t.get(0) else {
+        return Vec::new();
+    };
+    let one = match v {
+        cnnc_ir::Scalar::F32(x) => x.to_le_bytes().to_vec(),
+        cnnc_ir::Scalar::I64(x) => x.to_le_bytes().to_vec(),
+        cnnc_ir::Scalar::I32(x) => x.to_le_bytes().to_vec(),
+        cnnc_ir::Scalar::Bool(x) => vec![x as u8],
+    };
+    one.repeat(t.numel())
+}
+
+pub fn lower(
+    graph: &Graph,
+    module: &mut dyn Module,
+    name: &str,
+    constants: Constants,
+    mut listing: Option<&mut Listing>,
+) -> Result<Lowered, CodegenError> {
+    let features = Features::of(module.isa());
+    let mut ctx = module.make_context();
+    let mut fctx = FunctionBuilderContext::new();
+    let mut counter = 0usize;
+    let order = graph.topo_order()?;
+
+    // Views share their input's bytes.
+    let mut alias: HashMap<Value, Value> = HashMap::new();
+    let root = |alias: &HashMap<Value, Value>, v: Value| *alias.get(&v).unwrap_or(&v);
+    let mut steps: Vec<Step> = Vec::new();
+    for &id in &order {
+        let node = graph.node(id);
+        let inputs = graph.inputs_of(id);
+        match &node.op {
+            Op::Input | Op::Const(_) => continue,
+            Op::Reshape { .. } | Op::Identity if !graph.is_output(cnnc_ir::Value::new(id, 0)) => {
+                let r = root(&alias, inputs[0]);
+                alias.insert(Value::new(id, 0), r);
+                continue;
+            }
+            _ => {}
+        }
+        let operands: Vec<Operand> = inputs
+            .iter()
+            .map(|&v| {
+                let r = root(&alias, v);
+                Operand {
+                    value: r,
+                    ty: graph.value_type(v),
+                    constant: match &graph.node(r.node).op {
+                        Op::Const(t) => Some(t),
+                        _ => None,
+                    },
+                }
+            })
+            .collect();
+        let outputs = (0..node.outputs.len())
+            .map(|p| (Value::new(id, p), &node.outputs[p].ty))
+            .collect();
+        let mut cx = KernelCx::new(
+            module,
+            &mut ctx,
+            &mut fctx,
+            features,
+            name,
+            &mut counter,
+            listing.as_deref_mut(),
+            operands,
+            outputs,
+        );
+        kernels::emit(&mut cx, &node.op).map_err(|e| e.at(&node.name, node.op.name()))?;
+        let (args, launches) = cx.finish();
+        steps.push(Step { args, launches });
+    }
+
+    // Graph outputs: a value computed by a kernel is written straight into the
+    // caller's buffer; inputs, constants and repeated outputs are copied there.
+    let mut output_of: HashMap<Value, usize> = HashMap::new();
+    let computed = |v: Value| !matches!(graph.node(v.node).op, Op::Input | Op::Const(_));
+    for (j, out) in graph.outputs().iter().enumerate() {
+        let v = root(&alias, out.value);
+        if computed(v) && !output_of.contains_key(&v) {
+            output_of.insert(v, j);
+            continue;
+        }
+        let ty = graph.value_type(out.value);
+        let operands = vec![Operand {
+            value: v,
+            ty,
+            constant: None,
+        }];
+        let mut cx = KernelCx::new(
+            module,
+            &mut ctx,
+            &mut fctx,
+            features,
+            name,
+            &mut counter,
+            listing.as_deref_mut(),
+            operands,
+            vec![],
+        );
+        let src = cx.input(0);
+        let dst = cx.arg(ArgSource::GraphOutput(j));
+        copy_launch(
+            &mut cx,
+            src,
+            dst,
+            CopyPlan::dense(ty.numel(), ty.dtype.size()),
+        )?;
+        let (args, launches) = cx.finish();
+        steps.push(Step { args, launches });
+    }
+
+    // Lifetimes of arena buffers, in steps.
+    let mut first: HashMap<Value, usize> = HashMap::new();
+    let mut last: HashMap<Value, usize> = HashMap::new();
+    for (s, step) in steps.iter().enumerate() {
+        for a in &step.args {
+            if let ArgSource::Value(v) = a {
+                first.entry(*v).or_insert(s);
+                last.insert(*v, s);
+            }
+        }
+    }
+    let mut buffers: Vec<Buffer> = Vec::new();
+    let mut buffer_of: HashMap<Value, usize> = HashMap::new();
+    let mut scratch_of: HashMap<(usize, usize), usize> = HashMap::new();
+    for (s, step) in steps.iter().enumerate() {
+        for (k, a) in step.args.iter().enumerate() {
+            match a {
+                ArgSource::Value(v)
+                    if computed(*v) && !output_of.contains_key(v) && !buffer_of.contains_key(v) =>
+                {
+                    let size = graph.value_type(*v).byte_size();
+                    buffer_of.insert(*v, buffers.len());
+                    buffers.push(Buffer {
+                        size,
+                        first: first[v],
+                        last: last[v],
+                    });
+                }
+                ArgSource::Scratch(bytes) => {
+                    scratch_of.insert((s, k), buffers.len());
+                    buffers.push(Buffer {
+                        size: *bytes,
+                        first: s,
+                        last: s,
+                    });
+                }
+                _ => {}
+            }
+        }
+    }
+    let plan = memory::plan(&buffers, ALIGN);
+
+    // Constant data: graph constants the kernels read, then their tables.
+    let mut blob = Vec::new();
+    let mut const_at: HashMap<Value, usize> = HashMap::new();
+    let mut locs: Vec<Vec<Loc>> = Vec::new();
+    for (s, step) in steps.iter().enumerate() {
+        let mut l = Vec::with_capacity(step.args.len());
+        for (k, a) in step.args.iter().enumerate() {
+            l.push(match a {
+                ArgSource::Value(v) => match &graph.node(v.node).op {
+                    Op::Input => Loc::Input(
+                        graph
+                            .inputs()
+                            .iter()
+                            .position(|&i| i == v.node)
+                            .expect("an input"),
+                    ),
+                    Op::Const(t) => Loc::Const(
+                        *const_at
+                            .entry(*v)
+                            .or_insert_with(|| push_const(&mut blob, &tensor_bytes(t))),
+                    ),
+                    _ => match output_of.get(v) {
+                        Some(&j) => Loc::Output(j),
+                        None => Loc::Arena(plan.offsets[buffer_of[v]]),
+                    },
+                },
+                ArgSource::Scratch(_) => Loc::Arena(plan.offsets[scratch_of[&(s, k)]]),
+                ArgSource::GraphOutput(j) => Loc::Output(*j),
+                ArgSource::Table(bytes) => Loc::Const(push_const(&mut blob, bytes)),
+            });
+        }
+        locs.push(l);
+    }
+
+    // Empty constants still need an address.
+    if blob.is_empty() && locs.iter().flatten().any(|l| matches!(l, Loc::Const(_))) {
+        blob.resize(ALIGN, 0);
+    }
+    let constant_bytes = blob.len();
+    let constants_symbol = format!("{name}_constants");
+    let data = if blob.is_empty() {
+        None
+    } else {
+        let linkage = match constants {
+            Constants::Define => Linkage::Local,
+            Constants::Import => Linkage::Import,
+        };
+        let id = module.declare_data(&constants_symbol, linkage, false, false)?;
+        if constants == Constants::Define {
+            let mut desc = DataDescription::new();
+            desc.set_align(ALIGN as u64);
+            desc.define(std::mem::take(&mut blob).into_boxed_slice());
+            module.define_data(id, &desc)?;
+        }
+        Some(id)
+    };
+    let info = ModelInfo {
+        name: name.to_string(),
+        inputs: graph
+            .inputs()
+            .iter()
+            .map(|&i| info_of(graph, Value::new(i, 0), None))
+            .collect(),
+        outputs: graph
+            .outputs()
+            .iter()
+            .map(|o| info_of(graph, o.value, Some(&o.name)))
+            .collect(),
+        workspace_size: plan.arena_size,
+        peak_live_bytes: plan.peak_live,
+        constant_bytes,
+        launches: steps.iter().map(|s| s.launches.len()).sum(),
+    };
+    let launches: Vec<(Vec<Loc>, Vec<Launch>)> = locs
+        .into_iter()
+        .zip(steps)
+        .map(|(l, s)| (l, s.launches))
+        .collect();
+    let entry = emit_entry(
+        module,
+        &mut ctx,
+        &mut fctx,
+        name,
+        &info,
+        data,
+        &launches,
+        listing.as_deref_mut(),
+    )?;
+    emit_wrappers(
+        module,
+        &mut ctx,
+        &mut fctx,
+        name,
+        entry,
+        info.workspace_size,
+        listing,
+    )?;
+    Ok(Lowered {
+        info,
+        entry,
+        constants: blob,
+    })
+}
+
+fn info_of(graph: &Graph, v: Value, name: Option<&str>) -> TensorInfo {
+    let t = graph.value_type(v);
+    TensorInfo {
+        name: name.unwrap_or(graph.value_name(v)).to_string(),
+        dtype: t.dtype,
+        shape: t.shape.clone(),
+    }
+}
+
+/// Status codes, as `cnnc_runtime::abi::status`.
+const NULL_TENSOR: i64 = cnnc_runtime::abi::status::NULL_TENSOR as i64;
+const NULL_WORKSPACE: i64 = cnnc_runtime::abi::status::NULL_WORKSPACE as i64;
+
+#[allow(clippy::too_many_arguments)]
+fn emit_entry(
+    module: &mut dyn Module,
+    ctx: &mut Context,
+    fctx: &mut FunctionBuilderContext,
+    name: &str,
+    info: &ModelInfo,
+    data: Option<DataId>,
+    steps: &[(Vec<Loc>, Vec<Launch>)],
+    listing: Option<&mut Listing>,
+) -> Result<FuncId, CodegenError> {
+    let call_conv = module.isa().default_call_conv();
+    let mut sig = Signature::new(call_conv);
+    for _ in 0..5 {
+        sig.params.push(AbiParam::new(I64));
+    }
+    sig.returns.push(AbiParam::new(I32));
+    let id = module.declare_function(&format!("{name}_run_threaded"), Linkage::Export, &sig)?;
+    ctx.func.signature = sig;
+    ctx.func.name = UserFuncName::user(0, id.as_u32());
+    let mut task_sig = Signature::new(call_conv);
+    task_sig.params.push(AbiParam::new(I64));
+    task_sig.params.push(AbiParam::new(I64));
+    let mut pfor_sig = Signature::new(call_conv);
+    for _ in 0..4 {
+        pfor_sig.params.push(AbiParam::new(I64));
+    }
+    let func_refs: HashMap<FuncId, cranelift_codegen::ir::FuncRef> = steps
+        .iter()
+        .flat_map(|(_, l)| l.iter().map(|l| l.func))
+        .map(|f| (f, module.declare_func_in_func(f, &mut ctx.func)))
+        .collect();
+    let gv = data.map(|d| module.declare_data_in_func(d, &mut ctx.func));
+    let max_args = steps.iter().map(|(l, _)| l.len()).max().unwrap_or(0);
+    let frontend_config = module.target_config();
+    {
+        let mut b = FunctionBuilder::new(&mut ctx.func, fctx);
+        let entry = b.create_block();
+        b.append_block_params_for_function_params(entry);
+        b.switch_to_block(entry);
+        let p = b.block_params(entry).to_vec();
+        let (inputs, outputs, workspace, pfor, pool) = (p[0], p[1], p[2], p[3], p[4]);
+        // Null checks, each failing to its status code.
+        let check = |b: &mut FunctionBuilder, ptr, code: i64| {
+            let fail = b.create_block();
+            let ok = b.create_block();
+            b.ins().brif(ptr, ok, &[], fail, &[]);
+            b.switch_to_block(fail);
+            let c = b.ins().iconst(I32, code);
+            b.ins().return_(&[c]);
+            b.switch_to_block(ok);
+        };
+        check(&mut b, inputs, NULL_TENSOR);
+        check(&mut b, outputs, NULL_TENSOR);
+        let flags = crate::emit::mem();
+        let in_ptrs: Vec<_> = (0..info.inputs.len())
+            .map(|i| {
+                let v = b.ins().load(I64, flags, inputs, (8 * i) as i32);
+                check(&mut b, v, NULL_TENSOR);
+                v
+            })
+            .collect();
+        let out_ptrs: Vec<_> = (0..info.outputs.len())
+            .map(|i| {
+                let v = b.ins().load(I64, flags, outputs, (8 * i) as i32);
+                check(&mut b, v, NULL_TENSOR);
+                v
+            })
+            .collect();
+        if info.workspace_size > 0 {
+            check(&mut b, workspace, NULL_WORKSPACE);
+        }
+        let base = gv.map(|gv| b.ins().symbol_value(I64, gv));
+        let slot = b.create_sized_stack_slot(StackSlotData::new(
+            StackSlotKind::ExplicitSlot,
+            (8 * max_args.max(1)) as u32,
+            3,
+        ));
+        let has_pool = b.ins().icmp_imm_s(IntCC::NotEqual, pfor, 0);
+        let pfor_sig = b.import_signature(pfor_sig);
+        for (locs, launches) in steps {
+            for (k, loc) in locs.iter().enumerate() {
+                let ptr = match *loc {
+                    Loc::Input(i) => in_ptrs[i],
+                    Loc::Output(j) => out_ptrs[j],
+                    Loc::Const(off) => b.ins().iadd_imm_s(base.expect("constant data"), off as i64),
+                    Loc::Arena(off) => b.ins().iadd_imm_s(workspace, off as i64),
+                };
+                b.ins().stack_store(I64, ptr, slot, (8 * k) as i32);
+            }
+            let bufs = b.ins().stack_addr(I64, slot, 0);
+            for l in launches {
+                let f = func_refs[&l.func];
+                if l.tasks == 1 {
+                    let zero = b.ins().iconst(I64, 0);
+                    b.ins().call(f, &[bufs, zero]);
+                    continue;
+                }
+                let (par, seq, done) = (b.create_block(), b.create_block(), b.create_block());
+                b.ins().brif(has_pool, par, &[], seq, &[]);
+                b.switch_to_block(par);
+                let addr = b.ins().func_addr(I64, f);
+                let n = b.ins().iconst(I64, l.tasks as i64);
+                b.ins()
+                    .call_indirect(pfor_sig, pfor, &[pool, addr, bufs, n]);
+                b.ins().jump(done, &[]);
+                b.switch_to_block(seq);
+                let head = b.create_block();
+                b.append_block_param(head, I64);
+                let zero = b.ins().iconst(I64, 0);
+                b.ins().jump(head, &[zero.into()]);
+                b.switch_to_block(head);
+                let i = b.block_params(head)[0];
+                b.ins().call(f, &[bufs, i]);
+                let i1 = b.ins().iadd_imm_s(i, 1);
+                let more = b
+                    .ins()
+                    .icmp_imm_s(IntCC::UnsignedLessThan, i1, l.tasks as i64);
+                b.ins().brif(more, head, &[i1.into()], done, &[]);
+                b.switch_to_block(done);
+            }
+        }
+        let ok = b.ins().iconst(I32, 0);
+        b.ins().return_(&[ok]);
+        b.seal_all_blocks();
+        b.finalize(frontend_config);
+    }
+    kernels::define(module, id, ctx, listing)?;
+    Ok(id)
+}
+
+/// `{name}_run(inputs, outputs, workspace)` (single-threaded) and
+/// `{name}_workspace_size()`.
+fn emit_wrappers(
+    module: &mut dyn Module,
+    ctx: &mut Context,
+    fctx: &mut FunctionBuilderContext,
+    name: &str,
+    entry: FuncId,
+    workspace_size: usize,
+    mut listing: Option<&mut Listing>,
+) -> Result<(), CodegenError> {
+    let call_conv = module.isa().default_call_conv();
+    let mut sig = Signature::new(call_conv);
+    for _ in 0..3 {
+        sig.params.push(AbiParam::new(I64));
+    }
+    sig.returns.push(AbiParam::new(I32));
+    let id = module.declare_function(&format!("{name}_run"), Linkage::Export, &sig)?;
+    ctx.func.signature = sig;
+    ctx.func.name = UserFuncName::user(0, id.as_u32());
+    let callee = module.declare_func_in_func(entry, &mut ctx.func);
+    let frontend_config = module.target_config();
+    {
+        let mut b = FunctionBuilder::new(&mut ctx.func, fctx);
+        let block = b.create_block();
+        b.append_block_params_for_function_params(block);
+        b.switch_to_block(block);
+        let mut args = b.block_params(block).to_vec();
+        let null = b.ins().iconst(I64, 0);
+        args.extend([null, null]);
+        let call = b.ins().call(callee, &args);
+        let r = b.inst_results(call)[0];
+        b.ins().return_(&[r]);
+        b.seal_all_blocks();
+        b.finalize(frontend_config);
+    }
+    kernels::define(module, id, ctx, listing.as_deref_mut())?;
+
+    let mut sig = Signature::new(call_conv);
+    sig.returns.push(AbiParam::new(I64));
+    let id = module.declare_function(&format!("{name}_workspace_size"), Linkage::Export, &sig)?;
+    ctx.func.signature = sig;
+    ctx.func.name = UserFuncName::user(0, id.as_u32());
+    {
+        let mut b = FunctionBuilder::new(&mut ctx.func, fctx);
+        let block = b.create_block();
+        b.switch_to_block(block);
+        let v = b.ins().iconst(I64, workspace_size as i64);
+        b.ins().return_(&[v]);
+        b.seal_all_blocks();
+        b.finalize(frontend_config);
+    }
+    kernels::define(module, id, ctx, listing)
+}
