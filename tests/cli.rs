@@ -140,3 +140,165 @@ fn bad_arguments_exit_2_with_one_line() {
     let out = cnnc(&["verify"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+fn lenet_path() -> String {
+    format!("{}/examples/lenet/model.onnx", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn compile_writes_object_header_and_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let obj = dir.path().join("le-net.o");
+    let out = cnnc(&[&lenet_path(), "-o", obj.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(obj.is_file());
+    // The name is the file stem made a C identifier.
+    let header = std::fs::read_to_string(dir.path().join("le_net.h")).unwrap();
+    assert!(
+        header.contains("int32_t le_net_run(const float *const *inputs"),
+        "{header}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("le_net.json")).unwrap())
+            .unwrap();
+    assert_eq!(json["name"], "le_net");
+    assert_eq!(
+        json["inputs"][0]["shape"],
+        serde_json::json!([1, 1, 28, 28])
+    );
+    assert!(json["workspace_size"].as_u64().unwrap() > 0);
+
+    let h = dir.path().join("include/net.h");
+    std::fs::create_dir(dir.path().join("include")).unwrap();
+    let out = cnnc(&[
+        &lenet_path(),
+        "-o",
+        obj.to_str().unwrap(),
+        "--name",
+        "net",
+        "--header",
+        h.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        std::fs::read_to_string(h)
+            .unwrap()
+            .contains("net_run_threaded")
+    );
+}
+
+#[test]
+fn emit_prints_ir_clif_and_asm() {
+    let ir = text(&cnnc(&[&lenet_path(), "--emit", "ir"]).stdout);
+    assert!(
+        ir.starts_with("graph(%image: f32[1,1,28,28])") && ir.contains("conv("),
+        "{ir}"
+    );
+    let clif = text(&cnnc(&[&lenet_path(), "--emit", "clif"]).stdout);
+    assert!(
+        clif.contains("function") && clif.contains("model_run_threaded"),
+        "{}",
+        &clif[..200.min(clif.len())]
+    );
+    let asm = text(&cnnc(&[&lenet_path(), "--emit", "asm"]).stdout);
+    assert!(asm.contains("ret"), "{}", &asm[..200.min(asm.len())]);
+    let out = cnnc(&[&lenet_path()]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn run_reads_and_writes_npy() {
+    let dir = tempfile::tempdir().unwrap();
+    let x = cnnc::Tensor::from_vec(
+        vec![1, 1, 28, 28],
+        (0..784).map(|i| (i % 17) as f32 / 17.0).collect(),
+    )
+    .unwrap();
+    let input = dir.path().join("x.npy");
+    cnnc::npy::write(&input, &x).unwrap();
+    let outdir = dir.path().join("out");
+    let out = cnnc(&[
+        "run",
+        &lenet_path(),
+        "--input",
+        input.to_str().unwrap(),
+        "--output-dir",
+        outdir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let y = cnnc::npy::read(&outdir.join("probabilities.npy")).unwrap();
+    assert_eq!(y.shape(), &[1, 10]);
+    let named = format!("image={}", input.display());
+    assert!(
+        cnnc(&[
+            "run",
+            &lenet_path(),
+            "--input",
+            &named,
+            "--output-dir",
+            outdir.to_str().unwrap(),
+            "--threads",
+            "2"
+        ])
+        .status
+        .success()
+    );
+
+    let wrong = dir.path().join("wrong.npy");
+    cnnc::npy::write(
+        &wrong,
+        &cnnc::Tensor::from_vec(vec![1, 28, 28], vec![0f32; 784]).unwrap(),
+    )
+    .unwrap();
+    let out = cnnc(&["run", &lenet_path(), "--input", wrong.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("'image'") && stderr.contains("[1, 1, 28, 28]"),
+        "{stderr}"
+    );
+    let out = cnnc(&[
+        "run",
+        &lenet_path(),
+        "--input",
+        &format!("nope={}", input.display()),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("'nope' is not an input"));
+}
+
+#[test]
+fn bench_reports_json() {
+    let out = cnnc(&[
+        "bench",
+        &lenet_path(),
+        "--iters",
+        "3",
+        "--warmup",
+        "1",
+        "--json",
+        "--threads",
+        "2",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let j: serde_json::Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    for key in ["median_ms", "min_ms", "max_ms", "compile_ms"] {
+        assert!(j[key].as_f64().unwrap() > 0.0, "{key} in {j}");
+    }
+    assert_eq!(j["threads"], 2);
+    // Piped, nothing but the result is printed.
+    assert!(text(&out.stderr).is_empty(), "{}", text(&out.stderr));
+}
+
+#[test]
+fn verify_with_every_backend() {
+    let case = format!("{}/examples/lenet", env!("CARGO_MANIFEST_DIR"));
+    for backend in ["ref", "jit", "aot"] {
+        let out = cnnc(&["verify", "--backend", backend, &case]);
+        assert!(out.status.success(), "{backend}: {}", text(&out.stdout));
+        assert_eq!(
+            text(&out.stdout).lines().last(),
+            Some("1 passed, 0 failed, 0 unsupported")
+        );
+    }
+}

@@ -1,7 +1,8 @@
-//! The ONNX conformance cases in `../shared/onnx-conformance` through the reference
-//! interpreter: every in-scope case passes, no case fails, and every unsupported case
-//! is out of scope (non-float32 data, training-mode ops, MaxPool indices, Resize with
-//! antialias or tf_crop_and_resize, wrap padding).
+//! The ONNX conformance cases in `../shared/onnx-conformance` through every backend
+//! (reference interpreter, JIT, object file linked by `cc`): every in-scope case
+//! passes, no case fails, and every unsupported case is out of scope (non-float32 data,
+//! training-mode ops, MaxPool indices, Resize with antialias or tf_crop_and_resize,
+//! wrap padding).
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -29,13 +30,13 @@ fn in_scope() -> HashSet<PathBuf> {
 }
 
 /// Runs the cases under `folder` and panics listing every problem.
-fn check(folder: &str) {
+fn check(folder: &str, backend: Backend) {
     let scope = in_scope();
     let cases = expand_cases(&[root().join(folder)]).unwrap();
     assert!(!cases.is_empty());
     let mut problems = Vec::new();
     for case in &cases {
-        match verify_case(case, Backend::Ref, Tolerance::default()) {
+        match verify_case(case, backend, Tolerance::default()) {
             Outcome::Pass => {}
             Outcome::Fail(why) => problems.push(format!("{}: FAIL: {why}", case.display())),
             Outcome::Unsupported(why) if scope.contains(case) => problems.push(format!(
@@ -54,44 +55,57 @@ fn check(folder: &str) {
     );
 }
 
-#[test]
-fn node_cases() {
-    check("node");
+macro_rules! backend {
+    ($module:ident, $backend:expr) => {
+        mod $module {
+            use super::*;
+
+            #[test]
+            fn node() {
+                check("node", $backend);
+            }
+
+            #[test]
+            fn pytorch_converted() {
+                check("pytorch-converted", $backend);
+            }
+
+            #[test]
+            fn pytorch_operator() {
+                check("pytorch-operator", $backend);
+            }
+
+            models!(
+                $backend,
+                bvlc_alexnet,
+                densenet121,
+                densenet121_random,
+                inception_v1,
+                inception_v2,
+                resnet50,
+                shufflenet,
+                shufflenet_random,
+                squeezenet,
+                squeezenet_random,
+                vgg19,
+                zfnet512
+            );
+        }
+    };
 }
 
-#[test]
-fn pytorch_converted_cases() {
-    check("pytorch-converted");
-}
-
-#[test]
-fn pytorch_operator_cases() {
-    check("pytorch-operator");
-}
-
-macro_rules! model_cases {
-    ($($name:ident),*) => {$(
+macro_rules! models {
+    ($backend:expr, $($name:ident),*) => {$(
         #[test]
         fn $name() {
-            check(concat!("models/", stringify!($name)));
+            check(concat!("models/", stringify!($name)), $backend);
         }
     )*};
 }
 
-model_cases!(
-    bvlc_alexnet,
-    densenet121,
-    densenet121_random,
-    inception_v1,
-    inception_v2,
-    resnet50,
-    shufflenet,
-    shufflenet_random,
-    squeezenet,
-    squeezenet_random,
-    vgg19,
-    zfnet512
-);
+backend!(reference, Backend::Ref);
+backend!(jit, Backend::Jit);
+backend!(aot, Backend::Aot);
 
 #[test]
 fn every_in_scope_case_is_covered_above() {

@@ -67,6 +67,7 @@ def main(out_dir: str) -> None:
     image = rng.random((1, 1, 28, 28), dtype=np.float32)
     sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     (probs,) = sess.run(None, {"image": image})
+    image.tofile(os.path.join(out_dir, "image.f32"))
     data = os.path.join(out_dir, "test_data_set_0")
     with open(os.path.join(data, "input_0.pb"), "wb") as f:
         f.write(numpy_helper.from_array(image, "image").SerializeToString())

@@ -68,6 +68,16 @@ pub fn isa(
                 ))
             })?;
         }
+        // AVX2 and FMA imply AVX on every x86 CPU, but Cranelift's x86-64-v3/v4 presets
+        // leave `has_avx` off, which disables FMA and VEX encodings altogether.
+        let implies_avx = matches!(cpu, "x86-64-v3" | "x86-64-v4")
+            || cpu.contains("+avx2")
+            || cpu.contains("+fma");
+        if triple.architecture == Architecture::X86_64 && implies_avx {
+            builder
+                .set("has_avx", "true")
+                .map_err(|e| CodegenError::Target(e.to_string()))?;
+        }
     }
     let mut flags = settings::builder();
     let set = |f: &mut settings::Builder, k: &str, v: &str| {
@@ -114,8 +124,9 @@ impl Features {
                 .any(|v| v.name == name && v.as_bool() == Some(true))
         };
         match isa.triple().architecture {
+            // Cranelift emits `vfmadd` only with AVX too (VEX encoding).
             Architecture::X86_64 => Features {
-                fma: flag("has_fma"),
+                fma: flag("has_fma") && flag("has_avx"),
                 round: flag("has_sse41"),
             },
             // AArch64 and the others Cranelift supports have both in their base ISA.
@@ -124,5 +135,31 @@ impl Features {
                 round: true,
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn features_follow_the_cpu() {
+        let v2 = isa(
+            Some("x86_64-unknown-linux-gnu"),
+            Some("x86-64-v2"),
+            Linking::Object,
+        )
+        .unwrap();
+        let f = Features::of(&*v2);
+        assert!(!f.fma && f.round);
+        let v3 = isa(
+            Some("x86_64-unknown-linux-gnu"),
+            Some("x86-64-v3"),
+            Linking::Object,
+        )
+        .unwrap();
+        assert!(Features::of(&*v3).fma);
+        let arm = isa(Some("aarch64-unknown-linux-gnu"), None, Linking::Object).unwrap();
+        assert!(Features::of(&*arm).fma);
     }
 }

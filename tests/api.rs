@@ -1,0 +1,133 @@
+//! The Rust API: JIT compilation, input checking, thread counts.
+
+use std::path::PathBuf;
+
+use cnnc::{Compiler, Model, Tensor};
+
+fn shared(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared")
+        .join(rel)
+}
+
+fn lenet() -> Model {
+    Model::load(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/lenet/model.onnx"))
+        .unwrap()
+}
+
+fn image() -> Tensor {
+    let data: Vec<f32> = (0..784).map(|i| ((i * 37) % 101) as f32 / 101.0).collect();
+    Tensor::from_vec(vec![1, 1, 28, 28], data).unwrap()
+}
+
+#[test]
+fn compiled_model_reports_its_tensors_and_runs() {
+    let compiled = Compiler::new().compile(&lenet()).unwrap();
+    assert_eq!(compiled.inputs()[0].name, "image");
+    assert_eq!(compiled.inputs()[0].shape, [1, 1, 28, 28]);
+    assert_eq!(compiled.outputs()[0].shape, [1, 10]);
+    let out = compiled.run(&[image()]).unwrap();
+    let p = out[0].view::<f32>().unwrap();
+    let sum: f32 = p.iter().sum();
+    assert!((sum - 1.0).abs() < 1e-5, "softmax sums to {sum}");
+}
+
+#[test]
+fn wrong_inputs_are_rejected_with_the_input_named() {
+    let compiled = Compiler::new().compile(&lenet()).unwrap();
+    let e = compiled.run(&[]).unwrap_err().to_string();
+    assert!(e.contains("takes 1 inputs") && e.contains("image"), "{e}");
+    let wrong = Tensor::from_vec(vec![1, 1, 28, 27], vec![0f32; 756]).unwrap();
+    let e = compiled.run(&[wrong]).unwrap_err().to_string();
+    assert!(
+        e.contains("'image'") && e.contains("[1, 1, 28, 28]") && e.contains("f32[1,1,28,27]"),
+        "{e}"
+    );
+    let flat = Tensor::from_vec(vec![784], vec![0f32; 784]).unwrap();
+    assert!(compiled.run(&[flat]).is_err());
+    let ints = Tensor::from_vec(vec![1, 1, 28, 28], vec![0i64; 784]).unwrap();
+    assert!(compiled.run(&[ints]).is_err());
+}
+
+#[test]
+fn one_and_two_threads_give_identical_outputs() {
+    for model in [
+        lenet(),
+        Model::load(shared(
+            "onnx-conformance/models/squeezenet_random/model.onnx",
+        ))
+        .unwrap(),
+    ] {
+        let one = Compiler::new().compile(&model).unwrap();
+        let two = Compiler::new().threads(2).compile(&model).unwrap();
+        assert_eq!(two.threads(), 2);
+        let x = &one.inputs()[0];
+        let n: usize = x.shape.iter().product();
+        let input = Tensor::from_vec(
+            x.shape.clone(),
+            (0..n)
+                .map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5)
+                .collect(),
+        )
+        .unwrap();
+        let (a, b) = (
+            one.run(std::slice::from_ref(&input)).unwrap(),
+            two.run(&[input]).unwrap(),
+        );
+        for (a, b) in a.iter().zip(&b) {
+            assert!(a.bitwise_eq(b), "1 and 2 threads differ");
+        }
+    }
+}
+
+#[test]
+fn a_compiled_model_is_shared_between_threads() {
+    let compiled = std::sync::Arc::new(Compiler::new().threads(2).compile(&lenet()).unwrap());
+    let want = compiled.run(&[image()]).unwrap();
+    let handles: Vec<_> = (0..3)
+        .map(|_| {
+            let c = std::sync::Arc::clone(&compiled);
+            std::thread::spawn(move || c.run(&[image()]).unwrap())
+        })
+        .collect();
+    for h in handles {
+        assert!(h.join().unwrap()[0].bitwise_eq(&want[0]));
+    }
+}
+
+#[test]
+fn symbolic_batch_takes_the_given_shape() {
+    let compiled = Compiler::new()
+        .input_shape("image", &[3, 1, 28, 28])
+        .compile(&lenet())
+        .unwrap();
+    assert_eq!(compiled.outputs()[0].shape, [3, 10]);
+    let single = Compiler::new()
+        .compile(&lenet())
+        .unwrap()
+        .run(&[image()])
+        .unwrap();
+    let batch =
+        Tensor::from_vec(vec![3, 1, 28, 28], image().view::<f32>().unwrap().repeat(3)).unwrap();
+    let out = compiled.run(&[batch]).unwrap();
+    let (o, s) = (
+        out[0].view::<f32>().unwrap(),
+        single[0].view::<f32>().unwrap(),
+    );
+    for b in 0..3 {
+        for k in 0..10 {
+            assert!((o[b * 10 + k] - s[k]).abs() < 1e-6);
+        }
+    }
+}
+
+#[test]
+fn jit_refuses_a_foreign_target() {
+    let e = Compiler::new()
+        .target("aarch64-unknown-linux-gnu")
+        .unwrap()
+        .compile(&lenet())
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("host"), "{e}");
+}
