@@ -13,11 +13,20 @@ use crate::{Error, ImportOptions, Model};
 
 /// Builds compiled models from ONNX models.
 ///
-/// ```no_run
-/// let model = cnnc::Model::load("model.onnx")?;
-/// let compiled = cnnc::Compiler::new().threads(2).compile(&model)?;
-/// let input = cnnc::Tensor::from_vec(vec![1, 3, 224, 224], vec![0.5f32; 3 * 224 * 224])?;
-/// let outputs = compiled.run(&[input])?;
+/// ```
+/// let model = cnnc::Model::load("examples/lenet/model.onnx")?;
+/// let compiled = cnnc::Compiler::new()
+///     .threads(2)
+///     .input_shape("image", &[4, 1, 28, 28]) // the model's batch is symbolic
+///     .compile(&model)?;
+/// assert_eq!(compiled.inputs()[0].shape, [4, 1, 28, 28]);
+/// let batch = cnnc::Tensor::from_vec(vec![4, 1, 28, 28], vec![0.25f32; 4 * 784])?;
+/// let probabilities = &compiled.run(&[batch])?[0];
+/// assert_eq!(probabilities.shape(), &[4, 10]);
+///
+/// // The wrong shape is an error naming the input.
+/// let wrong = cnnc::Tensor::from_vec(vec![1, 784], vec![0.0f32; 784])?;
+/// assert!(compiled.run(&[wrong]).unwrap_err().to_string().contains("'image'"));
 /// # Ok::<(), cnnc::Error>(())
 /// ```
 #[derive(Clone, Debug)]

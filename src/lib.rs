@@ -5,12 +5,17 @@
 //! ([`Compiler::compile`], a [`CompiledModel`] to run) or into an object file with a C
 //! header ([`Compiler::write_object`]).
 //!
-//! ```no_run
-//! let model = cnnc::Model::load("model.onnx")?;
+//! ```
+//! let model = cnnc::Model::load("examples/lenet/model.onnx")?;
 //! let compiled = cnnc::Compiler::new().threads(2).compile(&model)?;
-//! let x = cnnc::Tensor::from_vec(vec![1, 3, 224, 224], vec![0.0f32; 3 * 224 * 224])?;
-//! let outputs = compiled.run(&[x])?;
-//! cnnc::Compiler::new().target("aarch64-unknown-linux-gnu")?.write_object(&model, "model.o")?;
+//! let image = cnnc::Tensor::from_vec(vec![1, 1, 28, 28], vec![0.5f32; 784])?;
+//! let outputs = compiled.run(&[image])?;
+//! assert_eq!(outputs[0].shape(), &[1, 10]);
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! cnnc::Compiler::new()
+//!     .target("aarch64-unknown-linux-gnu")?
+//!     .write_object(&model, dir.path().join("lenet.o"))?; // and lenet.h, lenet.json
 //! # Ok::<(), cnnc::Error>(())
 //! ```
 
@@ -21,6 +26,11 @@ pub use cnnc_frontend::{ImportError, ImportOptions};
 pub use cnnc_ir as ir;
 pub use cnnc_ir::Tensor;
 pub use compiler::{CompiledModel, Compiler, ObjectFile};
+
+/// The README's examples are tested too.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 pub mod aot;
 mod compiler;
