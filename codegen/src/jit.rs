@@ -44,7 +44,7 @@ pub fn compile_jit(
     // SAFETY: `entry` was declared with the signature of `abi::RunFn`.
     let run = unsafe { std::mem::transmute::<*const u8, abi::RunFn>(code) };
     let owner = Box::new(Owner {
-        _module: module,
+        module: Some(module),
         _constants: constants,
     });
     // SAFETY: the owner keeps the code and its constant data alive.
@@ -52,10 +52,20 @@ pub fn compile_jit(
     Ok((lowered.info, exe))
 }
 
-/// Keeps JIT code and the data it references alive.
+/// Keeps JIT code and the data it references alive, and frees the code with it.
 struct Owner {
-    _module: JITModule,
+    module: Option<JITModule>,
     _constants: AlignedBuffer,
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        if let Some(module) = self.module.take() {
+            // SAFETY: the owner goes with the `Executable`, so no entry point of the
+            // module can be running or be called again.
+            unsafe { module.free_memory() };
+        }
+    }
 }
 
 // The module is only dropped, never used, once finalized.

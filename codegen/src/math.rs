@@ -92,14 +92,14 @@ impl Fx<'_> {
         let n = self.b.ins().fsub(t, magic);
         // r = x - n ln 2 in two steps (Cody-Waite) so r keeps its low bits.
         let neg_n = self.b.ins().fneg(n);
-        let ln2_hi = self.fconst(ty, 0.693_359_375);
+        let ln2_hi = self.fconst(ty, 0.693_359_4);
         let ln2_lo = self.fconst(ty, -2.121_944_4e-4);
         let r = self.fma(neg_n, ln2_hi, x);
         let r = self.fma(neg_n, ln2_lo, r);
         let p = self.horner(
             r,
             &[
-                5.000_000_1e-1,
+                5e-1,
                 1.666_666_5e-1,
                 4.166_579_6e-2,
                 8.333_452e-3,
@@ -161,7 +161,7 @@ impl Fx<'_> {
         let p = self.horner(
             m,
             &[
-                3.333_333_1e-1,
+                3.333_333e-1,
                 -2.499_999_4e-1,
                 2.000_071_5e-1,
                 -1.666_805_8e-1,
@@ -179,7 +179,7 @@ impl Fx<'_> {
         let minus_half = self.fconst(ty, -0.5);
         let y = self.fma(z, minus_half, y);
         let r = self.b.ins().fadd(m, y);
-        let c2 = self.fconst(ty, 0.693_359_375);
+        let c2 = self.fconst(ty, 0.693_359_4);
         let r = self.fma(e, c2, r);
         // Special values: 0 -> -inf, negative -> NaN, inf -> inf (NaN stays NaN).
         let is_zero = self.fcmp(FloatCC::Equal, x0, zero);
@@ -190,7 +190,9 @@ impl Fx<'_> {
         let r = self.sel(is_neg, nan, r);
         let inf = self.fconst(ty, f32::INFINITY);
         let is_inf = self.fcmp(FloatCC::Equal, x0, inf);
-        self.sel(is_inf, inf, r)
+        let r = self.sel(is_inf, inf, r);
+        let is_nan = self.fcmp(FloatCC::Unordered, x0, x0);
+        self.sel(is_nan, x0, r)
     }
 
     /// tanh: an odd rational function for |x| < 0.625 (`x` itself where tiny), and
@@ -207,8 +209,8 @@ impl Fx<'_> {
                 6.372_619_3e-4,
                 1.485_722_4e-5,
                 5.122_297e-8,
-                -8.604_671_5e-11,
-                2.000_187_9e-13,
+                -8.604_672e-11,
+                2.000_188e-13,
                 -2.760_768_5e-16,
             ],
         );
@@ -247,15 +249,16 @@ impl Fx<'_> {
         self.b.ins().bitcast(ty, bits(), v)
     }
 
-    /// erf, as an odd rational function on [-4, 4] (±1 beyond).
-    pub fn erf(&mut self, x: Value) -> Value {
-        let x = self.clamp(x, -4.0, 4.0);
+    /// erf, as an odd rational function, ±1 where that is the float32 result.
+    pub fn erf(&mut self, x0: Value) -> Value {
+        let ty = self.ty(x0);
+        let x = self.clamp(x0, -4.0, 4.0);
         let x2 = self.b.ins().fmul(x, x);
         let p = self.horner(
             x2,
             &[
                 -1.609_603_3e-2,
-                -2.954_599_8e-3,
+                -2.954_6e-3,
                 -7.349_906_3e-4,
                 -5.692_506_4e-5,
                 -2.101_024e-6,
@@ -274,7 +277,76 @@ impl Fx<'_> {
                 -1.456_607_2e-5,
             ],
         );
-        self.b.ins().fdiv(p, q)
+        let r = self.b.ins().fdiv(p, q);
+        // Beyond |x| = 3.83 erf rounds to ±1 in float32; the rational form stops short.
+        let ax = self.b.ins().fabs(x0);
+        let edge = self.fconst(ty, 3.832);
+        let saturated = self.fcmp(FloatCC::GreaterThanOrEqual, ax, edge);
+        let one = self.fconst(ty, 1.0);
+        let one = self.with_sign_of(one, x0);
+        self.sel(saturated, one, r)
+    }
+
+    /// erfc(x) = 1 - erf(x), accurate in relative terms in the tail, where
+    /// `1 - erf(x)` cancels: the Chebyshev fit `t exp(-z^2 + P(t))`, `t = 1/(1 + z/2)`,
+    /// `z = |x|` (fractional error below 1.2e-7), and `2 - erfc(-x)` for negative x.
+    pub fn erfc(&mut self, x: Value) -> Value {
+        let ty = self.ty(x);
+        // erfc(10) is below the smallest float32; clamping keeps inf out of the split.
+        let ax = self.b.ins().fabs(x);
+        let ten = self.fconst(ty, 10.0);
+        let z = self.b.ins().fmin(ax, ten);
+        let half = self.fconst(ty, 0.5);
+        let one = self.fconst(ty, 1.0);
+        let d = self.fma(z, half, one);
+        let t = self.b.ins().fdiv(one, d);
+        let p = self.horner(
+            t,
+            &[
+                -1.265_512_2,
+                1.000_023_7,
+                0.374_091_96,
+                0.096_784_18,
+                -0.186_288_06,
+                0.278_868_07,
+                -1.135_204,
+                1.488_515_9,
+                -0.822_152_23,
+                0.170_872_77,
+            ],
+        );
+        // exp(-z^2) exactly rounded matters in the tail: split z^2 = zz + err exactly
+        // (z into 12-bit halves, Dekker) and take exp(-zz) * exp(P(t) - err).
+        let ity = int_of(ty);
+        let mask = self.iconst_like(ity, -4096);
+        let zi = self.b.ins().bitcast(ity, bits(), z);
+        let hi = self.b.ins().band(zi, mask);
+        let hi = self.b.ins().bitcast(ty, bits(), hi);
+        let lo = self.b.ins().fsub(z, hi);
+        let zz = self.b.ins().fmul(z, z);
+        let hh = self.b.ins().fmul(hi, hi);
+        let err = self.b.ins().fsub(hh, zz);
+        let hl = self.b.ins().fmul(hi, lo);
+        let err = self.b.ins().fadd(err, hl);
+        let err = self.b.ins().fadd(err, hl);
+        let ll = self.b.ins().fmul(lo, lo);
+        let err = self.b.ins().fadd(err, ll);
+        let nzz = self.b.ins().fneg(zz);
+        let e1 = self.exp(nzz);
+        let small = self.b.ins().fsub(p, err);
+        let e2 = self.exp(small);
+        let e = self.b.ins().fmul(e1, e2);
+        let r = self.b.ins().fmul(t, e);
+        // From 10 on erfc is below every float32: exactly 0 (so inf * erfc is NaN, as
+        // with an exact erfc).
+        let zero_r = self.fconst(ty, 0.0);
+        let gone = self.fcmp(FloatCC::GreaterThanOrEqual, ax, ten);
+        let r = self.sel(gone, zero_r, r);
+        let two = self.fconst(ty, 2.0);
+        let flipped = self.b.ins().fsub(two, r);
+        let zero = self.fconst(ty, 0.0);
+        let negative = self.fcmp(FloatCC::LessThan, x, zero);
+        self.sel(negative, flipped, r)
     }
 
     /// 1 / (1 + e^-x).
@@ -493,7 +565,7 @@ mod tests {
     }
 
     fn pad4(mut xs: Vec<f32>) -> Vec<f32> {
-        while xs.len() % 4 != 0 {
+        while !xs.len().is_multiple_of(4) {
             xs.push(1.0);
         }
         xs
@@ -560,6 +632,15 @@ mod tests {
             &sweep(1e-6, 6.0, 40_000, true),
         );
         assert!(w <= 6.0, "erf: {w} ulps");
+    }
+
+    #[test]
+    fn erfc_is_within_eight_ulps() {
+        // Relative to erfc itself, down to 1e-38 in the tail.
+        let mut xs = sweep(1e-6, 9.0, 40_000, false);
+        xs.extend(linear(-4.0, 0.0, 4000));
+        let w = worst(|fx, x, _| fx.erfc(x), libm::erfc, &pad4(xs));
+        assert!(w <= 8.0, "erfc: {w} ulps");
     }
 
     #[test]

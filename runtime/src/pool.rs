@@ -72,10 +72,10 @@ fn worker(shared: Arc<Shared>, index: usize) {
             // of `0..count` with `bufs` until `parallel_for` returns.
             unsafe { task(bufs, i) };
         }
-        if shared.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
-            if let Some(t) = shared.caller.lock().expect("caller slot").as_ref() {
-                t.unpark();
-            }
+        if shared.pending.fetch_sub(1, Ordering::AcqRel) == 1
+            && let Some(t) = shared.caller.lock().expect("caller slot").as_ref()
+        {
+            t.unpark();
         }
     }
 }

@@ -91,21 +91,26 @@ impl Fx<'_> {
                 let t = self.tanh(s);
                 self.b.ins().fmul(x, t)
             }
+            // x * Phi(x) through erfc and a sigmoid, so the negative side (where
+            // 1 + erf and 1 + tanh cancel) keeps its relative accuracy.
             Unary::Gelu { tanh: false } => {
-                let k = self.fconst(ty, std::f32::consts::FRAC_1_SQRT_2);
+                let k = self.fconst(ty, -std::f32::consts::FRAC_1_SQRT_2);
                 let s = self.b.ins().fmul(x, k);
-                let e = self.erf(s);
-                self.half_x_one_plus(x, e)
+                let e = self.erfc(s);
+                let half = self.fconst(ty, 0.5);
+                let hx = self.b.ins().fmul(x, half);
+                self.b.ins().fmul(hx, e)
             }
             Unary::Gelu { tanh: true } => {
+                // 0.5 (1 + tanh(u)) = sigmoid(2u).
                 let c = self.fconst(ty, 0.044_715);
                 let x2 = self.b.ins().fmul(x, x);
                 let x3 = self.b.ins().fmul(x2, x);
                 let inner = self.fma(x3, c, x);
-                let k = self.fconst(ty, (2.0f64 / std::f64::consts::PI).sqrt() as f32);
+                let k = self.fconst(ty, 2.0 * (2.0f64 / std::f64::consts::PI).sqrt() as f32);
                 let s = self.b.ins().fmul(inner, k);
-                let t = self.tanh(s);
-                self.half_x_one_plus(x, t)
+                let p = self.sigmoid(s);
+                self.b.ins().fmul(x, p)
             }
             Unary::Erf => self.erf(x),
             Unary::Exp => self.exp(x),
@@ -125,16 +130,6 @@ impl Fx<'_> {
         let (z, one) = (self.fconst(ty, 0.0), self.fconst(ty, 1.0));
         let y = self.b.ins().fmax(y, z);
         self.b.ins().fmin(y, one)
-    }
-
-    /// `0.5 * x * (1 + t)`.
-    fn half_x_one_plus(&mut self, x: Value, t: Value) -> Value {
-        let ty = self.b.func.dfg.value_type(x);
-        let one = self.fconst(ty, 1.0);
-        let t1 = self.b.ins().fadd(t, one);
-        let half = self.fconst(ty, 0.5);
-        let hx = self.b.ins().fmul(x, half);
-        self.b.ins().fmul(hx, t1)
     }
 
     /// A float32 binary op on lane values.
@@ -265,15 +260,14 @@ pub fn emit(cx: &mut KernelCx, op: &Op) -> Result<(), CodegenError> {
     };
     let mut n_in = cx.inputs.len();
     // A constant scalar exponent specializes Pow and is not read at run time.
-    if let Elem::Binary(Binary::Pow) = elem {
-        if let Some(Scalar::F32(c)) = cx.inputs[1]
+    if let Elem::Binary(Binary::Pow) = elem
+        && let Some(Scalar::F32(c)) = cx.inputs[1]
             .constant
             .filter(|t| t.numel() == 1)
             .and_then(|t| t.get(0))
-        {
-            elem = Elem::PowConst(c);
-            n_in = 1;
-        }
+    {
+        elem = Elem::PowConst(c);
+        n_in = 1;
     }
     let shapes: Vec<Vec<usize>> = cx.inputs[..n_in]
         .iter()

@@ -98,9 +98,9 @@ impl Fx<'_> {
                         next[r * nv + v] = fx.fma(av, bv[v], acc[r * nv + v]);
                     }
                 }
-                for s in 0..ns {
+                for (s, &b) in bs.iter().enumerate() {
                     let at = mr * nv + r * ns + s;
-                    next[at] = fx.fma(a, bs[s], acc[at]);
+                    next[at] = fx.fma(a, b, acc[at]);
                 }
             }
             next
@@ -209,7 +209,7 @@ impl Fx<'_> {
                     .icmp_imm_s(IntCC::Equal, task, (tasks - 1) as i64);
                 let rows = |fx: &mut Self, i0: Value, mr: usize| {
                     fx.gemm_rows(p, i0, mr, blocks, false);
-                    if p.n % NR > 0 {
+                    if !p.n.is_multiple_of(NR) {
                         fx.if_then(last, |fx| {
                             let none = fx.iconst(0);
                             fx.gemm_rows(p, i0, mr, (none, none), true);
@@ -313,7 +313,8 @@ pub fn emit_gemm(cx: &mut KernelCx, g: &Gemm) -> Result<(), CodegenError> {
     let (alpha, beta) = (g.alpha, g.beta);
     cx.launch(tasks, |fx, task, ptrs| {
         let epilogue = match cin {
-            Some((c, row, col)) if beta != 0.0 => Epilogue::Matrix {
+            // Even with beta = 0, as ONNX defines Gemm: 0 * inf is NaN.
+            Some((c, row, col)) => Epilogue::Matrix {
                 ptr: ptrs[c],
                 row,
                 col,

@@ -81,15 +81,16 @@ impl CopyPlan {
         while k > 1 {
             k -= 1;
             let inner = self.dims[k] as isize;
-            if let (AxisMap::Stride(a), AxisMap::Stride(b)) = (&self.src[k - 1], &self.src[k]) {
-                if *a == b * inner && self.dst[k - 1] == self.dst[k] * inner {
-                    self.src[k - 1] = AxisMap::Stride(*b);
-                    self.dst[k - 1] = self.dst[k];
-                    self.dims[k - 1] *= self.dims[k];
-                    self.dims.remove(k);
-                    self.src.remove(k);
-                    self.dst.remove(k);
-                }
+            if let (AxisMap::Stride(a), AxisMap::Stride(b)) = (&self.src[k - 1], &self.src[k])
+                && *a == b * inner
+                && self.dst[k - 1] == self.dst[k] * inner
+            {
+                self.src[k - 1] = AxisMap::Stride(*b);
+                self.dst[k - 1] = self.dst[k];
+                self.dims[k - 1] *= self.dims[k];
+                self.dims.remove(k);
+                self.src.remove(k);
+                self.dst.remove(k);
             }
         }
         if self.dims.is_empty() {

@@ -9,18 +9,35 @@ use crate::CodegenError;
 use crate::emit::{Fx, LANES};
 
 impl Fx<'_> {
-    /// `dst[i] = src[i] * k + b` for `n` floats, `k` and `b` scalars.
-    fn scale_shift(&mut self, src: Value, dst: Value, n: usize, k: Value, b: Value) {
+    /// `dst[i] = (src[i] - mean) * k + b` for `n` floats (`mean` 0 when absent).
+    /// Subtracting the mean first keeps results near `b` exact where `x * k` and
+    /// `mean * k` nearly cancel.
+    fn scale_shift(
+        &mut self,
+        src: Value,
+        dst: Value,
+        n: usize,
+        mean: Option<Value>,
+        k: Value,
+        b: Value,
+    ) {
         let (kv, bv) = (self.b.ins().splat(F32X4, k), self.b.ins().splat(F32X4, b));
+        let mv = mean.map(|m| self.b.ins().splat(F32X4, m));
         self.for_n((n / LANES) as u64, |fx, i| {
             let s = fx.addr(src, i, 16, 0);
             let d = fx.addr(dst, i, 16, 0);
-            let x = fx.load(F32X4, s, 0);
+            let mut x = fx.load(F32X4, s, 0);
+            if let Some(m) = mv {
+                x = fx.b.ins().fsub(x, m);
+            }
             let y = fx.fma(x, kv, bv);
             fx.store(y, d, 0);
         });
         for j in n / LANES * LANES..n {
-            let x = self.load(F32, src, (4 * j) as i32);
+            let mut x = self.load(F32, src, (4 * j) as i32);
+            if let Some(m) = mean {
+                x = self.b.ins().fsub(x, m);
+            }
             let y = self.fma(x, k, b);
             self.store(y, dst, (4 * j) as i32);
         }
@@ -59,12 +76,12 @@ pub fn batch_norm(cx: &mut KernelCx, epsilon: f32) -> Result<(), CodegenError> {
         let (lo, hi) = fx.task_range(task, planes, tasks);
         fx.for_range(lo, hi, |fx, p| {
             let ch = fx.b.ins().urem_imm_u(p, c as i64);
-            let (k, b) = match &params {
+            let (mean, k, b) = match &params {
                 Err(table) => {
                     let ka = fx.addr(ptrs[*table], ch, 4, 0);
                     let k = fx.load(F32, ka, 0);
                     let b = fx.load(F32, ka, (4 * c) as i32);
-                    (k, b)
+                    (None, k, b)
                 }
                 Ok(args) => {
                     let load = |fx: &mut Fx, k: usize| {
@@ -77,13 +94,12 @@ pub fn batch_norm(cx: &mut KernelCx, epsilon: f32) -> Result<(), CodegenError> {
                     let v = fx.b.ins().fadd(var, eps);
                     let sd = fx.b.ins().sqrt(v);
                     let k = fx.b.ins().fdiv(scale, sd);
-                    let mk = fx.b.ins().fmul(mean, k);
-                    (k, fx.b.ins().fsub(bias, mk))
+                    (Some(mean), k, bias)
                 }
             };
             let src = fx.addr(ptrs[x], p, 4 * plane as i64, 0);
             let dst = fx.addr(ptrs[y], p, 4 * plane as i64, 0);
-            fx.scale_shift(src, dst, plane, k, b);
+            fx.scale_shift(src, dst, plane, mean, k, b);
         });
         Ok(())
     })
@@ -129,9 +145,7 @@ pub fn instance_norm(cx: &mut KernelCx, epsilon: f32) -> Result<(), CodegenError
             let ba = fx.addr(ptrs[bias], ch, 4, 0);
             let b = fx.load(F32, ba, 0);
             let k = fx.b.ins().fdiv(s, sd);
-            let mk = fx.b.ins().fmul(mean, k);
-            let shift = fx.b.ins().fsub(b, mk);
-            fx.scale_shift(src, dst, plane, k, shift);
+            fx.scale_shift(src, dst, plane, Some(mean), k, b);
         });
         Ok(())
     })

@@ -18,7 +18,9 @@ pub fn emit(cx: &mut KernelCx, r: &Resize) -> Result<(), CodegenError> {
     let in_shape = cx.inputs[0].ty.shape.clone();
     let out_shape = cx.outputs[0].1.shape.clone();
     let (x, y) = (cx.input(0), cx.output(0));
-    if let ResizeMode::Nearest(_) = r.mode {
+    // Nearest is a copy, unless exclude_outside may zero a sample (then the weighted
+    // path below computes it, with weights 0 and 1).
+    if matches!(r.mode, ResizeMode::Nearest(_)) && !r.exclude_outside {
         let strides = dense_strides(&in_shape);
         let src = (0..in_shape.len())
             .map(|a| {

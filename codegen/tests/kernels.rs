@@ -1,0 +1,1767 @@
+//! Randomized property tests: every kernel generator against the reference interpreter
+//! (`cnnc_ir::interp`), through `common::check`, which also runs each case on one and
+//! on two threads and requires bit-identical results.
+//!
+//! Each family draws hundreds of cases, each from its own seed (derived from the family
+//! name and the case number). A failure names the seed and the case; to rerun a single
+//! case:
+//!
+//! ```text
+//! KERNELS_SEED=<seed> cargo test -p cnnc-codegen --test kernels -- --exact <family>
+//! ```
+//!
+//! The fixed cases at the end reproduce disagreements that the families once found
+//! (NaN through log, nearest resize with exclude_outside, instance norm precision, erf
+//! saturation, Gemm with beta 0, leaked JIT code).
+//!
+//! `KERNELS_SCALE=<k>` multiplies the number of cases of every family (a longer soak).
+//!
+//! Tolerances: the interpreter computes in f64 and rounds once, the kernels in f32.
+//! Unless a family says otherwise, `RTOL`/`ATOL` cover the f32 rounding of sums of a
+//! few hundred products of values in [-1, 1).
+
+mod common;
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use cnnc_ir::op::{
+    Binary, Conv, ConvTranspose, CoordMode, DepthToSpaceMode, Gemm, Lrn, NearestMode, PadMode,
+    Pool, PoolKind, ReduceKind, Resize, ResizeMode, SliceAxis, Unary,
+};
+use cnnc_ir::{DType, Graph, Op, Tensor, TensorType, Value};
+use common::{Rng, check};
+
+const RTOL: f64 = 1e-4;
+const ATOL: f64 = 1e-5;
+
+// ---------------------------------------------------------------------------------
+// The runner.
+
+struct Case {
+    desc: String,
+    graph: Graph,
+    inputs: Vec<Tensor>,
+    rtol: f64,
+    atol: f64,
+}
+
+fn splitmix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The seed of case `i` of `family` (never 0: xorshift would stay at 0).
+fn seed_for(family: &str, i: usize) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in family.bytes() {
+        h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+    }
+    splitmix(h ^ splitmix(i as u64)) | 1
+}
+
+fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else if let Some(s) = p.downcast_ref::<&str>() {
+        s.to_string()
+    } else {
+        "(non-string panic)".into()
+    }
+}
+
+/// Runs `cases` cases of a family (or only `KERNELS_SEED`), and fails listing every
+/// failing seed with its case.
+fn run_family(family: &str, cases: usize, make: fn(&mut Rng) -> Case) {
+    let scale: usize = std::env::var("KERNELS_SCALE")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(1);
+    let seeds: Vec<u64> = match std::env::var("KERNELS_SEED") {
+        Ok(s) => vec![s.trim().parse().expect("KERNELS_SEED must be a u64")],
+        Err(_) => (0..cases * scale).map(|i| seed_for(family, i)).collect(),
+    };
+    let mut failures = Vec::new();
+    for &seed in &seeds {
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            let case = make(&mut Rng(seed));
+            check(&case.graph, &case.inputs, case.rtol, case.atol)
+                .map_err(|e| format!("{}: {e}", case.desc))
+        }));
+        let err = match outcome {
+            Ok(Ok(())) => continue,
+            Ok(Err(e)) => e,
+            Err(p) => format!("panicked: {}", panic_text(&*p)),
+        };
+        failures.push(format!("seed {seed}: {err}"));
+    }
+    if !failures.is_empty() {
+        let shown: Vec<&str> = failures.iter().take(12).map(|s| s.as_str()).collect();
+        panic!(
+            "{family}: {} of {} cases failed:\n{}",
+            failures.len(),
+            seeds.len(),
+            shown.join("\n")
+        );
+    }
+}
+
+/// Builds a case's graph; an invalid case (rejected by `infer`) panics naming it.
+struct B {
+    g: Graph,
+    inputs: Vec<Tensor>,
+    desc: String,
+    names: usize,
+}
+
+impl B {
+    fn new(desc: String) -> Self {
+        B {
+            g: Graph::new(),
+            inputs: Vec::new(),
+            desc,
+            names: 0,
+        }
+    }
+
+    fn name(&mut self, prefix: &str) -> String {
+        self.names += 1;
+        format!("{prefix}{}", self.names)
+    }
+
+    /// A graph input (always f32: the harness feeds f32 data) holding `t` at run time.
+    fn input(&mut self, t: Tensor) -> Value {
+        let name = self.name("x");
+        let v = self
+            .g
+            .add_input(name, TensorType::f32(t.shape().to_vec()))
+            .unwrap_or_else(|e| panic!("invalid case {}: {e}", self.desc));
+        self.inputs.push(t);
+        v
+    }
+
+    fn constant(&mut self, t: Tensor) -> Value {
+        let name = self.name("c");
+        self.g.add_const(name, t)
+    }
+
+    /// A weight or parameter: a constant or a graph input.
+    fn param(&mut self, t: Tensor, constant: bool) -> Value {
+        if constant {
+            self.constant(t)
+        } else {
+            self.input(t)
+        }
+    }
+
+    fn node(&mut self, op: Op, ins: &[Value]) -> Value {
+        let name = self.name("n");
+        self.g
+            .add(name, op, ins)
+            .unwrap_or_else(|e| panic!("invalid case {}: {e}", self.desc))
+    }
+
+    fn multi(&mut self, op: Op, ins: &[Value], outputs: usize) -> Vec<Value> {
+        let name = self.name("n");
+        let names = (0..outputs).map(|i| format!("{name}_{i}")).collect();
+        let id = self
+            .g
+            .add_node(name, op, ins, names)
+            .unwrap_or_else(|e| panic!("invalid case {}: {e}", self.desc));
+        (0..outputs).map(|p| Value::new(id, p)).collect()
+    }
+
+    fn out(&mut self, v: Value) {
+        let name = self.name("y");
+        self.g.add_output(name, v);
+    }
+
+    fn done(self, rtol: f64, atol: f64) -> Case {
+        Case {
+            desc: self.desc,
+            graph: self.g,
+            inputs: self.inputs,
+            rtol,
+            atol,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Random helpers.
+
+/// True with probability 1/n.
+fn chance(rng: &mut Rng, n: usize) -> bool {
+    rng.range(0, n - 1) == 0
+}
+
+fn uniform(rng: &mut Rng, lo: f32, hi: f32) -> f32 {
+    lo + (hi - lo) * (rng.unit() + 1.0) * 0.5
+}
+
+fn filled(rng: &mut Rng, shape: &[usize], f: impl Fn(&mut Rng) -> f32) -> Tensor {
+    let n = shape.iter().product();
+    let v: Vec<f32> = (0..n).map(|_| f(rng)).collect();
+    Tensor::from_vec(shape.to_vec(), v).unwrap()
+}
+
+fn ranged(rng: &mut Rng, shape: &[usize], lo: f32, hi: f32) -> Tensor {
+    filled(rng, shape, |r| uniform(r, lo, hi))
+}
+
+/// Values in {-1, -0.5, 0, 0.5, 1}: comparisons and ties get equal elements.
+fn quantized(rng: &mut Rng, shape: &[usize]) -> Tensor {
+    filled(rng, shape, |r| r.range(0, 4) as f32 * 0.5 - 1.0)
+}
+
+/// With probability 1/8, `t` with one to three elements replaced by NaN or ±inf (for
+/// ops whose kernel and interpreter both define them: propagation, saturation).
+fn specials(rng: &mut Rng, t: Tensor, desc: &mut String) -> Tensor {
+    specials_of(rng, t, desc, &[f32::NAN, f32::INFINITY, f32::NEG_INFINITY])
+}
+
+/// [`specials`] drawing from `values`.
+fn specials_of(rng: &mut Rng, t: Tensor, desc: &mut String, values: &[f32]) -> Tensor {
+    let n = t.numel();
+    if n == 0 || !chance(rng, 8) {
+        return t;
+    }
+    let mut v = t.view::<f32>().unwrap().into_owned();
+    for _ in 0..rng.range(1, 3) {
+        let i = rng.range(0, n - 1);
+        v[i] = rng.pick(values);
+        desc.push_str(&format!(" [{i}]={}", v[i]));
+    }
+    Tensor::from_vec(t.shape().to_vec(), v).unwrap()
+}
+
+/// Magnitude in [lo, hi], random sign.
+fn signed(rng: &mut Rng, shape: &[usize], lo: f32, hi: f32) -> Tensor {
+    filled(rng, shape, |r| {
+        let v = uniform(r, lo, hi);
+        if r.bool() { v } else { -v }
+    })
+}
+
+fn rand_shape(rng: &mut Rng, rank_lo: usize, rank_hi: usize, dim_hi: usize) -> Vec<usize> {
+    let rank = rng.range(rank_lo, rank_hi);
+    (0..rank).map(|_| rng.range(1, dim_hi)).collect()
+}
+
+/// A shape that broadcasts to `out`: a suffix of it, some dims replaced by 1.
+fn bcast_operand(rng: &mut Rng, out: &[usize]) -> Vec<usize> {
+    let keep = if chance(rng, 3) {
+        out.len()
+    } else {
+        rng.range(0, out.len())
+    };
+    out[out.len() - keep..]
+        .iter()
+        .map(|&d| if chance(rng, 3) { 1 } else { d })
+        .collect()
+}
+
+fn divisors(n: usize) -> Vec<usize> {
+    (1..=n).filter(|&d| n.is_multiple_of(d)).collect()
+}
+
+fn shuffle<T>(rng: &mut Rng, v: &mut [T]) {
+    for i in (1..v.len()).rev() {
+        let j = rng.range(0, i);
+        v.swap(i, j);
+    }
+}
+
+/// A random shape with `n` elements (rank 1 to 4).
+fn factor_shape(rng: &mut Rng, n: usize) -> Vec<usize> {
+    let rank = rng.range(1, 4);
+    let mut rest = n;
+    let mut shape = Vec::new();
+    for _ in 1..rank {
+        let d = rng.pick(&divisors(rest));
+        shape.push(d);
+        rest /= d;
+    }
+    shape.push(rest);
+    shuffle(rng, &mut shape);
+    shape
+}
+
+/// With probability 1/4, `x > 0` (a bool tensor) instead of `x`: data movement of
+/// one-byte elements.
+fn maybe_bool(b: &mut B, rng: &mut Rng, x: Value) -> (Value, bool) {
+    if chance(rng, 4) {
+        let zero = b.constant(Tensor::from_vec(vec![], vec![0f32]).unwrap());
+        (b.node(Op::Binary(Binary::Greater), &[x, zero]), true)
+    } else {
+        (x, false)
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Convolution.
+
+fn conv_case(rng: &mut Rng) -> Case {
+    let spatial = rng.range(1, 3);
+    let kind = rng.range(0, 9);
+    let pointwise = kind == 0;
+    let unit_input = kind == 1;
+    let wide_stride = kind == 2;
+    let large = kind == 3 && spatial < 3;
+    let batch = rng.range(1, 2);
+    let c = if large {
+        rng.pick(&[8, 13, 16])
+    } else {
+        rng.pick(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 16, 20])
+    };
+    let (groups, m) = match rng.range(0, 5) {
+        0 | 1 => (
+            1,
+            if large {
+                rng.pick(&[8, 16, 19])
+            } else {
+                rng.pick(&[1, 2, 3, 4, 5, 7, 8, 13, 16])
+            },
+        ),
+        // Depthwise, then depthwise with channel multiplier 2.
+        2 => (c, c),
+        3 => (c, 2 * c),
+        _ => {
+            let g = rng.pick(&divisors(c));
+            (g, g * rng.range(1, 3))
+        }
+    };
+    let max_in = if large {
+        20
+    } else if pointwise && chance(rng, 3) {
+        // Several blocks of output pixels (about 1024 per block).
+        [1500, 40, 12][spatial - 1]
+    } else {
+        [12, 10, 6][spatial - 1]
+    };
+    let mut attrs = Conv {
+        kernel: vec![],
+        strides: vec![],
+        dilations: vec![],
+        pads: vec![],
+        groups,
+    };
+    let mut xs = vec![batch, c];
+    for _ in 0..spatial {
+        let k = if pointwise {
+            1
+        } else if wide_stride {
+            rng.range(1, 2)
+        } else if spatial == 2 && chance(rng, 6) {
+            7
+        } else if spatial == 3 && !chance(rng, 4) {
+            rng.range(1, 3)
+        } else {
+            rng.range(1, 5)
+        };
+        let d = if (k >= 4 && spatial == 3) || k == 7 {
+            rng.range(1, 2)
+        } else {
+            rng.range(1, 3)
+        };
+        let s = if pointwise {
+            1
+        } else if wide_stride {
+            rng.range(k + 1, 3)
+        } else {
+            rng.range(1, 3)
+        };
+        let span = (k - 1) * d + 1;
+        let (pb, pe, len) = if pointwise {
+            (0, 0, rng.range(1, max_in))
+        } else if unit_input {
+            // A 1-wide axis: the pads must make room for the whole window.
+            let pb = rng.range(0, span - 1);
+            let pe = rng.range(span - 1 - pb, span - 1);
+            (pb, pe, 1)
+        } else {
+            let mp = (span - 1).min(3);
+            let (pb, pe) = (rng.range(0, mp), rng.range(0, mp));
+            let lo = span.saturating_sub(pb + pe).max(1);
+            (pb, pe, rng.range(lo, max_in.max(lo)))
+        };
+        attrs.kernel.push(k);
+        attrs.strides.push(s);
+        attrs.dilations.push(d);
+        attrs.pads.push((pb, pe));
+        xs.push(len);
+    }
+    let mut ws = vec![m, c / groups];
+    ws.extend(&attrs.kernel);
+    let const_w = rng.bool();
+    let bias = rng.bool().then(|| rng.bool());
+    let desc = format!("{attrs:?} x={xs:?} w={ws:?} const_w={const_w} bias(const)={bias:?}");
+    let mut b = B::new(desc);
+    let x = rng.tensor(&xs);
+    let x = specials(rng, x, &mut b.desc);
+    let x = b.input(x);
+    let w = rng.tensor(&ws);
+    let w = b.param(w, const_w);
+    let mut ins = vec![x, w];
+    if let Some(cb) = bias {
+        let t = rng.tensor(&[m]);
+        ins.push(b.param(t, cb));
+    }
+    let y = b.node(Op::Conv(attrs), &ins);
+    b.out(y);
+    b.done(RTOL, ATOL)
+}
+
+#[test]
+fn conv() {
+    run_family("conv", 800, conv_case);
+}
+
+fn conv_transpose_case(rng: &mut Rng) -> Case {
+    let spatial = rng.range(1, 3);
+    let batch = rng.range(1, 2);
+    // Large cases run as several tasks.
+    let large = spatial == 2 && chance(rng, 10);
+    let c = if large {
+        8
+    } else {
+        rng.pick(&[1, 2, 3, 4, 5, 6, 8, 9, 12])
+    };
+    let groups = if chance(rng, 3) {
+        c
+    } else {
+        rng.pick(&divisors(c))
+    };
+    let mg = if large { 8 } else { rng.range(1, 4) };
+    let m = groups * mg;
+    let mut attrs = ConvTranspose {
+        kernel: vec![],
+        strides: vec![],
+        dilations: vec![],
+        pads: vec![],
+        output_padding: vec![],
+        groups,
+    };
+    let mut xs = vec![batch, c];
+    for _ in 0..spatial {
+        let k = rng.range(1, if spatial == 3 { 3 } else { 4 });
+        let s = rng.range(1, 3);
+        let d = rng.range(1, 2);
+        let len = if large {
+            rng.range(12, 16)
+        } else {
+            rng.range(1, [8, 6, 4][spatial - 1])
+        };
+        let op = rng.range(0, s - 1);
+        let full = s * (len - 1) + op + (k - 1) * d + 1;
+        let (mut pb, mut pe) = (rng.range(0, 3), rng.range(0, 3));
+        while pb + pe >= full {
+            if pb > 0 {
+                pb -= 1;
+            } else {
+                pe -= 1;
+            }
+        }
+        attrs.kernel.push(k);
+        attrs.strides.push(s);
+        attrs.dilations.push(d);
+        attrs.pads.push((pb, pe));
+        attrs.output_padding.push(op);
+        xs.push(len);
+    }
+    let mut ws = vec![c, mg];
+    ws.extend(&attrs.kernel);
+    let const_w = rng.bool();
+    let bias = rng.bool().then(|| rng.bool());
+    let desc = format!("{attrs:?} x={xs:?} w={ws:?} const_w={const_w} bias(const)={bias:?}");
+    let mut b = B::new(desc);
+    let x = rng.tensor(&xs);
+    let x = specials(rng, x, &mut b.desc);
+    let x = b.input(x);
+    let w = rng.tensor(&ws);
+    let w = b.param(w, const_w);
+    let mut ins = vec![x, w];
+    if let Some(cb) = bias {
+        let t = rng.tensor(&[m]);
+        ins.push(b.param(t, cb));
+    }
+    let y = b.node(Op::ConvTranspose(attrs), &ins);
+    b.out(y);
+    b.done(RTOL, ATOL)
+}
+
+#[test]
+fn conv_transpose() {
+    run_family("conv_transpose", 600, conv_transpose_case);
+}
+
+// ---------------------------------------------------------------------------------
+// Pooling.
+
+fn pool_case(rng: &mut Rng) -> Case {
+    let spatial = rng.range(1, 3);
+    let kind = match rng.range(0, 2) {
+        0 => PoolKind::Max,
+        1 => PoolKind::Avg {
+            count_include_pad: true,
+        },
+        _ => PoolKind::Avg {
+            count_include_pad: false,
+        },
+    };
+    let mut attrs = Pool {
+        kind,
+        kernel: vec![],
+        strides: vec![],
+        dilations: vec![],
+        pads: vec![],
+        ceil_mode: rng.bool(),
+    };
+    let large = spatial == 2 && chance(rng, 10);
+    let mut xs = vec![rng.range(1, 2), if large { 16 } else { rng.range(1, 5) }];
+    let max_in = if large { 28 } else { [12, 10, 6][spatial - 1] };
+    for _ in 0..spatial {
+        let k = rng.range(1, [5, 5, 3][spatial - 1]);
+        let s = rng.range(1, 3);
+        let d = if chance(rng, 2) { 1 } else { rng.range(1, 3) };
+        // Pads smaller than the kernel, as ONNX requires.
+        let (pb, pe) = (rng.range(0, k - 1), rng.range(0, k - 1));
+        let span = (k - 1) * d + 1;
+        let lo = span.saturating_sub(pb + pe).max(1);
+        let len = rng.range(lo, max_in.max(lo));
+        attrs.kernel.push(k);
+        attrs.strides.push(s);
+        attrs.dilations.push(d);
+        attrs.pads.push((pb, pe));
+        xs.push(len);
+    }
+    let desc = format!("{attrs:?} x={xs:?}");
+    let mut b = B::new(desc);
+    let x = rng.tensor(&xs);
+    let x = specials(rng, x, &mut b.desc);
+    let x = b.input(x);
+    let y = b.node(Op::Pool(attrs), &[x]);
+    b.out(y);
+    b.done(RTOL, ATOL)
+}
+
+#[test]
+fn pool() {
+    run_family("pool", 800, pool_case);
+}
+
+fn global_pool_case(rng: &mut Rng) -> Case {
+    let spatial = rng.range(1, 3);
+    let mut xs = vec![rng.range(1, 2), rng.range(1, 6)];
+    for _ in 0..spatial {
+        xs.push(rng.range(1, [40, 11, 6][spatial - 1]));
+    }
+    if chance(rng, 10) {
+        xs = vec![2, 16, rng.range(40, 50), rng.range(40, 50)];
+    }
+    let kind = if rng.bool() {
+        PoolKind::Max
+    } else {
+        PoolKind::Avg {
+            count_include_pad: false,
+        }
+    };
+    let mut b = B::new(format!("global {kind:?} x={xs:?}"));
+    let x = rng.tensor(&xs);
+    let x = specials(rng, x, &mut b.desc);
+    let x = b.input(x);
+    let y = b.node(Op::GlobalPool(kind), &[x]);
+    b.out(y);
+    b.done(RTOL, ATOL)
+}
+
+#[test]
+fn global_pool() {
+    run_family("global_pool", 300, global_pool_case);
+}
+
+// ---------------------------------------------------------------------------------
+// Gemm and MatMul.
+
+fn gemm_case(rng: &mut Rng) -> Case {
+    // Sometimes large (and skewed) enough to split rows or columns between tasks.
+    let hi = if chance(rng, 10) { 130 } else { 40 };
+    let (m, n, k) = (rng.range(1, hi), rng.range(1, hi), rng.range(1, hi));
+    let g = Gemm {
+        alpha: rng.pick(&[1.0, 1.0, 0.5, -1.25, 2.0]),
+        beta: rng.pick(&[1.0, 1.0, 0.0, 0.75, -2.0]),
+        trans_a: rng.bool(),
+        trans_b: rng.bool(),
+    };
+    let as_ = if g.trans_a { vec![k, m] } else { vec![m, k] };
+    let bs = if g.trans_b { vec![n, k] } else { vec![k, n] };
+    let cs: Option<Vec<usize>> = match rng.range(0, 7) {
+        0 => None,
+        1 => Some(vec![n]),
+        2 => Some(vec![1, n]),
+        3 => Some(vec![m, 1]),
+        4 => Some(vec![1]),
+        5 => Some(vec![1, 1]),
+        _ => Some(vec![m, n]),
+    };
+    let const_b = rng.bool();
+    let const_c = rng.bool();
+    let desc = format!(
+        "{g:?} m={m} n={n} k={k} a={as_:?} b={bs:?} c={cs:?} const_b={const_b} const_c={const_c}"
+    );
+    let mut b = B::new(desc);
+    let a = rng.tensor(&as_);
+    let a = specials(rng, a, &mut b.desc);
+    let a = b.input(a);
+    let bt = rng.tensor(&bs);
+    let bt = specials(rng, bt, &mut b.desc);
+    let bv = b.param(bt, const_b);
+    let mut ins = vec![a, bv];
+    if let Some(cs) = &cs {
+        let t = rng.tensor(cs);
+        // Not with beta = 0: see `gemm_beta_zero`.
+        let t = if g.beta != 0.0 {
+            specials(rng, t, &mut b.desc)
+        } else {
+            t
+        };
+        ins.push(b.param(t, const_c));
+    }
+    let y = b.node(Op::Gemm(g), &ins);
+    b.out(y);
+    b.done(RTOL, ATOL)
+}
+
+#[test]
+fn gemm() {
+    run_family("gemm", 800, gemm_case);
+}
+
+fn matmul_case(rng: &mut Rng) -> Case {
+    let hi = if chance(rng, 4) { 40 } else { 16 };
+    let (m, n, k) = (rng.range(1, hi), rng.range(1, hi), rng.range(1, hi));
+    let batch = rand_shape(rng, 0, 2, 3);
+    let mut sa = bcast_operand(rng, &batch);
+    let mut sb = bcast_operand(rng, &batch);
+    if chance(rng, 5) {
+        sa = vec![k];
+    } else {
+        sa.extend([m, k]);
+    }
+    if chance(rng, 5) {
+        sb = vec![k];
+    } else {
+        sb.extend([k, n]);
+    }
+    let const_b = rng.bool();
+    let mut b = B::new(format!("matmul a={sa:?} b={sb:?} const_b={const_b}"));
+    let a = rng.tensor(&sa);
+    let a = specials(rng, a, &mut b.desc);
+    let a = b.input(a);
+    let bt = rng.tensor(&sb);
+    let bv = b.param(bt, const_b);
+    let y = b.node(Op::MatMul, &[a, bv]);
+    b.out(y);
+    b.done(RTOL, ATOL)
+}
+
+#[test]
+fn matmul() {
+    run_family("matmul", 600, matmul_case);
+}
+
+// ---------------------------------------------------------------------------------
+// Elementwise.
+
+/// The activation or math function, and the range its inputs are drawn from.
+fn random_unary(rng: &mut Rng) -> (Unary, bool) {
+    // (op, transcendental)
+    match rng.range(0, 19) {
+        0 => (Unary::Relu, false),
+        1 => (
+            Unary::LeakyRelu {
+                alpha: uniform(rng, 0.01, 0.3),
+            },
+            false,
+        ),
+        2 => (
+            Unary::Elu {
+                alpha: uniform(rng, 0.1, 2.0),
+            },
+            true,
+        ),
+        3 => (
+            Unary::Selu {
+                alpha: rng.pick(&[1.673_263_2, 0.8]),
+                gamma: rng.pick(&[1.050_701, 2.0]),
+            },
+            true,
+        ),
+        4 => (Unary::Sigmoid, true),
+        5 => (
+            Unary::HardSigmoid {
+                alpha: rng.pick(&[0.2, 1.0 / 6.0, 0.5]),
+                beta: rng.pick(&[0.5, 0.3]),
+            },
+            false,
+        ),
+        6 => (Unary::HardSwish, false),
+        7 => (Unary::Tanh, true),
+        8 => (Unary::Softplus, true),
+        9 => (Unary::Softsign, false),
+        10 => (Unary::Mish, true),
+        11 => (Unary::Gelu { tanh: false }, true),
+        12 => (Unary::Gelu { tanh: true }, true),
+        13 => (Unary::Erf, true),
+        14 => (Unary::Exp, true),
+        15 => (Unary::Sqrt, false),
+        16 => (Unary::Abs, false),
+        17 => (Unary::Neg, false),
+        _ => {
+            let (lo, hi) = (uniform(rng, -2.0, 1.0), uniform(rng, -1.0, 2.0));
+            // Sometimes min > max: every element becomes max.
+            (Unary::Clip { min: lo, max: hi }, false)
+        }
+    }
+}
+
+fn unary_case(rng: &mut Rng) -> Case {
+    let (u, transcendental) = random_unary(rng);
+    let shape = if chance(rng, 15) {
+        vec![66_000 + rng.range(0, 7)]
+    } else {
+        rand_shape(rng, 0, 4, 7)
+    };
+    // Small, moderate and large magnitudes (±30 saturates exp, sigmoid, tanh, ...).
+    let scale = rng.pick(&[1.0, 4.0, 30.0]);
+    let mut x = ranged(rng, &shape, -scale, scale);
+    if u == Unary::Sqrt {
+        x = ranged(rng, &shape, 0.0, scale);
+    }
+    let mut b = B::new(format!("{u:?} x={shape:?} scale={scale}"));
+    let x = if u == (Unary::Gelu { tanh: false }) {
+        // Not -inf: see `erf_saturates`.
+        specials_of(rng, x, &mut b.desc, &[f32::NAN, f32::INFINITY])
+    } else {
+        specials(rng, x, &mut b.desc)
+    };
+    let xv = b.input(x);
+    let y = b.node(Op::Unary(u), &[xv]);
+    b.out(y);
+    if transcendental {
+        // exp, log, tanh and erf are inline polynomial/rational approximations good to
+        // a few f32 ulps; compositions (mish = x tanh(softplus x), gelu, selu via
+        // expm1) compound that, so 1e-4 relative (about 800 ulps). Results that cancel
+        // towards zero get an absolute floor proportional to the input magnitude:
+        // gelu(-20) = 0.5 x (1 + erf(x / sqrt 2)) where the approximated erf is an ulp
+        // or two short of -1, so the kernel gives about -1.5e-6 instead of -0.
+        b.done(1e-4, (2e-7 * scale as f64).max(1e-6))
+    } else {
+        // At most a couple of roundings apart (fma vs. separate multiply and add).
+        b.done(1e-6, 1e-7)
+    }
+}
+
+#[test]
+fn unary() {
+    run_family("unary", 1000, unary_case);
+}
+
+fn binary_case(rng: &mut Rng) -> Case {
+    let op = rng.pick(&[
+        Binary::Add,
+        Binary::Sub,
+        Binary::Mul,
+        Binary::Div,
+        Binary::Pow,
+        Binary::Max,
+        Binary::Min,
+        Binary::PRelu,
+    ]);
+    let out = if chance(rng, 15) {
+        vec![rng.range(2, 3), 150, rng.range(200, 230)]
+    } else {
+        rand_shape(rng, 0, 4, 7)
+    };
+    let sa = if op == Binary::PRelu {
+        out.clone()
+    } else {
+        bcast_operand(rng, &out)
+    };
+    let mut sb = bcast_operand(rng, &out);
+    let (mut rtol, atol) = (1e-6, 1e-7);
+    // Constant scalar exponents take the specialized path.
+    let pow_const = (op == Binary::Pow && chance(rng, 2)).then(|| {
+        sb = vec![1; rng.range(0, 2)];
+        rng.pick(&[2.0f32, 0.5, 3.0, -1.0, 1.7])
+    });
+    let (ta, tb) = match (op, pow_const) {
+        (Binary::Div, _) => (rng.tensor(&sa), signed(rng, &sb, 0.5, 2.0)),
+        (Binary::Pow, Some(c)) => {
+            let base = if c == c.trunc() {
+                // Integral exponents accept negative bases.
+                signed(rng, &sa, 0.1, 2.0)
+            } else {
+                ranged(rng, &sa, 0.05, 3.0)
+            };
+            let exp = Tensor::from_vec(sb.clone(), vec![c]).unwrap();
+            (base, exp)
+        }
+        (Binary::Pow, None) => {
+            if chance(rng, 4) {
+                // Negative bases with integral exponents.
+                let e = filled(rng, &sb, |r| r.range(0, 6) as f32 - 3.0);
+                (signed(rng, &sa, 0.1, 2.0), e)
+            } else {
+                (ranged(rng, &sa, 0.05, 3.0), ranged(rng, &sb, -2.5, 2.5))
+            }
+        }
+        (Binary::Max | Binary::Min, _) if rng.bool() => (quantized(rng, &sa), quantized(rng, &sb)),
+        _ => (rng.tensor(&sa), rng.tensor(&sb)),
+    };
+    if op == Binary::Pow {
+        // The general power is exp(y log x) with the inline approximations (a few ulps
+        // each, the error of log scaled by |y log x|); integral constant exponents are
+        // products, exact to a couple of roundings.
+        rtol = 1e-4;
+    }
+    // Which operand is a constant (never both: the node would be folded away), or
+    // one value as both operands.
+    let which = if pow_const.is_some() {
+        2
+    } else {
+        rng.range(0, 4)
+    };
+    let desc = format!(
+        "{op:?} a={sa:?} b={sb:?} const={} pow_const={pow_const:?}",
+        ["none", "a", "b", "b", "none, b is a"][which]
+    );
+    let mut b = B::new(desc);
+    // Not for Pow: pow(NaN, y) is wrong, see `log_keeps_nan`.
+    let (ta, tb) = if op == Binary::Pow {
+        (ta, tb)
+    } else {
+        let ta = specials(rng, ta, &mut b.desc);
+        (ta, specials(rng, tb, &mut b.desc))
+    };
+    let a = if which == 1 {
+        b.constant(ta)
+    } else {
+        b.input(ta)
+    };
+    let bv = match which {
+        2 | 3 => b.constant(tb),
+        4 => a,
+        _ => b.input(tb),
+    };
+    let y = b.node(Op::Binary(op), &[a, bv]);
+    b.out(y);
+    b.done(rtol, atol)
+}
+
+#[test]
+fn binary() {
+    run_family("binary", 1000, binary_case);
+}
+
+/// Comparisons (bool results), bool-bool Equal, Where and Cast f32 -> bool -> f32.
+fn compare_case(rng: &mut Rng) -> Case {
+    let out = rand_shape(rng, 0, 4, 6);
+    let cmp = rng.pick(&[Binary::Equal, Binary::Less, Binary::Greater]);
+    let (sa, sb) = (bcast_operand(rng, &out), bcast_operand(rng, &out));
+    let variant = rng.range(0, 3);
+    let const_b = rng.bool();
+    let (sx, sy) = (bcast_operand(rng, &out), bcast_operand(rng, &out));
+    let desc = format!(
+        "{cmp:?} a={sa:?} b={sb:?} const_b={const_b} variant={} x={sx:?} y={sy:?}",
+        ["bool output", "where", "cast", "bool equal + where"][variant]
+    );
+    let mut b = B::new(desc);
+    let ta = quantized(rng, &sa);
+    let ta = specials(rng, ta, &mut b.desc);
+    let a = b.input(ta);
+    let tb = quantized(rng, &sb);
+    let bv = b.param(tb, const_b);
+    let c = b.node(Op::Binary(cmp), &[a, bv]);
+    match variant {
+        0 => b.out(c),
+        1 | 3 => {
+            let cond = if variant == 3 {
+                let zero = b.constant(Tensor::from_vec(vec![], vec![0f32]).unwrap());
+                let other = b.node(Op::Binary(Binary::Greater), &[a, zero]);
+                let e = b.node(Op::Binary(Binary::Equal), &[c, other]);
+                b.out(e);
+                e
+            } else if chance(rng, 3) {
+                // A constant condition.
+                let sc = bcast_operand(rng, &out);
+                let n = sc.iter().product();
+                let v: Vec<u8> = (0..n).map(|_| rng.bool() as u8).collect();
+                b.desc += &format!(" const cond {sc:?}");
+                b.constant(Tensor::from_vec(sc, v).unwrap())
+            } else {
+                c
+            };
+            let tx = rng.tensor(&sx);
+            let x = b.input(tx);
+            let ty = rng.tensor(&sy);
+            let const_y = rng.bool();
+            let y = b.param(ty, const_y);
+            let w = b.node(Op::Where, &[cond, x, y]);
+            b.out(w);
+        }
+        _ => {
+            let to_bool = b.node(Op::Cast { to: DType::Bool }, &[a]);
+            let back = b.node(Op::Cast { to: DType::F32 }, &[to_bool]);
+            let same = b.node(Op::Cast { to: DType::F32 }, &[back]);
+            let cmp_f = b.node(Op::Cast { to: DType::F32 }, &[c]);
+            b.out(to_bool);
+            b.out(same);
+            b.out(cmp_f);
+        }
+    }
+    b.done(0.0, 0.0)
+}
+
+#[test]
+fn compare_where_cast() {
+    run_family("compare_where_cast", 600, compare_case);
+}
+
+// ---------------------------------------------------------------------------------
+// Softmax, normalizations, reductions.
+
+fn softmax_case(rng: &mut Rng) -> Case {
+    let mut shape = rand_shape(rng, 1, 4, 9);
+    if chance(rng, 10) {
+        let i = rng.range(0, shape.len() - 1);
+        shape[i] = rng.range(60, 300);
+    }
+    let axis = if chance(rng, 3) {
+        shape.len() - 1
+    } else {
+        rng.range(0, shape.len() - 1)
+    };
+    let log = rng.bool();
+    let scale = rng.pick(&[1.0, 5.0, 20.0]);
+    let mut b = B::new(format!(
+        "softmax log={log} axis={axis} x={shape:?} scale={scale}"
+    ));
+    let x = ranged(rng, &shape, -scale, scale);
+    let x = if log {
+        // Not +inf: see `log_keeps_nan`.
+        specials_of(rng, x, &mut b.desc, &[f32::NAN, f32::NEG_INFINITY])
+    } else {
+        specials(rng, x, &mut b.desc)
+    };
+    let x = b.input(x);
+    let y = b.node(Op::Softmax { axis, log }, &[x]);
+    b.out(y);
+    // exp and log are inline approximations (a few ulps); log-softmax results near 0
+    // are differences of values up to 20 in size, hence the absolute floor.
+    b.done(1e-4, 1e-5)
+}
+
+#[test]
+fn softmax() {
+    run_family("softmax", 600, softmax_case);
+}
+
+fn batch_norm_case(rng: &mut Rng) -> Case {
+    let rank = rng.range(2, 5);
+    let mut xs = vec![rng.range(1, 2), rng.range(1, 20)];
+    for _ in 2..rank {
+        xs.push(rng.range(1, [0, 0, 0, 9, 6, 4][rank]));
+    }
+    if chance(rng, 10) {
+        xs = vec![2, 16, rng.range(40, 50), rng.range(40, 50)];
+    }
+    let c = xs[1];
+    let epsilon = rng.pick(&[1e-5, 1e-3, 0.1]);
+    let consts: Vec<bool> = if rng.bool() {
+        let all = rng.bool();
+        vec![all; 4]
+    } else {
+        (0..4).map(|_| rng.bool()).collect()
+    };
+    let mut b = B::new(format!(
+        "batch_norm eps={epsilon} x={xs:?} const(scale,bias,mean,var)={consts:?}"
+    ));
+    let x = rng.tensor(&xs);
+    let x = b.input(x);
+    let mut ins = vec![x];
+    for (i, &k) in consts.iter().enumerate() {
+        let t = if i == 3 {
+            ranged(rng, &[c], 0.05, 2.0)
+        } else {
+            ranged(rng, &[c], -2.0, 2.0)
+        };
+        ins.push(b.param(t, k));
+    }
+    let y = b.node(Op::BatchNorm { epsilon }, &ins);
+    b.out(y);
+    b.done(RTOL, ATOL)
+}
+
+#[test]
+fn batch_norm() {
+    run_family("batch_norm", 400, batch_norm_case);
+}
+
+fn instance_norm_case(rng: &mut Rng) -> Case {
+    let rank = rng.range(3, 5);
+    let mut xs = vec![rng.range(1, 2), rng.range(1, 12)];
+    for _ in 2..rank {
+        xs.push(rng.range(1, [0, 0, 0, 30, 9, 5][rank]));
+    }
+    if chance(rng, 10) {
+        xs = vec![2, 8, rng.range(40, 50), rng.range(40, 50)];
+    }
+    // Planes of at least 4 elements: with fewer (a zero or tiny variance) the kernel
+    // loses accuracy, see `instance_norm_constant_plane` below.
+    if xs[2..].iter().product::<usize>() < 4 {
+        *xs.last_mut().unwrap() = 4;
+    }
+    let c = xs[1];
+    let epsilon = rng.pick(&[1e-5, 1e-3]);
+    let offset = rng.pick(&[0.0, 3.0]);
+    let (cs, cb) = (rng.bool(), rng.bool());
+    let mut b = B::new(format!(
+        "instance_norm eps={epsilon} x={xs:?} offset={offset} const_scale={cs} const_bias={cb}"
+    ));
+    let x = ranged(rng, &xs, offset - 1.0, offset + 1.0);
+    let x = b.input(x);
+    let s = ranged(rng, &[c], -2.0, 2.0);
+    let s = b.param(s, cs);
+    let bias = ranged(rng, &[c], -2.0, 2.0);
+    let bias = b.param(bias, cb);
+    let y = b.node(Op::InstanceNorm { epsilon }, &[x, s, bias]);
+    b.out(y);
+    b.done(RTOL, ATOL)
+}
+
+#[test]
+fn instance_norm() {
+    run_family("instance_norm", 400, instance_norm_case);
+}
+
+fn lrn_case(rng: &mut Rng) -> Case {
+    let rank = rng.range(2, 5);
+    let mut xs = vec![rng.range(1, 2), rng.range(1, 12)];
+    for _ in 2..rank {
+        xs.push(rng.range(1, [0, 0, 0, 9, 6, 4][rank]));
+    }
+    if chance(rng, 10) {
+        xs = vec![2, 8, rng.range(30, 40), rng.range(30, 40)];
+    }
+    let l = Lrn {
+        size: rng.range(1, 5),
+        alpha: rng.pick(&[1e-4, 1e-3, 0.5, 1.0]),
+        beta: rng.pick(&[0.5, 0.75, 1.0]),
+        bias: rng.pick(&[1.0, 2.0, 0.5]),
+    };
+    let scale = rng.pick(&[1.0, 3.0]);
+    let mut b = B::new(format!("{l:?} x={xs:?} scale={scale}"));
+    let x = ranged(rng, &xs, -scale, scale);
+    let x = b.input(x);
+    let y = b.node(Op::Lrn(l), &[x]);
+    b.out(y);
+    // The power is exp(-beta log(base)) with the inline approximations (a few ulps).
+    b.done(RTOL, ATOL)
+}
+
+#[test]
+fn lrn() {
+    run_family("lrn", 400, lrn_case);
+}
+
+fn reduce_case(rng: &mut Rng) -> Case {
+    let shape = if chance(rng, 10) {
+        vec![rng.range(3, 5), 130, rng.range(120, 140)]
+    } else {
+        rand_shape(rng, 1, 4, 7)
+    };
+    let axes: Vec<usize> = if chance(rng, 12) {
+        vec![]
+    } else {
+        let mut a: Vec<usize> = (0..shape.len()).filter(|_| rng.bool()).collect();
+        if a.is_empty() {
+            a.push(rng.range(0, shape.len() - 1));
+        }
+        a
+    };
+    let kind = if rng.bool() {
+        ReduceKind::Sum
+    } else {
+        ReduceKind::Mean
+    };
+    let keep_dims = rng.bool();
+    let count: usize = axes.iter().map(|&a| shape[a]).product();
+    // A sum of `count` values in [-1, 1) accumulated in f32: partial sums wander to
+    // about sqrt(count) in size and every addition rounds to half an ulp of one, so the
+    // error grows like count * 2^-24 (5e-4 seen for 67 600 elements summing to -1.09).
+    // Means divide the error by count again.
+    let atol = match kind {
+        ReduceKind::Sum => ATOL.max(3e-8 * count as f64),
+        ReduceKind::Mean => ATOL,
+    };
+    let op = Op::Reduce {
+        kind,
+        axes,
+        keep_dims,
+    };
+    let mut b = B::new(format!("{op:?} x={shape:?}"));
+    let x = rng.tensor(&shape);
+    let x = specials(rng, x, &mut b.desc);
+    let x = b.input(x);
+    let y = b.node(op, &[x]);
+    b.out(y);
+    b.done(RTOL, atol)
+}
+
+#[test]
+fn reduce() {
+    run_family("reduce", 600, reduce_case);
+}
+
+// ---------------------------------------------------------------------------------
+// Resize.
+
+fn resize_case(rng: &mut Rng) -> Case {
+    let rank = rng.range(1, 4);
+    let large = rank == 4 && chance(rng, 10);
+    let shape: Vec<usize> = (0..rank)
+        .map(|i| match (rank == 4 && i < 2, large) {
+            (true, _) => rng.range(1, 3),
+            (false, true) => rng.range(30, 40),
+            (false, false) => rng.range(1, 8),
+        })
+        .collect();
+    let mode = match rng.range(0, 3) {
+        0 => ResizeMode::Nearest(rng.pick(&[
+            NearestMode::RoundPreferFloor,
+            NearestMode::RoundPreferCeil,
+            NearestMode::Floor,
+            NearestMode::Ceil,
+        ])),
+        1 => ResizeMode::Linear,
+        _ => ResizeMode::Cubic {
+            a: rng.pick(&[-0.75, -0.5]),
+        },
+    };
+    let coord = rng.pick(&[
+        CoordMode::HalfPixel,
+        CoordMode::HalfPixelSymmetric,
+        CoordMode::PytorchHalfPixel,
+        CoordMode::AlignCorners,
+        CoordMode::Asymmetric,
+        CoordMode::TfHalfPixelForNn,
+    ]);
+    let mut scales = Vec::new();
+    let mut sizes = Vec::new();
+    for (i, &d) in shape.iter().enumerate() {
+        // NCHW-like inputs usually keep N and C; other axes are resized half the time.
+        let keep = if rank == 4 && i < 2 {
+            !chance(rng, 6)
+        } else {
+            chance(rng, 3)
+        };
+        let s: f64 = if keep {
+            1.0
+        } else {
+            rng.pick(&[0.25, 0.4, 0.5, 0.6, 0.75, 1.25, 1.5, 1.7, 2.0, 2.5, 3.0])
+        };
+        scales.push(s);
+        sizes.push(((s * d as f64).floor() as usize).max(1));
+    }
+    // exclude_outside with nearest disagrees with the interpreter when the nearest
+    // sample is outside the input: see `resize_nearest_exclude_outside` below.
+    let exclude_outside = !matches!(mode, ResizeMode::Nearest(_)) && rng.bool();
+    let r = Resize {
+        mode,
+        coord,
+        scales,
+        sizes,
+        exclude_outside,
+    };
+    let mut b = B::new(format!("{r:?} x={shape:?}"));
+    let x = rng.tensor(&shape);
+    let x = b.input(x);
+    let y = b.node(Op::Resize(r), &[x]);
+    b.out(y);
+    b.done(RTOL, ATOL)
+}
+
+#[test]
+fn resize() {
+    run_family("resize", 1000, resize_case);
+}
+
+// ---------------------------------------------------------------------------------
+// Data movement. Exact copies: any difference fails.
+
+/// A shape big enough for copies to run as several tasks.
+fn large_shape(rng: &mut Rng) -> Vec<usize> {
+    vec![2, 3, rng.range(100, 130), rng.range(100, 110)]
+}
+
+fn transpose_case(rng: &mut Rng) -> Case {
+    let shape = if chance(rng, 15) {
+        large_shape(rng)
+    } else {
+        rand_shape(rng, 1, 5, 6)
+    };
+    let mut perm: Vec<usize> = (0..shape.len()).collect();
+    shuffle(rng, &mut perm);
+    let mut b = B::new(format!("transpose perm={perm:?} x={shape:?}"));
+    let x = rng.tensor(&shape);
+    let x = b.input(x);
+    let (x, is_bool) = maybe_bool(&mut b, rng, x);
+    b.desc += &format!(" bool={is_bool}");
+    let y = b.node(Op::Transpose { perm }, &[x]);
+    b.out(y);
+    b.done(0.0, 0.0)
+}
+
+#[test]
+fn transpose() {
+    run_family("transpose", 400, transpose_case);
+}
+
+fn slice_case(rng: &mut Rng) -> Case {
+    let shape = rand_shape(rng, 1, 4, 8);
+    let axes: Vec<SliceAxis> = shape
+        .iter()
+        .map(|&d| {
+            if chance(rng, 4) {
+                return SliceAxis {
+                    start: 0,
+                    step: 1,
+                    len: d,
+                };
+            }
+            let step = rng.pick(&[1isize, 1, 2, 3, -1, -1, -2, -3]);
+            let start = rng.range(0, d - 1);
+            // How many elements fit from `start` in the direction of `step`.
+            let room = if step > 0 {
+                (d - 1 - start) / step as usize + 1
+            } else {
+                start / step.unsigned_abs() + 1
+            };
+            let len = if chance(rng, 20) {
+                0
+            } else {
+                rng.range(1, room)
+            };
+            SliceAxis { start, step, len }
+        })
+        .collect();
+    let mut b = B::new(format!("slice {axes:?} x={shape:?}"));
+    let x = rng.tensor(&shape);
+    let x = b.input(x);
+    let (x, is_bool) = maybe_bool(&mut b, rng, x);
+    b.desc += &format!(" bool={is_bool}");
+    let y = b.node(Op::Slice { axes }, &[x]);
+    b.out(y);
+    b.done(0.0, 0.0)
+}
+
+#[test]
+fn slice() {
+    run_family("slice", 600, slice_case);
+}
+
+fn concat_case(rng: &mut Rng) -> Case {
+    let shape = if chance(rng, 15) {
+        large_shape(rng)
+    } else {
+        rand_shape(rng, 1, 4, 6)
+    };
+    let axis = rng.range(0, shape.len() - 1);
+    let n = rng.range(1, 4);
+    let shapes: Vec<Vec<usize>> = (0..n)
+        .map(|_| {
+            let mut s = shape.clone();
+            s[axis] = if chance(rng, 10) { 0 } else { rng.range(1, 5) };
+            s
+        })
+        .collect();
+    let consts: Vec<bool> = (0..n).map(|i| i > 0 && chance(rng, 3)).collect();
+    let mut b = B::new(format!(
+        "concat axis={axis} inputs={shapes:?} const={consts:?}"
+    ));
+    let to_bool = chance(rng, 4);
+    b.desc += &format!(" bool={to_bool}");
+    let zero = b.constant(Tensor::from_vec(vec![], vec![0f32]).unwrap());
+    let ins: Vec<Value> = shapes
+        .iter()
+        .zip(&consts)
+        .map(|(s, &k)| {
+            let t = rng.tensor(s);
+            let v = b.param(t, k);
+            if to_bool {
+                b.node(Op::Binary(Binary::Greater), &[v, zero])
+            } else {
+                v
+            }
+        })
+        .collect();
+    let y = b.node(Op::Concat { axis }, &ins);
+    b.out(y);
+    b.done(0.0, 0.0)
+}
+
+#[test]
+fn concat() {
+    run_family("concat", 400, concat_case);
+}
+
+fn split_case(rng: &mut Rng) -> Case {
+    let mut shape = rand_shape(rng, 1, 4, 6);
+    let axis = rng.range(0, shape.len() - 1);
+    let parts = rng.range(1, 4);
+    let sizes: Vec<usize> = (0..parts)
+        .map(|_| if chance(rng, 5) { 0 } else { rng.range(1, 4) })
+        .collect();
+    shape[axis] = sizes.iter().sum();
+    if shape[axis] == 0 {
+        // Keep the input non-empty: the last part takes one row.
+        shape[axis] = 1;
+    }
+    let mut sizes = sizes;
+    let total: usize = sizes.iter().sum();
+    *sizes.last_mut().unwrap() += shape[axis] - total;
+    let op = Op::Split {
+        axis,
+        sizes: sizes.clone(),
+    };
+    let mut b = B::new(format!("{op:?} x={shape:?}"));
+    let x = rng.tensor(&shape);
+    let x = b.input(x);
+    let (x, is_bool) = maybe_bool(&mut b, rng, x);
+    b.desc += &format!(" bool={is_bool}");
+    for v in b.multi(op, &[x], sizes.len()) {
+        b.out(v);
+    }
+    b.done(0.0, 0.0)
+}
+
+#[test]
+fn split() {
+    run_family("split", 400, split_case);
+}
+
+fn pad_case(rng: &mut Rng) -> Case {
+    let shape = if chance(rng, 15) {
+        large_shape(rng)
+    } else {
+        rand_shape(rng, 1, 4, 6)
+    };
+    let mode = match rng.range(0, 2) {
+        0 => PadMode::Constant(rng.pick(&[0.0, 1.5, -7.25])),
+        1 => PadMode::Edge,
+        _ => PadMode::Reflect,
+    };
+    let pads: Vec<(isize, isize)> = shape
+        .iter()
+        .map(|&d| {
+            let d = d as isize;
+            // Reflect pads stay below the axis length; negative pads crop but leave at
+            // least one element.
+            let hi = if mode == PadMode::Reflect { d - 1 } else { 3 };
+            let mut side = || {
+                if chance(rng, 4) {
+                    -(rng.range(0, (d - 1) as usize) as isize)
+                } else {
+                    rng.range(0, hi as usize) as isize
+                }
+            };
+            let (mut pb, mut pe) = (side(), side());
+            while d + pb + pe < 1 {
+                if pb < 0 {
+                    pb += 1;
+                } else {
+                    pe += 1;
+                }
+            }
+            (pb, pe)
+        })
+        .collect();
+    let mut b = B::new(format!("pad {mode:?} pads={pads:?} x={shape:?}"));
+    let x = rng.tensor(&shape);
+    let x = b.input(x);
+    // Constant padding is for f32 data only.
+    let (x, is_bool) = if matches!(mode, PadMode::Constant(_)) {
+        (x, false)
+    } else {
+        maybe_bool(&mut b, rng, x)
+    };
+    b.desc += &format!(" bool={is_bool}");
+    let y = b.node(Op::Pad { pads, mode }, &[x]);
+    b.out(y);
+    b.done(0.0, 0.0)
+}
+
+#[test]
+fn pad() {
+    run_family("pad", 600, pad_case);
+}
+
+fn tile_case(rng: &mut Rng) -> Case {
+    let shape = rand_shape(rng, 1, 4, 5);
+    let repeats: Vec<usize> = shape
+        .iter()
+        .map(|_| if chance(rng, 25) { 0 } else { rng.range(1, 3) })
+        .collect();
+    let mut b = B::new(format!("tile repeats={repeats:?} x={shape:?}"));
+    let x = rng.tensor(&shape);
+    let x = b.input(x);
+    let (x, is_bool) = maybe_bool(&mut b, rng, x);
+    b.desc += &format!(" bool={is_bool}");
+    let y = b.node(Op::Tile { repeats }, &[x]);
+    b.out(y);
+    b.done(0.0, 0.0)
+}
+
+#[test]
+fn tile() {
+    run_family("tile", 300, tile_case);
+}
+
+fn expand_case(rng: &mut Rng) -> Case {
+    let out = rand_shape(rng, 0, 4, 5);
+    let xs = bcast_operand(rng, &out);
+    // The target may itself have 1s where the input has a larger dim (numpy both ways).
+    let off = out.len() - xs.len();
+    let target: Vec<usize> = out
+        .iter()
+        .enumerate()
+        .map(|(i, &d)| {
+            if i >= off && xs[i - off] == d && chance(rng, 3) {
+                1
+            } else {
+                d
+            }
+        })
+        .collect();
+    // A shorter target broadcasts too.
+    let target = if chance(rng, 4) {
+        target[rng.range(0, target.len())..].to_vec()
+    } else {
+        target
+    };
+    let mut b = B::new(format!("expand shape={target:?} x={xs:?}"));
+    let x = rng.tensor(&xs);
+    let x = b.input(x);
+    let (x, is_bool) = maybe_bool(&mut b, rng, x);
+    b.desc += &format!(" bool={is_bool}");
+    let y = b.node(Op::Expand { shape: target }, &[x]);
+    b.out(y);
+    b.done(0.0, 0.0)
+}
+
+#[test]
+fn expand() {
+    run_family("expand", 400, expand_case);
+}
+
+fn depth_space_case(rng: &mut Rng) -> Case {
+    let block = rng.range(1, 3);
+    let mode = if rng.bool() {
+        DepthToSpaceMode::Dcr
+    } else {
+        DepthToSpaceMode::Crd
+    };
+    let (n, c, h, w) = (
+        rng.range(1, 2),
+        rng.range(1, 4),
+        rng.range(1, 5),
+        rng.range(1, 5),
+    );
+    let to_space = rng.bool();
+    let (xs, op) = if to_space {
+        (
+            vec![n, c * block * block, h, w],
+            Op::DepthToSpace { block, mode },
+        )
+    } else {
+        (
+            vec![n, c, h * block, w * block],
+            Op::SpaceToDepth { block, mode },
+        )
+    };
+    let mut b = B::new(format!("{op:?} x={xs:?}"));
+    let x = rng.tensor(&xs);
+    let x = b.input(x);
+    let (x, is_bool) = maybe_bool(&mut b, rng, x);
+    b.desc += &format!(" bool={is_bool}");
+    let y = b.node(op, &[x]);
+    b.out(y);
+    b.done(0.0, 0.0)
+}
+
+#[test]
+fn depth_space() {
+    run_family("depth_space", 300, depth_space_case);
+}
+
+fn gather_case(rng: &mut Rng) -> Case {
+    let shape = rand_shape(rng, 1, 4, 6);
+    let axis = rng.range(0, shape.len() - 1);
+    let d = shape[axis] as i64;
+    let is = rand_shape(rng, 0, 2, 4);
+    let n: usize = is.iter().product();
+    let idx: Vec<i64> = (0..n)
+        .map(|_| rng.range(0, 2 * d as usize - 1) as i64 - d)
+        .collect();
+    let i64_indices = rng.bool();
+    let mut b = B::new(format!(
+        "gather axis={axis} x={shape:?} indices={is:?} {idx:?} i64={i64_indices}"
+    ));
+    let x = rng.tensor(&shape);
+    let x = b.input(x);
+    let (x, is_bool) = maybe_bool(&mut b, rng, x);
+    b.desc += &format!(" bool={is_bool}");
+    let t = if i64_indices {
+        Tensor::from_vec(is, idx).unwrap()
+    } else {
+        Tensor::from_vec(is, idx.iter().map(|&i| i as i32).collect::<Vec<i32>>()).unwrap()
+    };
+    let i = b.constant(t);
+    let y = b.node(Op::Gather { axis }, &[x, i]);
+    b.out(y);
+    b.done(0.0, 0.0)
+}
+
+#[test]
+fn gather() {
+    run_family("gather", 400, gather_case);
+}
+
+/// Views (Reshape, Identity) as graph outputs, as intermediates, of inputs and of
+/// constants, and one value as several outputs.
+fn reshape_identity_case(rng: &mut Rng) -> Case {
+    let shape = rand_shape(rng, 1, 4, 6);
+    let n: usize = shape.iter().product();
+    let s1 = factor_shape(rng, n);
+    let s2 = factor_shape(rng, n);
+    let variant = rng.range(0, 4);
+    let mut b = B::new(format!(
+        "views variant={variant} x={shape:?} -> {s1:?}, {s2:?}"
+    ));
+    let t = rng.tensor(&shape);
+    let x = b.input(t);
+    match variant {
+        0 => {
+            let r = b.node(Op::Reshape { shape: s1 }, &[x]);
+            b.out(r);
+        }
+        1 => {
+            let r = b.node(Op::Unary(Unary::Relu), &[x]);
+            let v = b.node(Op::Reshape { shape: s1 }, &[r]);
+            let i = b.node(Op::Identity, &[r]);
+            b.out(v);
+            b.out(i);
+            b.out(r);
+        }
+        2 => {
+            let v = b.node(Op::Reshape { shape: s1 }, &[x]);
+            let neg = b.node(Op::Unary(Unary::Neg), &[v]);
+            let back = b.node(Op::Reshape { shape: s2 }, &[neg]);
+            let i1 = b.node(Op::Identity, &[x]);
+            let i2 = b.node(Op::Identity, &[i1]);
+            b.out(back);
+            b.out(i2);
+        }
+        3 => {
+            let i = b.node(Op::Identity, &[x]);
+            b.out(i);
+            b.out(i);
+            b.out(x);
+        }
+        _ => {
+            let t = rng.tensor(&shape);
+            let c = b.constant(t);
+            let i = b.node(Op::Identity, &[c]);
+            let r = b.node(Op::Reshape { shape: s1 }, &[c]);
+            let sum = b.node(Op::Binary(Binary::Add), &[x, i]);
+            b.out(i);
+            b.out(r);
+            b.out(sum);
+        }
+    }
+    b.done(0.0, 0.0)
+}
+
+#[test]
+fn reshape_identity() {
+    run_family("reshape_identity", 300, reshape_identity_case);
+}
+
+/// Nearest-neighbour resize with `exclude_outside`: where the nearest sample lies
+/// outside the input (Floor of a negative source coordinate), the interpreter gives
+/// the sample weight 0 and outputs 0, while the kernel reads the clamped edge element.
+/// Found by the `resize` family (seed 1779930947719803335) while it still drew
+/// exclude_outside for every mode.
+#[test]
+fn resize_nearest_exclude_outside() {
+    let r = Resize {
+        mode: ResizeMode::Nearest(NearestMode::Floor),
+        coord: CoordMode::HalfPixel,
+        scales: vec![1.7],
+        sizes: vec![8],
+        exclude_outside: true,
+    };
+    let mut b = B::new(format!("{r:?} x=[5]"));
+    let x = b.input(Tensor::from_vec(vec![5], vec![1f32, 2.0, 3.0, 4.0, 5.0]).unwrap());
+    let y = b.node(Op::Resize(r), &[x]);
+    b.out(y);
+    let case = b.done(0.0, 0.0);
+    // Output 0 has source coordinate 0.5 / 1.7 - 0.5 = -0.206: Floor picks index -1.
+    // The interpreter gives [0, 1, 1, 2, 3, 3, 4, 4]; the kernel [1, 1, 1, 2, 3, 3, 4, 4].
+    check(&case.graph, &case.inputs, 0.0, 0.0).unwrap_or_else(|e| panic!("{}: {e}", case.desc));
+}
+
+/// InstanceNorm of a plane with (near) zero variance and a mean far from zero: the
+/// kernel computes `x * k + (bias - mean * k)` with `k = scale / sqrt(var + eps)`, so
+/// the result carries the rounding error of `mean * k` (an ulp of ~2500 here, 2.4e-4),
+/// while the interpreter computes `(x - mean) * k + bias` = bias exactly. Found by the
+/// `instance_norm` family (seed 7173463716209360471, x=[2, 11, 1] with offset 3).
+#[test]
+fn instance_norm_constant_plane() {
+    let mut b = B::new("instance_norm eps=1e-5 x=[1, 2, 1]".into());
+    let x = b.input(Tensor::from_vec(vec![1, 2, 1], vec![3.9f32, -3.3]).unwrap());
+    let s = b.constant(Tensor::from_vec(vec![2], vec![2f32, -2.0]).unwrap());
+    let bias = b.constant(Tensor::from_vec(vec![2], vec![0.1f32, 0.1]).unwrap());
+    let y = b.node(Op::InstanceNorm { epsilon: 1e-5 }, &[x, s, bias]);
+    b.out(y);
+    let case = b.done(RTOL, ATOL);
+    // Every plane has one element, so the output is the bias: [0.1, 0.1]. The kernel
+    // gives about [0.1002068, 0.1001652] (k = 2 / sqrt(1e-5) = 632.5, mean * k = 2467).
+    check(&case.graph, &case.inputs, RTOL, ATOL).unwrap_or_else(|e| panic!("{}: {e}", case.desc));
+}
+
+/// Dropping a JIT-compiled model does not give its code memory back: the JIT module is
+/// dropped without `free_memory`, so cranelift-jit leaks the arena (1 GiB of address
+/// space reserved per model, and its mappings). A process that compiles many models
+/// runs out of mappings (two per model; vm.max_map_count is 65530 by default):
+/// `KERNELS_SCALE=10` over all families in one process aborts with "failed to set up
+/// alternative stack guard page: Cannot allocate memory".
+#[cfg(target_os = "linux")]
+#[test]
+fn jit_code_memory_is_freed() {
+    let maps = || {
+        std::fs::read_to_string("/proc/self/maps")
+            .unwrap()
+            .lines()
+            .count()
+    };
+    let mut b = B::new("relu".into());
+    let x = b.input(Tensor::from_vec(vec![4], vec![1f32, -2.0, 3.0, -4.0]).unwrap());
+    let y = b.node(Op::Unary(Unary::Relu), &[x]);
+    b.out(y);
+    let case = b.done(0.0, 0.0);
+    // Warm up (thread-local state, allocator arenas), then count.
+    drop(common::compile(&case.graph));
+    let before = maps();
+    for _ in 0..200 {
+        drop(common::compile(&case.graph));
+    }
+    let after = maps();
+    assert!(
+        after < before + 50,
+        "200 compiled and dropped models left {} more mappings ({before} -> {after})",
+        after - before
+    );
+}
+
+/// Runs each graph built by `cases` through `check` and panics listing every failure.
+fn check_all(cases: Vec<Case>) {
+    let errors: Vec<String> = cases
+        .iter()
+        .filter_map(|c| {
+            check(&c.graph, &c.inputs, c.rtol, c.atol)
+                .err()
+                .map(|e| format!("{}: {e}", c.desc))
+        })
+        .collect();
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
+}
+
+/// The inline `log` does not keep NaN: it decodes the NaN's bits as 0.75 * 2^129 and
+/// returns about 89.13. Seen by the `softmax` family as log-softmax of a row holding
+/// +inf (the sum of exponentials is NaN): the other elements come out -inf instead
+/// of NaN. The same `log` feeds the general Pow (exp(y log|x|)) and LRN. Kernel
+/// outputs: log-softmax [-inf, NaN, -inf], pow [inf, 0, inf], lrn [NaN, 9.3e-30];
+/// the interpreter gives NaN for all of them.
+#[test]
+fn log_keeps_nan() {
+    let mut cases = Vec::new();
+    // log-softmax of [1, inf, 2]: the interpreter gives NaN everywhere.
+    let mut b = B::new("log_softmax axis=0 x=[1, inf, 2]".into());
+    let x = b.input(Tensor::from_vec(vec![3], vec![1f32, f32::INFINITY, 2.0]).unwrap());
+    let y = b.node(Op::Softmax { axis: 0, log: true }, &[x]);
+    b.out(y);
+    cases.push(b.done(RTOL, ATOL));
+    // pow(NaN, y) for a run-time exponent: NaN for every y but 0.
+    let mut b = B::new("pow x=[NaN, NaN, NaN] y=[2.5, -1.5, 3]".into());
+    let x = b.input(Tensor::from_vec(vec![3], vec![f32::NAN; 3]).unwrap());
+    let e = b.input(Tensor::from_vec(vec![3], vec![2.5f32, -1.5, 3.0]).unwrap());
+    let y = b.node(Op::Binary(Binary::Pow), &[x, e]);
+    b.out(y);
+    cases.push(b.done(1e-4, ATOL));
+    // LRN over channels [NaN, 1]: channel 1's window holds the NaN.
+    let mut b = B::new("lrn size=3 x=[1, 2, 1] = [NaN, 1]".into());
+    let x = b.input(Tensor::from_vec(vec![1, 2, 1], vec![f32::NAN, 1.0]).unwrap());
+    let l = Lrn {
+        size: 3,
+        alpha: 1e-4,
+        beta: 0.75,
+        bias: 1.0,
+    };
+    let y = b.node(Op::Lrn(l), &[x]);
+    b.out(y);
+    cases.push(b.done(RTOL, ATOL));
+    check_all(cases);
+}
+
+/// erf reaches ±1 exactly where float32 rounds it there (it once stopped at
+/// -0.99999988), and gelu keeps its relative accuracy in the negative tail (it once
+/// computed 1 + erf, which cancels: 0.9% off at -4.5, -1.8e-6 instead of -0 at -30).
+#[test]
+fn erf_saturates() {
+    let mut cases = Vec::new();
+    for u in [Unary::Erf, Unary::Gelu { tanh: false }] {
+        let mut b = B::new(format!("{u:?} x=[-4.5, -30, -inf]"));
+        let x =
+            b.input(Tensor::from_vec(vec![3], vec![-4.5f32, -30.0, f32::NEG_INFINITY]).unwrap());
+        let y = b.node(Op::Unary(u), &[x]);
+        b.out(y);
+        // About ten float32 ulps relative (erfc's error times x), and subnormal noise.
+        cases.push(b.done(2e-6, 1e-30));
+    }
+    check_all(cases);
+}
+
+/// Gemm with beta = 0 never reads C (the BLAS convention), while the interpreter
+/// computes `beta * C` as written: a NaN or infinite element of C gives NaN there
+/// (0 * inf) and the kernel's plain product. Found by the `gemm` family with
+/// non-finite inputs (e.g. seed 1445488724231070409).
+#[test]
+fn gemm_beta_zero() {
+    let g = Gemm {
+        alpha: 1.0,
+        beta: 0.0,
+        trans_a: false,
+        trans_b: false,
+    };
+    let mut b = B::new(format!("{g:?} a=[1, 1] b=[1, 2] c=[inf, NaN]"));
+    let a = b.input(Tensor::from_vec(vec![1, 1], vec![2f32]).unwrap());
+    let bm = b.input(Tensor::from_vec(vec![1, 2], vec![3f32, 4.0]).unwrap());
+    let c = b.input(Tensor::from_vec(vec![2], vec![f32::INFINITY, f32::NAN]).unwrap());
+    let y = b.node(Op::Gemm(g), &[a, bm, c]);
+    b.out(y);
+    // The interpreter: [NaN, NaN]; the kernel: [6, 8].
+    check_all(vec![b.done(0.0, 0.0)]);
+}
