@@ -346,6 +346,7 @@ fn conv_case(rng: &mut Rng) -> Case {
         dilations: vec![],
         pads: vec![],
         groups,
+        epilogue: Default::default(),
     };
     let mut xs = vec![batch, c];
     for _ in 0..spatial {
@@ -442,6 +443,7 @@ fn conv_transpose_case(rng: &mut Rng) -> Case {
         pads: vec![],
         output_padding: vec![],
         groups,
+        epilogue: Default::default(),
     };
     let mut xs = vec![batch, c];
     for _ in 0..spatial {
@@ -593,6 +595,7 @@ fn gemm_case(rng: &mut Rng) -> Case {
         beta: rng.pick(&[1.0, 1.0, 0.0, 0.75, -2.0]),
         trans_a: rng.bool(),
         trans_b: rng.bool(),
+        epilogue: Default::default(),
     };
     let as_ = if g.trans_a { vec![k, m] } else { vec![m, k] };
     let bs = if g.trans_b { vec![n, k] } else { vec![k, n] };
@@ -661,7 +664,13 @@ fn matmul_case(rng: &mut Rng) -> Case {
     let a = b.input(a);
     let bt = rng.tensor(&sb);
     let bv = b.param(bt, const_b);
-    let y = b.node(Op::MatMul, &[a, bv]);
+    let y = b.node(
+        Op::MatMul {
+            bias: false,
+            epilogue: Default::default(),
+        },
+        &[a, bv],
+    );
     b.out(y);
     b.done(RTOL, ATOL)
 }
@@ -1755,6 +1764,7 @@ fn gemm_beta_zero() {
         beta: 0.0,
         trans_a: false,
         trans_b: false,
+        epilogue: Default::default(),
     };
     let mut b = B::new(format!("{g:?} a=[1, 1] b=[1, 2] c=[inf, NaN]"));
     let a = b.input(Tensor::from_vec(vec![1, 1], vec![2f32]).unwrap());

@@ -4,7 +4,7 @@
 //! so a node's recorded output types always agree with its op. All arithmetic on
 //! dimensions is checked: the numbers come from model files.
 
-use crate::op::{Binary, Op, Unary};
+use crate::op::{Activation, Binary, Epilogue, Op, Unary};
 use crate::types::checked_numel;
 use crate::{DType, IrError, TensorType, ensure};
 
@@ -135,16 +135,37 @@ fn check_spatial(rank: usize, lens: &[(&str, usize)]) -> Result<usize, IrError> 
 
 impl Op {
     /// `(min, max)` number of inputs.
+    /// With epilogue inputs the optional bias must be present, so the positions of
+    /// every input are unambiguous.
     pub fn arity(&self) -> (usize, usize) {
         match self {
             Op::Input | Op::Const(_) => (0, 0),
-            Op::Conv(_) | Op::ConvTranspose(_) => (2, 3),
-            Op::Gemm(_) => (2, 3),
+            Op::Conv(_) | Op::DepthwiseConv(_) | Op::ConvTranspose(_) | Op::Gemm(_) => {
+                match self.epilogue().map_or(0, Epilogue::extra_inputs) {
+                    0 => (2, 3),
+                    e => (3 + e, 3 + e),
+                }
+            }
+            Op::MatMul { bias, epilogue } => {
+                let n = 2 + *bias as usize + epilogue.extra_inputs();
+                (n, n)
+            }
             Op::BatchNorm { .. } => (5, 5),
-            Op::InstanceNorm { .. } | Op::Where => (3, 3),
-            Op::MatMul | Op::Binary(_) | Op::Gather { .. } => (2, 2),
+            Op::InstanceNorm { .. } | Op::Where | Op::ScaleShift => (3, 3),
+            Op::Binary(_) | Op::Gather { .. } | Op::ChannelScale => (2, 2),
             Op::Concat { .. } => (1, usize::MAX),
             _ => (1, 1),
+        }
+    }
+
+    /// The epilogue of ops that have one.
+    pub fn epilogue(&self) -> Option<&Epilogue> {
+        match self {
+            Op::Conv(c) | Op::DepthwiseConv(c) => Some(&c.epilogue),
+            Op::ConvTranspose(c) => Some(&c.epilogue),
+            Op::Gemm(g) => Some(&g.epilogue),
+            Op::MatMul { epilogue, .. } => Some(epilogue),
+            _ => None,
         }
     }
 
@@ -164,10 +185,28 @@ impl Op {
             },
             inputs.len()
         );
+        if let Some(e) = self.epilogue() {
+            let own = inputs.len() - e.extra_inputs();
+            let outs = self.infer_own(&inputs[..own])?;
+            check_epilogue(e, &inputs[own..], &outs[0])?;
+            return Ok(outs);
+        }
+        self.infer_own(inputs)
+    }
+
+    /// Output types from the op's own inputs (without the epilogue's).
+    fn infer_own(&self, inputs: &[&TensorType]) -> Result<Vec<TensorType>, IrError> {
         let one = |t: TensorType| Ok(vec![t]);
         match self {
             Op::Input => Err(IrError::invalid("input types are declared, not inferred")),
             Op::Const(t) => one(t.ty()),
+            Op::DepthwiseConv(c) => {
+                ensure!(
+                    c.groups == inputs[0].shape.get(1).copied().unwrap_or(0),
+                    "a depthwise convolution has one group per input channel"
+                );
+                Op::Conv(c.clone()).infer_own(inputs)
+            }
             Op::Conv(c) => {
                 let (x, w) = (inputs[0], inputs[1]);
                 expect_dtype(x, DType::F32, "conv input")?;
@@ -364,11 +403,52 @@ impl Op {
                 }
                 one(TensorType::f32(vec![m, n]))
             }
-            Op::MatMul => {
+            Op::MatMul { bias, .. } => {
                 let (a, b) = (inputs[0], inputs[1]);
                 expect_dtype(a, DType::F32, "matmul A")?;
                 expect_dtype(b, DType::F32, "matmul B")?;
-                one(TensorType::f32(matmul_shape(&a.shape, &b.shape)?))
+                let shape = matmul_shape(&a.shape, &b.shape)?;
+                if *bias {
+                    let c = inputs[2];
+                    expect_dtype(c, DType::F32, "matmul bias")?;
+                    ensure!(
+                        broadcasts_to(&c.shape, &shape),
+                        "bias {c} does not broadcast to {shape:?}"
+                    );
+                }
+                one(TensorType::f32(shape))
+            }
+            Op::ScaleShift => {
+                let x = inputs[0];
+                expect_dtype(x, DType::F32, "scale_shift input")?;
+                ensure!(x.rank() >= 2, "scale_shift needs a channel axis, got {x}");
+                for p in &inputs[1..] {
+                    expect_dtype(p, DType::F32, "scale_shift parameter")?;
+                    ensure!(
+                        p.shape == [x.shape[1]],
+                        "parameter {p} must be [{}]",
+                        x.shape[1]
+                    );
+                }
+                one(x.clone())
+            }
+            Op::ChannelScale => {
+                let (x, g) = (inputs[0], inputs[1]);
+                expect_dtype(x, DType::F32, "channel_scale input")?;
+                expect_dtype(g, DType::F32, "channel_scale gate")?;
+                ensure!(x.rank() >= 2, "channel_scale needs a channel axis, got {x}");
+                let mut want = x.shape.clone();
+                want[2..].fill(1);
+                ensure!(g.shape == want, "gate {g} must be {want:?}");
+                one(x.clone())
+            }
+            Op::Reorder { to } => {
+                let x = inputs[0];
+                let t = TensorType {
+                    layout: *to,
+                    ..x.clone()
+                };
+                one(t)
             }
             Op::Unary(u) => {
                 let x = inputs[0];
@@ -659,6 +739,28 @@ impl Op {
             Op::Identity => one(inputs[0].clone()),
         }
     }
+}
+
+/// The epilogue's inputs: a residual of the output's type, a PRelu slope broadcasting
+/// to the output.
+fn check_epilogue(e: &Epilogue, extra: &[&TensorType], out: &TensorType) -> Result<(), IrError> {
+    let mut next = extra.iter();
+    if e.residual {
+        let r = next.next().expect("arity checked");
+        ensure!(
+            r.dtype == out.dtype && r.shape == out.shape,
+            "residual {r} does not match the output {out}"
+        );
+    }
+    if e.activation == Some(Activation::PRelu) {
+        let s = next.next().expect("arity checked");
+        expect_dtype(s, DType::F32, "prelu slope")?;
+        ensure!(
+            broadcasts_to(&s.shape, &out.shape),
+            "slope {s} does not broadcast to {out}"
+        );
+    }
+    Ok(())
 }
 
 /// Result shape of numpy `matmul`.

@@ -8,7 +8,7 @@
 use std::fmt;
 
 use crate::types::Dims;
-use crate::{DType, Tensor};
+use crate::{DType, Layout, Tensor};
 
 #[derive(Clone, Debug)]
 pub enum Op {
@@ -17,8 +17,12 @@ pub enum Op {
     /// A compile-time constant.
     Const(Tensor),
 
-    /// Inputs: x `[N, C, spatial...]`, weight `[M, C/groups, kernel...]`, optional bias `[M]`.
+    /// Inputs: x `[N, C, spatial...]`, weight `[M, C/groups, kernel...]`, optional bias `[M]`,
+    /// then the epilogue's inputs.
     Conv(Conv),
+    /// A convolution with one group per input channel (`groups == C`, `M = C * k`), which
+    /// has a kernel of its own. Inputs as `Conv`.
+    DepthwiseConv(Conv),
     /// Inputs: x `[N, C, spatial...]`, weight `[C, M/groups, kernel...]`, optional bias `[M]`.
     ConvTranspose(ConvTranspose),
     Pool(Pool),
@@ -34,10 +38,25 @@ pub enum Op {
     InstanceNorm {
         epsilon: f32,
     },
-    /// `alpha * op(A) * op(B) + beta * C`. Inputs: A, B, optional C (broadcast to `[M, N]`).
+    /// `alpha * op(A) * op(B) + beta * C`. Inputs: A, B, optional C (broadcast to `[M, N]`),
+    /// then the epilogue's inputs.
     Gemm(Gemm),
-    /// numpy `matmul`: 1-D operands promoted, batch axes broadcast.
-    MatMul,
+    /// numpy `matmul` (1-D operands promoted, batch axes broadcast), then an optional bias
+    /// broadcast to the result, then the epilogue's inputs.
+    MatMul {
+        bias: bool,
+        epilogue: Epilogue,
+    },
+    /// `x * scale[c] + shift[c]` per channel (axis 1): a batch normalization with nothing
+    /// to fold into. Inputs: x, scale `[C]`, shift `[C]`.
+    ScaleShift,
+    /// `x * s[n, c]` per image and channel: the gate of a squeeze-and-excitation block.
+    /// Inputs: x `[N, C, spatial...]`, s `[N, C, 1...]`.
+    ChannelScale,
+    /// The same tensor in another memory layout.
+    Reorder {
+        to: Layout,
+    },
     Unary(Unary),
     /// Elementwise with numpy broadcasting.
     Binary(Binary),
@@ -116,6 +135,7 @@ pub struct Conv {
     /// `(begin, end)` zero padding per spatial axis.
     pub pads: Vec<(usize, usize)>,
     pub groups: usize,
+    pub epilogue: Epilogue,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -128,6 +148,7 @@ pub struct ConvTranspose {
     /// Extra rows added at the end of each spatial axis.
     pub output_padding: Vec<usize>,
     pub groups: usize,
+    pub epilogue: Epilogue,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -165,6 +186,46 @@ pub struct Gemm {
     pub beta: f32,
     pub trans_a: bool,
     pub trans_b: bool,
+    pub epilogue: Epilogue,
+}
+
+/// What a producer applies to its result before storing it (fused by the passes):
+/// `activation(y + residual)`.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Epilogue {
+    /// Add one more input of the output's shape (a residual connection).
+    pub residual: bool,
+    pub activation: Option<Activation>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Activation {
+    Unary(Unary),
+    /// `y < 0 ? slope * y : y`, the slope one more input (per channel).
+    PRelu,
+    /// `y * sigmoid(y)`.
+    Silu,
+}
+
+impl Epilogue {
+    /// Inputs the epilogue reads after the op's own: the residual, then a PRelu slope.
+    pub fn extra_inputs(&self) -> usize {
+        self.residual as usize + (self.activation == Some(Activation::PRelu)) as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        !self.residual && self.activation.is_none()
+    }
+}
+
+impl Activation {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Activation::Unary(u) => u.name(),
+            Activation::PRelu => "prelu",
+            Activation::Silu => "silu",
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -301,6 +362,10 @@ impl Op {
             Op::Input => "input",
             Op::Const(_) => "const",
             Op::Conv(_) => "conv",
+            Op::DepthwiseConv(_) => "depthwise_conv",
+            Op::ScaleShift => "scale_shift",
+            Op::ChannelScale => "channel_scale",
+            Op::Reorder { .. } => "reorder",
             Op::ConvTranspose(_) => "conv_transpose",
             Op::Pool(p) => match p.kind {
                 PoolKind::Max => "max_pool",
@@ -312,7 +377,7 @@ impl Op {
             Op::BatchNorm { .. } => "batch_norm",
             Op::InstanceNorm { .. } => "instance_norm",
             Op::Gemm(_) => "gemm",
-            Op::MatMul => "matmul",
+            Op::MatMul { .. } => "matmul",
             Op::Unary(u) => u.name(),
             Op::Binary(b) => b.name(),
             Op::Where => "where",
@@ -388,6 +453,28 @@ impl Binary {
     }
 }
 
+/// `residual=add`, `act=relu` / `act=clip(0.0,6.0)` items of an epilogue.
+fn epilogue_items(e: &Epilogue, add: &mut impl FnMut(&str, String)) {
+    if e.residual {
+        add("residual", "add".into());
+    }
+    if let Some(a) = e.activation {
+        let params = match a {
+            Activation::Unary(Unary::LeakyRelu { alpha })
+            | Activation::Unary(Unary::Elu { alpha }) => {
+                format!("({alpha:?})")
+            }
+            Activation::Unary(Unary::Clip { min, max }) => format!("({min:?},{max:?})"),
+            Activation::Unary(Unary::HardSigmoid { alpha, beta }) => {
+                format!("({alpha:?},{beta:?})")
+            }
+            Activation::Unary(Unary::Selu { alpha, gamma }) => format!("({alpha:?},{gamma:?})"),
+            _ => String::new(),
+        };
+        add("act", format!("{}{params}", a.name()));
+    }
+}
+
 /// Writes ` {k=v, ...}` for the op's attributes (nothing when it has none).
 pub(crate) struct Attrs<'a>(pub &'a Op);
 
@@ -408,12 +495,13 @@ impl fmt::Display for Attrs<'_> {
         let mut items: Vec<String> = Vec::new();
         let mut add = |k: &str, v: String| items.push(format!("{k}={v}"));
         match self.0 {
-            Op::Conv(c) => {
+            Op::Conv(c) | Op::DepthwiseConv(c) => {
                 add("kernel", Dims(&c.kernel).to_string());
                 add("strides", Dims(&c.strides).to_string());
                 add("pads", Pads(&c.pads).to_string());
                 add("dilations", Dims(&c.dilations).to_string());
                 add("groups", c.groups.to_string());
+                epilogue_items(&c.epilogue, &mut add);
             }
             Op::ConvTranspose(c) => {
                 add("kernel", Dims(&c.kernel).to_string());
@@ -422,6 +510,7 @@ impl fmt::Display for Attrs<'_> {
                 add("dilations", Dims(&c.dilations).to_string());
                 add("output_padding", Dims(&c.output_padding).to_string());
                 add("groups", c.groups.to_string());
+                epilogue_items(&c.epilogue, &mut add);
             }
             Op::Pool(p) => {
                 add("kernel", Dims(&p.kernel).to_string());
@@ -453,7 +542,21 @@ impl fmt::Display for Attrs<'_> {
                 add("beta", format!("{:?}", g.beta));
                 add("trans_a", g.trans_a.to_string());
                 add("trans_b", g.trans_b.to_string());
+                epilogue_items(&g.epilogue, &mut add);
             }
+            Op::MatMul { bias, epilogue } => {
+                if *bias {
+                    add("bias", "true".into());
+                }
+                epilogue_items(epilogue, &mut add);
+            }
+            Op::Reorder { to } => add(
+                "to",
+                match to {
+                    Layout::Plain => "plain".into(),
+                    Layout::Blocked { block } => format!("c{block}"),
+                },
+            ),
             Op::Unary(u) => match *u {
                 Unary::LeakyRelu { alpha } | Unary::Elu { alpha } => {
                     add("alpha", format!("{alpha:?}"))
@@ -526,7 +629,13 @@ impl fmt::Display for Attrs<'_> {
                 add("start", start.to_string());
                 add("end", end.to_string());
             }
-            Op::Input | Op::Const(_) | Op::MatMul | Op::Binary(_) | Op::Where | Op::Identity => {}
+            Op::Input
+            | Op::Const(_)
+            | Op::Binary(_)
+            | Op::Where
+            | Op::Identity
+            | Op::ScaleShift
+            | Op::ChannelScale => {}
         }
         if items.is_empty() {
             Ok(())

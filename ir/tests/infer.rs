@@ -87,6 +87,7 @@ fn conv(
         dilations: dilations.to_vec(),
         pads: pads.to_vec(),
         groups,
+        epilogue: Default::default(),
     })
 }
 
@@ -111,6 +112,7 @@ fn conv_t(
         pads: pads.to_vec(),
         output_padding: output_padding.to_vec(),
         groups,
+        epilogue: Default::default(),
     })
 }
 
@@ -150,6 +152,7 @@ fn gemm(trans_a: bool, trans_b: bool) -> Op {
         beta: 1.0,
         trans_a,
         trans_b,
+        epilogue: Default::default(),
     })
 }
 
@@ -499,7 +502,14 @@ fn arity_table() {
     assert_eq!(Op::BatchNorm { epsilon: 1e-5 }.arity(), (5, 5));
     assert_eq!(Op::InstanceNorm { epsilon: 1e-5 }.arity(), (3, 3));
     assert_eq!(Op::Where.arity(), (3, 3));
-    assert_eq!(Op::MatMul.arity(), (2, 2));
+    assert_eq!(
+        Op::MatMul {
+            bias: false,
+            epilogue: Default::default()
+        }
+        .arity(),
+        (2, 2)
+    );
     assert_eq!(bin(Binary::Add).arity(), (2, 2));
     assert_eq!(Op::Gather { axis: 0 }.arity(), (2, 2));
     assert_eq!(Op::Concat { axis: 0 }.arity(), (1, usize::MAX));
@@ -514,7 +524,13 @@ fn wrong_arity_is_a_shape_error_not_a_panic() {
     shape_err(Op::Identity, &[x.clone(), x.clone()]);
     shape_err(Op::Unary(Unary::Relu), &[]);
     shape_err(bin(Binary::Add), std::slice::from_ref(&x));
-    shape_err(Op::MatMul, &[x.clone(), x.clone(), x.clone()]);
+    shape_err(
+        Op::MatMul {
+            bias: false,
+            epilogue: Default::default(),
+        },
+        &[x.clone(), x.clone(), x.clone()],
+    );
     shape_err(conv_plain(&[1, 1], 1), std::slice::from_ref(&x));
     shape_err(
         conv_plain(&[1, 1], 1),
@@ -1187,20 +1203,83 @@ fn gemm_errors() {
 #[test]
 fn matmul_op_shapes() {
     assert_eq!(
-        ok1(Op::MatMul, &[f32t(&[2, 3]), f32t(&[3, 4])]),
+        ok1(
+            Op::MatMul {
+                bias: false,
+                epilogue: Default::default()
+            },
+            &[f32t(&[2, 3]), f32t(&[3, 4])]
+        ),
         f32t(&[2, 4])
     );
     assert_eq!(
-        ok1(Op::MatMul, &[f32t(&[8, 1, 2, 3]), f32t(&[5, 3, 4])]),
+        ok1(
+            Op::MatMul {
+                bias: false,
+                epilogue: Default::default()
+            },
+            &[f32t(&[8, 1, 2, 3]), f32t(&[5, 3, 4])]
+        ),
         f32t(&[8, 5, 2, 4])
     );
-    assert_eq!(ok1(Op::MatMul, &[f32t(&[3]), f32t(&[3, 4])]), f32t(&[4]));
-    assert_eq!(ok1(Op::MatMul, &[f32t(&[2, 3]), f32t(&[3])]), f32t(&[2]));
-    assert_eq!(ok1(Op::MatMul, &[f32t(&[3]), f32t(&[3])]), f32t(&[]));
-    shape_err(Op::MatMul, &[f32t(&[2, 3]), f32t(&[2, 3])]);
-    shape_err(Op::MatMul, &[f32t(&[]), f32t(&[2, 3])]);
-    shape_err(Op::MatMul, &[f32t(&[2, 2, 3]), f32t(&[3, 3, 1])]);
-    unsupported_err(Op::MatMul, &[i64t(&[2, 3]), i64t(&[3, 4])]);
+    assert_eq!(
+        ok1(
+            Op::MatMul {
+                bias: false,
+                epilogue: Default::default()
+            },
+            &[f32t(&[3]), f32t(&[3, 4])]
+        ),
+        f32t(&[4])
+    );
+    assert_eq!(
+        ok1(
+            Op::MatMul {
+                bias: false,
+                epilogue: Default::default()
+            },
+            &[f32t(&[2, 3]), f32t(&[3])]
+        ),
+        f32t(&[2])
+    );
+    assert_eq!(
+        ok1(
+            Op::MatMul {
+                bias: false,
+                epilogue: Default::default()
+            },
+            &[f32t(&[3]), f32t(&[3])]
+        ),
+        f32t(&[])
+    );
+    shape_err(
+        Op::MatMul {
+            bias: false,
+            epilogue: Default::default(),
+        },
+        &[f32t(&[2, 3]), f32t(&[2, 3])],
+    );
+    shape_err(
+        Op::MatMul {
+            bias: false,
+            epilogue: Default::default(),
+        },
+        &[f32t(&[]), f32t(&[2, 3])],
+    );
+    shape_err(
+        Op::MatMul {
+            bias: false,
+            epilogue: Default::default(),
+        },
+        &[f32t(&[2, 2, 3]), f32t(&[3, 3, 1])],
+    );
+    unsupported_err(
+        Op::MatMul {
+            bias: false,
+            epilogue: Default::default(),
+        },
+        &[i64t(&[2, 3]), i64t(&[3, 4])],
+    );
 }
 
 // ---------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ fn sample() -> Graph {
         dilations: vec![1, 1],
         pads: vec![(1, 1), (1, 1)],
         groups: 1,
+        epilogue: Default::default(),
     });
     let c = g.add("c", conv, &[x, w, b]).unwrap();
     let r = g.add("r", Op::Unary(Unary::Relu), &[c]).unwrap();

@@ -3,11 +3,11 @@
 //! epilogue. A pointwise convolution (1x1, stride 1, no padding) reads its input as
 //! the GEMM operand directly.
 
-use cnnc_ir::op::Conv;
+use cnnc_ir::op::{Activation, Conv, Epilogue};
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{InstBuilder, Value};
 
-use super::gemm::{Epilogue, Product};
+use super::gemm::{Bias, Post, Product};
 use super::{KernelCx, tasks_for};
 use crate::CodegenError;
 use crate::emit::Fx;
@@ -171,6 +171,39 @@ impl Fx<'_> {
     }
 }
 
+/// Argument slots of a fused epilogue's inputs.
+pub struct EpilogueArgs {
+    pub residual: Option<usize>,
+    /// A PRelu slope with one value per output channel.
+    pub slope: Option<usize>,
+}
+
+/// Declares the epilogue's inputs (after the op's own); the slope must be per channel.
+pub fn epilogue_args(
+    cx: &mut KernelCx,
+    e: &Epilogue,
+    channels: usize,
+) -> Result<EpilogueArgs, CodegenError> {
+    let mut at = cx.inputs.len() - e.extra_inputs();
+    let residual = e.residual.then(|| {
+        at += 1;
+        cx.input(at - 1)
+    });
+    let slope = match e.activation {
+        Some(Activation::PRelu) => {
+            let n = cx.inputs[at].ty.numel();
+            if n != channels {
+                return Err(CodegenError::Unsupported(format!(
+                    "a fused PRelu slope of {n} values for {channels} channels"
+                )));
+            }
+            Some(cx.input(at))
+        }
+        _ => None,
+    };
+    Ok(EpilogueArgs { residual, slope })
+}
+
 /// Output rows per block: im2col scratch of about 256 KiB, or about 1024 pixels for a
 /// pointwise convolution.
 fn block_rows(g: &Geometry) -> usize {
@@ -186,7 +219,10 @@ fn block_rows(g: &Geometry) -> usize {
 pub fn emit(cx: &mut KernelCx, c: &Conv) -> Result<(), CodegenError> {
     let g = Geometry::of(c, &cx.inputs[0].ty.shape, &cx.outputs[0].1.shape);
     let (x, w, out) = (cx.input(0), cx.input(1), cx.output(0));
-    let bias = (cx.inputs.len() > 2).then(|| cx.input(2));
+    let extra = epilogue_args(cx, &c.epilogue, g.cout)?;
+    let own = cx.inputs.len() - c.epilogue.extra_inputs();
+    let bias = (own > 2).then(|| cx.input(2));
+    let activation = c.epilogue.activation;
     let rows = g.rows();
     let r = block_rows(&g);
     let blocks = rows.div_ceil(r);
@@ -227,9 +263,17 @@ pub fn emit(cx: &mut KernelCx, c: &Conv) -> Result<(), CodegenError> {
                     let a = fx.addr(ptrs[w], grp, 4 * (mg * depth) as i64, 0);
                     let c_at = fx.addr(ptrs[out], img, 4 * (mg * g.out_plane()) as i64, 0);
                     let c_at = fx.addr(c_at, r0, 4 * g.output[2] as i64, 0);
-                    let epilogue = match bias {
-                        Some(k) => Epilogue::RowBias(fx.addr(ptrs[k], grp, 4 * mg as i64, 0)),
-                        None => Epilogue::None,
+                    let bias = match bias {
+                        Some(k) => Bias::Row(fx.addr(ptrs[k], grp, 4 * mg as i64, 0)),
+                        None => Bias::None,
+                    };
+                    let post = Post {
+                        residual: extra.residual.map(|k| {
+                            let at = fx.addr(ptrs[k], img, 4 * (mg * g.out_plane()) as i64, 0);
+                            fx.addr(at, r0, 4 * g.output[2] as i64, 0)
+                        }),
+                        activation,
+                        slope: extra.slope.map(|k| fx.addr(ptrs[k], grp, 4 * mg as i64, 0)),
                     };
                     let p = Product {
                         m: mg,
@@ -243,7 +287,8 @@ pub fn emit(cx: &mut KernelCx, c: &Conv) -> Result<(), CodegenError> {
                         c: c_at,
                         c_row: g.out_plane() as i64,
                         alpha: 1.0,
-                        epilogue,
+                        bias,
+                        post,
                     };
                     fx.gemm(&p, None);
                 });

@@ -6,7 +6,7 @@
 //! value along it) the inner loop runs four lanes at a time, unrolled, with a scalar
 //! tail. Boolean operands (comparison results) take the scalar path.
 
-use cnnc_ir::op::{Binary, Unary};
+use cnnc_ir::op::{Activation, Binary, Unary};
 use cnnc_ir::{DType, Op, Scalar};
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::types::{F32, F32X4, I8, I32};
@@ -121,6 +121,18 @@ impl Fx<'_> {
                 let (lo, hi) = (self.fconst(ty, min), self.fconst(ty, max));
                 let y = self.b.ins().fmax(x, lo);
                 self.b.ins().fmin(y, hi)
+            }
+        }
+    }
+
+    /// A fused activation on lane values; `slope` is PRelu's (splatted for vectors).
+    pub fn activate(&mut self, a: Activation, y: Value, slope: Option<Value>) -> Value {
+        match a {
+            Activation::Unary(u) => self.unary(u, y),
+            Activation::PRelu => self.binary(Binary::PRelu, y, slope.expect("prelu has a slope")),
+            Activation::Silu => {
+                let s = self.sigmoid(y);
+                self.b.ins().fmul(y, s)
             }
         }
     }

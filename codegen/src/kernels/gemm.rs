@@ -7,7 +7,7 @@
 //! rows or columns get smaller tiles, the last columns scalar accumulators. All sizes
 //! are compile-time constants; only the base pointers are run-time values.
 
-use cnnc_ir::op::Gemm;
+use cnnc_ir::op::{Activation, Epilogue, Gemm};
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::types::{F32, F32X4};
 use cranelift_codegen::ir::{InstBuilder, Value};
@@ -23,12 +23,12 @@ pub const MR: usize = 4;
 pub const NV: usize = 3;
 pub const NR: usize = NV * LANES;
 
-/// What is added to `alpha * A B` before the store.
+/// What is added to `alpha * A B` first.
 #[derive(Clone, Copy)]
-pub enum Epilogue {
+pub enum Bias {
     None,
     /// `+ bias[i]` per row (convolution bias).
-    RowBias(Value),
+    Row(Value),
     /// `+ beta * C0[i * row + j * col]` (Gemm's C, possibly broadcast).
     Matrix {
         ptr: Value,
@@ -36,6 +36,16 @@ pub enum Epilogue {
         col: i64,
         beta: f32,
     },
+}
+
+/// The fused epilogue applied after the bias: `activation(y + residual)`.
+#[derive(Clone, Copy, Default)]
+pub struct Post {
+    /// A tensor laid out like C (same row stride) added element by element.
+    pub residual: Option<Value>,
+    pub activation: Option<Activation>,
+    /// PRelu's slope, one per row.
+    pub slope: Option<Value>,
 }
 
 /// One matrix product with static sizes and strides (in elements) and run-time bases.
@@ -53,7 +63,8 @@ pub struct Product {
     pub c: Value,
     pub c_row: i64,
     pub alpha: f32,
-    pub epilogue: Epilogue,
+    pub bias: Bias,
+    pub post: Post,
 }
 
 /// Which dimension the tasks of a product split.
@@ -109,13 +120,21 @@ impl Fx<'_> {
             let i = self.b.ins().iadd_imm_s(i0, r as i64);
             let crow = self.addr(p.c, i, 4 * p.c_row, 0);
             let crow = self.addr(crow, j0, 4, 0);
-            let bias = match p.epilogue {
-                Epilogue::RowBias(bias) => {
+            let bias = match p.bias {
+                Bias::Row(bias) => {
                     let at = self.addr(bias, i, 4, 0);
                     Some(self.load(F32, at, 0))
                 }
                 _ => None,
             };
+            let slope = p.post.slope.map(|s| {
+                let at = self.addr(s, i, 4, 0);
+                self.load(F32, at, 0)
+            });
+            let residual_row = p.post.residual.map(|r| {
+                let row = self.addr(r, i, 4 * p.c_row, 0);
+                self.addr(row, j0, 4, 0)
+            });
             for col in 0..nv + ns {
                 let vector = col < nv;
                 let ty = if vector { F32X4 } else { F32 };
@@ -129,9 +148,9 @@ impl Fx<'_> {
                     let a = self.fconst(ty, p.alpha);
                     y = self.b.ins().fmul(y, a);
                 }
-                match p.epilogue {
-                    Epilogue::None => {}
-                    Epilogue::RowBias(_) => {
+                match p.bias {
+                    Bias::None => {}
+                    Bias::Row(_) => {
                         let b = bias.expect("loaded above");
                         let b = if vector {
                             self.b.ins().splat(F32X4, b)
@@ -140,7 +159,7 @@ impl Fx<'_> {
                         };
                         y = self.b.ins().fadd(y, b);
                     }
-                    Epilogue::Matrix {
+                    Bias::Matrix {
                         ptr,
                         row,
                         col: cs,
@@ -158,6 +177,20 @@ impl Fx<'_> {
                         let bt = self.fconst(ty, beta);
                         y = self.fma(c0, bt, y);
                     }
+                }
+                if let Some(row) = residual_row {
+                    let r = self.load(ty, row, (4 * jj) as i32);
+                    y = self.b.ins().fadd(y, r);
+                }
+                if let Some(a) = p.post.activation {
+                    let s = slope.map(|s| {
+                        if vector {
+                            self.b.ins().splat(F32X4, s)
+                        } else {
+                            s
+                        }
+                    });
+                    y = self.activate(a, y, s);
                 }
                 self.store(y, crow, (4 * jj) as i32);
             }
@@ -264,10 +297,39 @@ fn transposed(
     Ok(dst)
 }
 
+/// The residual slot of a fused epilogue (activations need no argument; PRelu, which
+/// needs a per-row slope, is fused into convolutions only).
+fn post_args(cx: &mut KernelCx, e: &Epilogue) -> Result<Option<usize>, CodegenError> {
+    if e.activation == Some(Activation::PRelu) {
+        return Err(CodegenError::Unsupported(
+            "a PRelu fused into a matrix product".into(),
+        ));
+    }
+    let at = cx.inputs.len() - e.extra_inputs();
+    Ok(e.residual.then(|| cx.input(at)))
+}
+
+/// Strides (elements) of a tensor of `shape` read broadcast over `[rows, cols]` (its
+/// last two dims, numpy-aligned).
+fn matrix_strides(shape: &[usize]) -> (i64, i64) {
+    let own = dense_strides(shape);
+    let r = shape.len();
+    let at = |back: usize| -> i64 {
+        if r < back || shape[r - back] == 1 {
+            0
+        } else {
+            own[r - back] as i64
+        }
+    };
+    (at(2), at(1))
+}
+
 pub fn emit_gemm(cx: &mut KernelCx, g: &Gemm) -> Result<(), CodegenError> {
     let ta = cx.inputs[0].ty.shape.clone();
     let (m, n) = (cx.outputs[0].1.shape[0], cx.outputs[0].1.shape[1]);
     let k = if g.trans_a { ta[0] } else { ta[1] };
+    let residual = post_args(cx, &g.epilogue)?;
+    let own = cx.inputs.len() - g.epilogue.extra_inputs();
     let a = cx.input(0);
     // B must be row-major [K, N]: transposed at compile time when constant.
     let b = match (g.trans_b, cx.inputs[1].constant) {
@@ -287,21 +349,9 @@ pub fn emit_gemm(cx: &mut KernelCx, g: &Gemm) -> Result<(), CodegenError> {
             transposed(cx, src, n, k)?
         }
     };
-    let cin = (cx.inputs.len() > 2).then(|| {
-        let shape = cx.inputs[2].ty.shape.clone();
-        // Broadcast strides of C over [m, n].
-        let own = dense_strides(&shape);
-        let off = 2 - shape.len();
-        let st: Vec<i64> = (0..2)
-            .map(|i| {
-                if i < off || shape[i - off] == 1 {
-                    0
-                } else {
-                    own[i - off] as i64
-                }
-            })
-            .collect();
-        (cx.input(2), st[0], st[1])
+    let cin = (own > 2).then(|| {
+        let (row, col) = matrix_strides(&cx.inputs[2].ty.shape.clone());
+        (cx.input(2), row, col)
     });
     let out = cx.output(0);
     let (a_row, a_col) = if g.trans_a {
@@ -310,17 +360,22 @@ pub fn emit_gemm(cx: &mut KernelCx, g: &Gemm) -> Result<(), CodegenError> {
         (k as i64, 1)
     };
     let (tasks, split) = split_for(m, n, k);
-    let (alpha, beta) = (g.alpha, g.beta);
+    let (alpha, beta, activation) = (g.alpha, g.beta, g.epilogue.activation);
     cx.launch(tasks, |fx, task, ptrs| {
-        let epilogue = match cin {
+        let bias = match cin {
             // Even with beta = 0, as ONNX defines Gemm: 0 * inf is NaN.
-            Some((c, row, col)) => Epilogue::Matrix {
+            Some((c, row, col)) => Bias::Matrix {
                 ptr: ptrs[c],
                 row,
                 col,
                 beta,
             },
-            _ => Epilogue::None,
+            None => Bias::None,
+        };
+        let post = Post {
+            residual: residual.map(|r| ptrs[r]),
+            activation,
+            slope: None,
         };
         let p = Product {
             m,
@@ -334,15 +389,17 @@ pub fn emit_gemm(cx: &mut KernelCx, g: &Gemm) -> Result<(), CodegenError> {
             c: ptrs[out],
             c_row: n as i64,
             alpha,
-            epilogue,
+            bias,
+            post,
         };
         fx.gemm(&p, Some((task, tasks, split)));
         Ok(())
     })
 }
 
-/// numpy matmul: batch axes broadcast, 1-D operands promoted.
-pub fn emit_matmul(cx: &mut KernelCx) -> Result<(), CodegenError> {
+/// numpy matmul: batch axes broadcast, 1-D operands promoted; then a broadcast bias
+/// and the epilogue.
+pub fn emit_matmul(cx: &mut KernelCx, with_bias: bool, e: &Epilogue) -> Result<(), CodegenError> {
     let sa = cx.inputs[0].ty.shape.clone();
     let sb = cx.inputs[1].ty.shape.clone();
     let a2: Vec<usize> = if sa.len() == 1 {
@@ -357,7 +414,39 @@ pub fn emit_matmul(cx: &mut KernelCx) -> Result<(), CodegenError> {
     };
     let (m, k, n) = (a2[a2.len() - 2], a2[a2.len() - 1], b2[b2.len() - 1]);
     let batch = cnnc_ir::infer::broadcast_shapes(&a2[..a2.len() - 2], &b2[..b2.len() - 2])?;
-    let nest = super::nest::Nest::broadcast(&batch, &[&a2[..a2.len() - 2], &b2[..b2.len() - 2]]);
+    let out_shape = cx.outputs[0].1.shape.clone();
+    if (with_bias || !e.is_empty()) && (sa.len() < 2 || sb.len() < 2) {
+        return Err(CodegenError::Unsupported(
+            "a fused matmul epilogue with 1-D operands".into(),
+        ));
+    }
+    let residual = post_args(cx, e)?;
+    // The bias, aligned to the output: its matrix strides and its batch part.
+    let bias = with_bias.then(|| {
+        let shape = cx.inputs[2].ty.shape.clone();
+        let mut full = vec![1; out_shape.len() - shape.len()];
+        full.extend(&shape);
+        let (row, col) = matrix_strides(&full);
+        let batch_part = full[..full.len() - 2].to_vec();
+        (cx.input(2), row, col, batch_part)
+    });
+    let bias_batch = bias.as_ref().map_or(vec![], |b| b.3.clone());
+    let nest = super::nest::Nest::broadcast(
+        &batch,
+        &[&a2[..a2.len() - 2], &b2[..b2.len() - 2], &bias_batch],
+    );
+    // Elements per batch step of the bias: the size of its matrix part.
+    let bias_batch_elems: i64 = with_bias
+        .then(|| {
+            cx.inputs[2]
+                .ty
+                .shape
+                .iter()
+                .rev()
+                .take(2)
+                .product::<usize>() as i64
+        })
+        .unwrap_or(0);
     let batches = nest.total();
     let (a, b, out) = (cx.input(0), cx.input(1), cx.output(0));
     let (tasks, split) = if batches > 1 {
@@ -366,12 +455,30 @@ pub fn emit_matmul(cx: &mut KernelCx) -> Result<(), CodegenError> {
         let (t, s) = split_for(m, n, k);
         (t, Some(s))
     };
+    let activation = e.activation;
     cx.launch(tasks, |fx, task, ptrs| {
         let (pa, pb, pc) = (ptrs[a], ptrs[b], ptrs[out]);
         let one = |fx: &mut Fx, offs: &[Value], split: Option<(Value, usize, Split)>| {
             let ao = fx.addr(pa, offs[1], 4 * (m * k) as i64, 0);
             let bo = fx.addr(pb, offs[2], 4 * (k * n) as i64, 0);
             let co = fx.addr(pc, offs[0], 4 * (m * n) as i64, 0);
+            let bias = match &bias {
+                Some((slot, row, col, _)) => {
+                    let at = fx.addr(ptrs[*slot], offs[3], 4 * bias_batch_elems, 0);
+                    Bias::Matrix {
+                        ptr: at,
+                        row: *row,
+                        col: *col,
+                        beta: 1.0,
+                    }
+                }
+                None => Bias::None,
+            };
+            let post = Post {
+                residual: residual.map(|r| fx.addr(ptrs[r], offs[0], 4 * (m * n) as i64, 0)),
+                activation,
+                slope: None,
+            };
             let p = Product {
                 m,
                 n,
@@ -384,22 +491,20 @@ pub fn emit_matmul(cx: &mut KernelCx) -> Result<(), CodegenError> {
                 c: co,
                 c_row: n as i64,
                 alpha: 1.0,
-                epilogue: Epilogue::None,
+                bias,
+                post,
             };
             fx.gemm(&p, split);
         };
         let zero = fx.iconst(0);
+        let base = [zero; 4];
         match split {
-            Some(s) => one(fx, &[zero, zero, zero], Some((task, tasks, s))),
+            Some(s) => one(fx, &base, Some((task, tasks, s))),
             None => {
                 let outer = (tasks > 1).then(|| fx.task_range(task, nest.dims[0], tasks));
-                fx.for_nest(
-                    &nest.dims,
-                    &nest.strides,
-                    &[zero, zero, zero],
-                    outer,
-                    &mut |fx, offs| one(fx, offs, None),
-                );
+                fx.for_nest(&nest.dims, &nest.strides, &base, outer, &mut |fx, offs| {
+                    one(fx, offs, None)
+                });
             }
         }
         Ok(())

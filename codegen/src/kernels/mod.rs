@@ -7,6 +7,7 @@
 
 mod conv;
 mod conv_transpose;
+mod depthwise;
 mod elementwise;
 mod gemm;
 mod movement;
@@ -264,11 +265,15 @@ pub fn emit(cx: &mut KernelCx, op: &Op) -> Result<(), CodegenError> {
     match op {
         Op::Unary(_) | Op::Binary(_) | Op::Where | Op::Cast { .. } => elementwise::emit(cx, op),
         Op::Conv(c) => conv::emit(cx, c),
+        Op::DepthwiseConv(c) => depthwise::emit(cx, c),
+        Op::ScaleShift => norm::scale_shift(cx),
+        Op::ChannelScale => norm::channel_scale(cx),
+        Op::Reorder { to } => movement::reorder(cx, *to),
         Op::ConvTranspose(c) => conv_transpose::emit(cx, c),
         Op::Pool(p) => pool::emit(cx, p),
         Op::GlobalPool(kind) => pool::emit_global(cx, *kind),
         Op::Gemm(g) => gemm::emit_gemm(cx, g),
-        Op::MatMul => gemm::emit_matmul(cx),
+        Op::MatMul { bias, epilogue } => gemm::emit_matmul(cx, *bias, epilogue),
         Op::BatchNorm { epsilon } => norm::batch_norm(cx, *epsilon),
         Op::InstanceNorm { epsilon } => norm::instance_norm(cx, *epsilon),
         Op::Lrn(l) => norm::lrn(cx, l),

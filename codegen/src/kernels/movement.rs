@@ -5,8 +5,8 @@
 //! (gather indices, reflected padding, nearest-neighbour resize), read from a table of
 //! offsets built at compile time. Contiguous runs are copied sixteen bytes at a time.
 
-use cnnc_ir::Op;
 use cnnc_ir::op::{DepthToSpaceMode, PadMode};
+use cnnc_ir::{Layout, Op};
 use cranelift_codegen::ir::types::{I8, I8X16, I16, I32, I64};
 use cranelift_codegen::ir::{InstBuilder, Type, Value};
 
@@ -237,6 +237,84 @@ impl Fx<'_> {
             self.store(s, dst, (4 * k) as i32);
         }
     }
+}
+
+/// Between the plain layout and channel blocks of `b` lanes (`[N, ceil(C/b), S, b]`,
+/// lanes past C zero): full blocks as one 4-D strided copy, the last partial block as
+/// another, and zeros written first into a padded destination.
+pub fn reorder(cx: &mut KernelCx, to: Layout) -> Result<(), CodegenError> {
+    let x = cx.inputs[0].ty.clone();
+    let (src, dst) = (cx.input(0), cx.output(0));
+    let (blocked, b) = match (x.layout, to) {
+        (Layout::Plain, Layout::Blocked { block }) => (true, block as usize),
+        (Layout::Blocked { block }, Layout::Plain) => (false, block as usize),
+        (from, to) if from == to => {
+            return copy_launch(cx, src, dst, CopyPlan::dense(x.byte_size() / 4, 4));
+        }
+        (from, to) => {
+            return Err(CodegenError::Unsupported(format!(
+                "reorder from {from:?} to {to:?}"
+            )));
+        }
+    };
+    let (n, c) = (x.shape[0], x.shape[1]);
+    let s: usize = x.shape[2..].iter().product();
+    let (full, rem) = (c / b, c % b);
+    let cb = c.div_ceil(b);
+    let (c_, s_, b_) = (c as isize, s as isize, b as isize);
+    if blocked && rem > 0 {
+        let total = n * cb * s * b;
+        cx.launch(1, |fx, _, ptrs| {
+            fx.fill_f32(ptrs[dst], total, 0.0);
+            Ok(())
+        })?;
+    }
+    // (plain strides, blocked strides) of the dims (n, block, position, lane).
+    let plain = [c_ * s_, b_ * s_, 1, s_];
+    let block = [cb as isize * s_ * b_, s_ * b_, b_, 1];
+    let plan = |dims: Vec<usize>,
+                plain: Vec<isize>,
+                block: Vec<isize>,
+                plain_base: isize,
+                block_base: isize| {
+        let (from, to, fb, tb) = if blocked {
+            (plain, block, plain_base, block_base)
+        } else {
+            (block, plain, block_base, plain_base)
+        };
+        CopyPlan {
+            dims,
+            src: from.into_iter().map(AxisMap::Stride).collect(),
+            dst: to,
+            src_base: fb,
+            dst_base: tb,
+            elem: 4,
+        }
+    };
+    if full > 0 {
+        copy_launch(
+            cx,
+            src,
+            dst,
+            plan(vec![n, full, s, b], plain.to_vec(), block.to_vec(), 0, 0),
+        )?;
+    }
+    if rem > 0 {
+        let (pb, bb) = ((full * b) as isize * s_, full as isize * s_ * b_);
+        copy_launch(
+            cx,
+            src,
+            dst,
+            plan(
+                vec![n, s, rem],
+                vec![plain[0], 1, s_],
+                vec![block[0], b_, 1],
+                pb,
+                bb,
+            ),
+        )?;
+    }
+    Ok(())
 }
 
 /// The source offset table of one padded axis for edge or reflect padding.

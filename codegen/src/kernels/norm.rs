@@ -225,3 +225,59 @@ pub fn lrn(cx: &mut KernelCx, l: &Lrn) -> Result<(), CodegenError> {
         Ok(())
     })
 }
+
+/// `x * scale[c] + shift[c]` per channel.
+pub fn scale_shift(cx: &mut KernelCx) -> Result<(), CodegenError> {
+    let xs = cx.inputs[0].ty.shape.clone();
+    let c = xs[1];
+    let plane: usize = xs[2..].iter().product();
+    let planes = xs[0] * c;
+    let (x, scale, shift, y) = (cx.input(0), cx.input(1), cx.input(2), cx.output(0));
+    let tasks = tasks_for(planes, planes * plane);
+    cx.launch(tasks, |fx, task, ptrs| {
+        let (lo, hi) = fx.task_range(task, planes, tasks);
+        fx.for_range(lo, hi, |fx, p| {
+            let ch = fx.b.ins().urem_imm_u(p, c as i64);
+            let ka = fx.addr(ptrs[scale], ch, 4, 0);
+            let k = fx.load(F32, ka, 0);
+            let ba = fx.addr(ptrs[shift], ch, 4, 0);
+            let b = fx.load(F32, ba, 0);
+            let src = fx.addr(ptrs[x], p, 4 * plane as i64, 0);
+            let dst = fx.addr(ptrs[y], p, 4 * plane as i64, 0);
+            fx.scale_shift(src, dst, plane, None, k, b);
+        });
+        Ok(())
+    })
+}
+
+/// `x[n, c, ...] * gate[n, c]`: one multiplier per plane.
+pub fn channel_scale(cx: &mut KernelCx) -> Result<(), CodegenError> {
+    let xs = cx.inputs[0].ty.shape.clone();
+    let plane: usize = xs[2..].iter().product();
+    let planes = xs[0] * xs[1];
+    let (x, gate, y) = (cx.input(0), cx.input(1), cx.output(0));
+    let tasks = tasks_for(planes, planes * plane);
+    cx.launch(tasks, |fx, task, ptrs| {
+        let (lo, hi) = fx.task_range(task, planes, tasks);
+        fx.for_range(lo, hi, |fx, p| {
+            let ga = fx.addr(ptrs[gate], p, 4, 0);
+            let g = fx.load(F32, ga, 0);
+            let gv = fx.b.ins().splat(F32X4, g);
+            let src = fx.addr(ptrs[x], p, 4 * plane as i64, 0);
+            let dst = fx.addr(ptrs[y], p, 4 * plane as i64, 0);
+            fx.for_n((plane / LANES) as u64, |fx, i| {
+                let s = fx.addr(src, i, 16, 0);
+                let v = fx.load(F32X4, s, 0);
+                let r = fx.b.ins().fmul(v, gv);
+                let d = fx.addr(dst, i, 16, 0);
+                fx.store(r, d, 0);
+            });
+            for j in plane / LANES * LANES..plane {
+                let v = fx.load(F32, src, (4 * j) as i32);
+                let r = fx.b.ins().fmul(v, g);
+                fx.store(r, dst, (4 * j) as i32);
+            }
+        });
+        Ok(())
+    })
+}

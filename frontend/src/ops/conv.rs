@@ -1,6 +1,6 @@
 //! Conv and ConvTranspose.
 
-use cnnc_ir::op::{Conv, ConvTranspose};
+use cnnc_ir::op::{Conv, ConvTranspose, Epilogue};
 use cnnc_ir::{Op, Value};
 
 use crate::error::{ImportError, Result, bail};
@@ -38,6 +38,7 @@ pub fn conv(cx: &mut NodeCx) -> Result<Vec<Value>> {
         dilations: win.dilations,
         pads: win.pads,
         groups,
+        epilogue: Epilogue::default(),
     });
     Ok(vec![cx.add(op, &cx.inputs())?])
 }
@@ -120,6 +121,7 @@ pub fn conv_transpose(cx: &mut NodeCx) -> Result<Vec<Value>> {
         pads,
         output_padding,
         groups,
+        epilogue: Epilogue::default(),
     });
     Ok(vec![cx.add(op, &cx.inputs())?])
 }

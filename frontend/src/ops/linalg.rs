@@ -1,6 +1,6 @@
 //! Gemm and MatMul.
 
-use cnnc_ir::op::Gemm;
+use cnnc_ir::op::{Epilogue, Gemm};
 use cnnc_ir::{Op, Value};
 
 use crate::error::Result;
@@ -12,6 +12,7 @@ pub fn gemm(cx: &mut NodeCx) -> Result<Vec<Value>> {
         beta: cx.attrs.float_or("beta", 1.0)?,
         trans_a: cx.attrs.bool_or("transA", false)?,
         trans_b: cx.attrs.bool_or("transB", false)?,
+        epilogue: Epilogue::default(),
     };
     // Before opset 7, `broadcast` allowed C to broadcast; the IR always allows it.
     cx.attrs.ignore(&["broadcast"]);
@@ -22,5 +23,11 @@ pub fn gemm(cx: &mut NodeCx) -> Result<Vec<Value>> {
 
 pub fn matmul(cx: &mut NodeCx) -> Result<Vec<Value>> {
     let (a, b) = (cx.input(0)?, cx.input(1)?);
-    Ok(vec![cx.add(Op::MatMul, &[a, b])?])
+    Ok(vec![cx.add(
+        Op::MatMul {
+            bias: false,
+            epilogue: Epilogue::default(),
+        },
+        &[a, b],
+    )?])
 }

@@ -51,7 +51,9 @@ pub fn gemm(g: &Gemm, inputs: &[&Tensor], out: &TensorType) -> Result<Tensor, Ir
     from_f64(out.shape.clone(), y)
 }
 
-pub fn matmul(a: &Tensor, b: &Tensor, out: &TensorType) -> Result<Tensor, IrError> {
+/// numpy matmul of inputs 0 and 1, plus input 2 (broadcast) when given.
+pub fn matmul(inputs: &[&Tensor], out: &TensorType) -> Result<Tensor, IrError> {
+    let (a, b) = (inputs[0], inputs[1]);
     let (av, bv) = (floats(a)?, floats(b)?);
     // Promote 1-D operands as numpy does, then broadcast the batch axes.
     let sa: Vec<usize> = if a.shape().len() == 1 {

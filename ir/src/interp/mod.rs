@@ -9,6 +9,7 @@
 mod const_eval;
 mod conv;
 mod elementwise;
+mod epilogue;
 mod linalg;
 mod movement;
 mod norm;
@@ -89,12 +90,22 @@ pub fn eval(op: &Op, inputs: &[&Tensor], outputs: &[TensorType]) -> Result<Vec<T
     if let Some(splats) = eval_splat(op, inputs, outputs)? {
         return Ok(splats);
     }
+    if let Some(e) = op.epilogue().filter(|e| !e.is_empty()) {
+        let own = inputs.len() - e.extra_inputs();
+        let y = eval_own(op, &inputs[..own], outputs)?.remove(0);
+        return Ok(vec![epilogue::apply(e, y, &inputs[own..])?]);
+    }
+    eval_own(op, inputs, outputs)
+}
+
+/// Evaluates an op without its epilogue.
+fn eval_own(op: &Op, inputs: &[&Tensor], outputs: &[TensorType]) -> Result<Vec<Tensor>, IrError> {
     let out = &outputs[0];
     let single = |t: Result<Tensor, IrError>| t.map(|t| vec![t]);
     match op {
         Op::Input => Err(IrError::invalid("inputs are not evaluated")),
         Op::Const(t) => Ok(vec![t.clone()]),
-        Op::Conv(c) => single(conv::conv(c, inputs, out)),
+        Op::Conv(c) | Op::DepthwiseConv(c) => single(conv::conv(c, inputs, out)),
         Op::ConvTranspose(c) => single(conv::conv_transpose(c, inputs, out)),
         Op::Pool(p) => single(pool::pool(p, inputs[0], out)),
         Op::GlobalPool(kind) => single(pool::global_pool(*kind, inputs[0], out)),
@@ -102,7 +113,15 @@ pub fn eval(op: &Op, inputs: &[&Tensor], outputs: &[TensorType]) -> Result<Vec<T
         Op::BatchNorm { epsilon } => single(norm::batch_norm(*epsilon, inputs)),
         Op::InstanceNorm { epsilon } => single(norm::instance_norm(*epsilon, inputs)),
         Op::Gemm(g) => single(linalg::gemm(g, inputs, out)),
-        Op::MatMul => single(linalg::matmul(inputs[0], inputs[1], out)),
+        Op::MatMul { .. } => single(linalg::matmul(inputs, out)),
+        Op::ScaleShift => single(norm::scale_shift(inputs)),
+        Op::ChannelScale => single(elementwise::binary(
+            crate::op::Binary::Mul,
+            inputs[0],
+            inputs[1],
+            out,
+        )),
+        Op::Reorder { .. } => Ok(vec![inputs[0].clone()]),
         Op::Unary(u) => single(elementwise::unary(*u, inputs[0])),
         Op::Binary(b) => single(elementwise::binary(*b, inputs[0], inputs[1], out)),
         Op::Where => single(elementwise::where_(inputs, out)),

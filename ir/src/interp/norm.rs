@@ -32,6 +32,24 @@ pub fn batch_norm(epsilon: f32, inputs: &[&Tensor]) -> Result<Tensor, IrError> {
     from_f64(inputs[0].shape().to_vec(), y)
 }
 
+/// `x * scale[c] + shift[c]` per channel, rounded once.
+pub fn scale_shift(inputs: &[&Tensor]) -> Result<Tensor, IrError> {
+    let (x, scale, shift) = (floats(inputs[0])?, floats(inputs[1])?, floats(inputs[2])?);
+    let (outer, c, inner) = around(inputs[0].shape(), 1);
+    let mut y = Vec::with_capacity(x.len());
+    for o in 0..outer {
+        for ch in 0..c {
+            let plane = &x[(o * c + ch) * inner..][..inner];
+            y.extend(
+                plane
+                    .iter()
+                    .map(|&v| v as f64 * scale[ch] as f64 + shift[ch] as f64),
+            );
+        }
+    }
+    from_f64(inputs[0].shape().to_vec(), y)
+}
+
 pub fn instance_norm(epsilon: f32, inputs: &[&Tensor]) -> Result<Tensor, IrError> {
     let (x, scale, bias) = (floats(inputs[0])?, floats(inputs[1])?, floats(inputs[2])?);
     let (outer, c, inner) = around(inputs[0].shape(), 1);
