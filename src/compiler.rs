@@ -5,6 +5,7 @@ use std::sync::Mutex;
 
 use cnnc_codegen::target::{self, Linking};
 use cnnc_codegen::{Listing, ListingKind, ModelInfo, TensorInfo};
+use cnnc_passes::{OptLevel, PassRecord, Pipeline, TargetInfo};
 use cnnc_runtime::{AlignedBuffer, Executable, ThreadPool};
 use serde::Serialize;
 
@@ -36,6 +37,7 @@ pub struct Compiler {
     threads: usize,
     name: Option<String>,
     options: ImportOptions,
+    opt_level: OptLevel,
 }
 
 impl Default for Compiler {
@@ -95,6 +97,7 @@ impl Compiler {
             threads: 1,
             name: None,
             options: ImportOptions::default(),
+            opt_level: OptLevel::O2,
         }
     }
 
@@ -138,12 +141,37 @@ impl Compiler {
         self
     }
 
-    /// The graph code generation receives: imported and constant-folded.
+    pub fn import_options(&self) -> &ImportOptions {
+        &self.options
+    }
+
+    /// `O2` (the default) runs every pass; `O0` none.
+    pub fn opt_level(mut self, level: OptLevel) -> Self {
+        self.opt_level = level;
+        self
+    }
+
+    /// The graph code generation receives: imported, optimized, constant-folded.
     pub fn graph(&self, model: &Model) -> Result<Graph, Error> {
+        Ok(self.optimize(model, None)?.0)
+    }
+
+    /// Imports and runs the passes up to `stop_after` (all when `None`); returns the
+    /// graph and what each pass did.
+    pub fn optimize(
+        &self,
+        model: &Model,
+        stop_after: Option<&str>,
+    ) -> Result<(Graph, Vec<PassRecord>), Error> {
         let mut graph = model.import(&self.options)?;
-        cnnc_passes::fold_constants(&mut graph)?;
+        let log =
+            Pipeline::new(self.opt_level).run(&mut graph, &TargetInfo::default(), stop_after)?;
+        if stop_after.is_none() {
+            // Code generation computes only on float data: fold whatever is left.
+            cnnc_passes::fold_constants(&mut graph)?;
+        }
         cnnc_ir::verify(&graph)?;
-        Ok(graph)
+        Ok((graph, log))
     }
 
     fn symbol(&self, default: &str) -> String {

@@ -25,6 +25,7 @@ pub use cnnc_codegen::{ListingKind, ModelInfo, TensorInfo};
 pub use cnnc_frontend::{ImportError, ImportOptions};
 pub use cnnc_ir as ir;
 pub use cnnc_ir::Tensor;
+pub use cnnc_passes::{OptLevel, PassRecord};
 pub use compiler::{CompiledModel, Compiler, ObjectFile};
 
 /// The README's examples are tested too.
@@ -34,6 +35,7 @@ struct ReadmeDoctests;
 
 pub mod aot;
 mod compiler;
+pub mod inspect;
 pub mod npy;
 pub mod verify;
 

@@ -32,6 +32,18 @@ enum Command {
     Bench(BenchArgs),
     /// Run ONNX test-data folders (model.onnx + test_data_set_N/) and compare outputs.
     Verify(VerifyArgs),
+    /// Show the ops, totals, memory plan, pass log and IR of a compiled model.
+    Inspect(InspectArgs),
+}
+
+#[derive(Args)]
+struct InspectArgs {
+    model: PathBuf,
+    /// Stop after this pass (and skip code generation).
+    #[arg(long, value_name = "PASS")]
+    after: Option<String>,
+    #[command(flatten)]
+    model_args: ModelArgs,
 }
 
 /// How the model is imported (shared by every command that takes a model).
@@ -46,6 +58,9 @@ struct ModelArgs {
     /// CPU to generate code for: native, x86-64-v2, x86-64-v3, a CPU name, or features (+fma,+avx2).
     #[arg(long)]
     cpu: Option<String>,
+    /// Optimization level: 0 runs no graph passes, 2 (the default) all of them.
+    #[arg(short = 'O', default_value = "2", value_parser = ["0", "2"])]
+    opt: String,
 }
 
 #[derive(Args)]
@@ -151,6 +166,17 @@ fn main() -> ExitCode {
         Some(Command::Run(args)) => run(args),
         Some(Command::Bench(args)) => bench(args),
         Some(Command::Verify(args)) => run_verify(args),
+        Some(Command::Inspect(args)) => {
+            let model = Model::load(&args.model);
+            model
+                .and_then(|m| {
+                    cnnc::inspect::inspect(&compiler(&args.model_args)?, &m, args.after.as_deref())
+                })
+                .map(|report| {
+                    print!("{report}");
+                    ExitCode::SUCCESS
+                })
+        }
         None => compile(cli.compile),
     };
     match result {
@@ -183,7 +209,12 @@ fn parse_dims(s: &str) -> Result<Vec<usize>, Error> {
 }
 
 fn compiler(args: &ModelArgs) -> Result<Compiler, Error> {
-    let mut c = Compiler::new();
+    let level = if args.opt == "0" {
+        cnnc::OptLevel::O0
+    } else {
+        cnnc::OptLevel::O2
+    };
+    let mut c = Compiler::new().opt_level(level);
     if let Some(cpu) = &args.cpu {
         c = c.cpu(cpu);
     }

@@ -271,6 +271,63 @@ impl Graph {
         }
     }
 
+    /// Replaces node `id`'s op and inputs in place, keeping its name, output names and
+    /// users; the output types are inferred again (and must keep their number).
+    pub fn rewrite(&mut self, id: NodeId, op: Op, inputs: &[Value]) -> Result<(), IrError> {
+        let located = |e: IrError| e.at(&self.graph[id].name, op.name());
+        let types = inputs
+            .iter()
+            .map(|&v| self.try_value_type(v))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(located)?;
+        let out_types = op.infer(&types).map_err(located)?;
+        if out_types.len() != self.graph[id].outputs.len() {
+            return Err(located(IrError::invalid(
+                "a rewrite must keep the number of outputs",
+            )));
+        }
+        let incoming: Vec<_> = self
+            .graph
+            .edges_directed(id, Direction::Incoming)
+            .map(|e| e.id())
+            .collect();
+        for e in incoming {
+            self.graph.remove_edge(e);
+        }
+        for (to_port, v) in inputs.iter().enumerate() {
+            self.graph.add_edge(
+                v.node,
+                id,
+                Edge {
+                    from_port: v.port,
+                    to_port,
+                },
+            );
+        }
+        let node = &mut self.graph[id];
+        node.op = op;
+        for (o, t) in node.outputs.iter_mut().zip(out_types) {
+            o.ty = t;
+        }
+        Ok(())
+    }
+
+    /// Whether `target` can be reached from `from` along edges (does `target` depend
+    /// on `from`?).
+    pub fn reaches(&self, from: NodeId, target: NodeId) -> bool {
+        let mut stack = vec![from];
+        let mut seen = HashSet::new();
+        while let Some(id) = stack.pop() {
+            if id == target {
+                return true;
+            }
+            if seen.insert(id) {
+                stack.extend(self.graph.neighbors_directed(id, Direction::Outgoing));
+            }
+        }
+        false
+    }
+
     /// Turns node `id` into constants with the given output values (one per output),
     /// keeping its tensor names: output 0 becomes the node itself, other outputs new
     /// constant nodes. The node's inputs are disconnected.

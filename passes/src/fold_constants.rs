@@ -8,6 +8,20 @@
 
 use cnnc_ir::{Graph, IrError, Op, Tensor, TensorType, interp};
 
+use crate::{Pass, TargetInfo};
+
+pub struct FoldConstants;
+
+impl Pass for FoldConstants {
+    fn name(&self) -> &'static str {
+        "fold_constants"
+    }
+
+    fn run(&self, graph: &mut Graph, _: &TargetInfo) -> Result<usize, IrError> {
+        fold_constants(graph)
+    }
+}
+
 /// Folds constant subgraphs in place. Returns how many nodes became constants.
 pub fn fold_constants(graph: &mut Graph) -> Result<usize, IrError> {
     let mut folded = 0;
@@ -22,10 +36,7 @@ pub fn fold_constants(graph: &mut Graph) -> Result<usize, IrError> {
         } else {
             let args: Option<Vec<&Tensor>> = inputs
                 .iter()
-                .map(|v| match &graph.node(v.node).op {
-                    Op::Const(t) => Some(t),
-                    _ => None,
-                })
+                .map(|&v| crate::util::constant(graph, v))
                 .collect();
             let Some(args) = args else { continue };
             let types: Vec<TensorType> = node.outputs.iter().map(|o| o.ty.clone()).collect();

@@ -1,9 +1,11 @@
 //! Memory planning: offsets for the intermediate buffers of a program in one arena.
 //!
 //! Each buffer lives from the step that writes it to the last step that reads it.
-//! Buffers are placed largest first, each at the best-fitting gap among the buffers
-//! already placed whose lifetimes overlap its own (greedy by size with best fit), so
-//! buffers that are never live together share memory.
+//! Buffers are placed one at a time, each at the best-fitting gap among the buffers
+//! already placed whose lifetimes overlap its own, so buffers never live together share
+//! memory. The order matters and no one order is best for every program: the planner
+//! tries largest-first, earliest-first and longest-lived-first and keeps the smallest
+//! arena.
 
 /// A buffer to place: its size in bytes and the first and last step (inclusive) at
 /// which it is live.
@@ -28,15 +30,58 @@ fn overlaps(a: &Buffer, b: &Buffer) -> bool {
     a.first <= b.last && b.first <= a.last
 }
 
+/// Orders buffers for placement: smaller keys are placed first.
+type SortKey = &'static dyn Fn(&Buffer) -> (usize, usize, usize);
+
 /// Places `buffers` at offsets that are multiples of `align` (a power of two).
 pub fn plan(buffers: &[Buffer], align: usize) -> Plan {
+    let orders: [SortKey; 3] = [
+        &|b| (usize::MAX - b.size, b.first, 0),
+        &|b| (b.first, usize::MAX - b.size, 0),
+        &|b| {
+            (
+                usize::MAX - (b.last - b.first),
+                usize::MAX - b.size,
+                b.first,
+            )
+        },
+    ];
+    let best = orders
+        .iter()
+        .map(|key| {
+            let mut order: Vec<usize> = (0..buffers.len()).collect();
+            order.sort_by_key(|&i| (key(&buffers[i]), i));
+            place(buffers, &order, align)
+        })
+        .min_by_key(|(_, size)| *size)
+        .unwrap_or((Vec::new(), 0));
     let rounded = |n: usize| n.div_ceil(align) * align;
-    let mut order: Vec<usize> = (0..buffers.len()).collect();
-    order.sort_by_key(|&i| (std::cmp::Reverse(buffers[i].size), buffers[i].first, i));
+    let steps = buffers.iter().map(|b| b.last + 1).max().unwrap_or(0);
+    let peak_live = (0..steps)
+        .map(|s| {
+            buffers
+                .iter()
+                .filter(|b| b.first <= s && s <= b.last)
+                .map(|b| rounded(b.size))
+                .sum()
+        })
+        .max()
+        .unwrap_or(0);
+    Plan {
+        offsets: best.0,
+        arena_size: best.1,
+        peak_live,
+    }
+}
+
+/// Places the buffers in `order`, each at the best-fitting gap; returns the offsets and
+/// the arena size.
+fn place(buffers: &[Buffer], order: &[usize], align: usize) -> (Vec<usize>, usize) {
+    let rounded = |n: usize| n.div_ceil(align) * align;
     let mut offsets = vec![0; buffers.len()];
     let mut placed: Vec<usize> = Vec::new();
     let mut arena_size = 0;
-    for i in order {
+    for &i in order {
         let buf = &buffers[i];
         let size = rounded(buf.size);
         if size == 0 {
@@ -65,22 +110,7 @@ pub fn plan(buffers: &[Buffer], align: usize) -> Plan {
         arena_size = arena_size.max(offset + size);
         placed.push(i);
     }
-    let steps = buffers.iter().map(|b| b.last + 1).max().unwrap_or(0);
-    let peak_live = (0..steps)
-        .map(|s| {
-            buffers
-                .iter()
-                .filter(|b| b.first <= s && s <= b.last)
-                .map(|b| rounded(b.size))
-                .sum()
-        })
-        .max()
-        .unwrap_or(0);
-    Plan {
-        offsets,
-        arena_size,
-        peak_live,
-    }
+    (offsets, arena_size)
 }
 
 #[cfg(test)]

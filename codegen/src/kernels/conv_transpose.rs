@@ -7,7 +7,7 @@ use cnnc_ir::op::ConvTranspose;
 use cranelift_codegen::ir::InstBuilder;
 use cranelift_codegen::ir::types::{F32, F32X4};
 
-use super::conv::three;
+use super::conv::{epilogue_args, three};
 use super::{KernelCx, tasks_for};
 use crate::CodegenError;
 use crate::emit::LANES;
@@ -47,7 +47,10 @@ pub fn emit(cx: &mut KernelCx, c: &ConvTranspose) -> Result<(), CodegenError> {
     let out_plane: usize = output.iter().product();
     let kk: usize = kernel.iter().product();
     let (x, w, y) = (cx.input(0), cx.input(1), cx.output(0));
-    let bias = (cx.inputs.len() > 2).then(|| cx.input(2));
+    let extra = epilogue_args(cx, &c.epilogue, m)?;
+    let own = cx.inputs.len() - c.epilogue.extra_inputs();
+    let bias = (own > 2).then(|| cx.input(2));
+    let activation = c.epilogue.activation;
     let planes = batch * m;
     let tasks = tasks_for(planes, planes * cg * kk * in_plane);
     cx.launch(tasks, |fx, task, ptrs| {
@@ -130,6 +133,16 @@ pub fn emit(cx: &mut KernelCx, c: &ConvTranspose) -> Result<(), CodegenError> {
                     }
                 }
             });
+            if !c.epilogue.is_empty() {
+                let residual = extra
+                    .residual
+                    .map(|k| fx.addr(ptrs[k], plane, 4 * out_plane as i64, 0));
+                let slope = extra.slope.map(|k| {
+                    let at = fx.addr(ptrs[k], oc, 4, 0);
+                    fx.load(F32, at, 0)
+                });
+                fx.epilogue_run(dst, out_plane, residual, activation, slope);
+            }
         });
         Ok(())
     })

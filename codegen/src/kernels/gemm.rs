@@ -436,17 +436,17 @@ pub fn emit_matmul(cx: &mut KernelCx, with_bias: bool, e: &Epilogue) -> Result<(
         &[&a2[..a2.len() - 2], &b2[..b2.len() - 2], &bias_batch],
     );
     // Elements per batch step of the bias: the size of its matrix part.
-    let bias_batch_elems: i64 = with_bias
-        .then(|| {
-            cx.inputs[2]
-                .ty
-                .shape
-                .iter()
-                .rev()
-                .take(2)
-                .product::<usize>() as i64
-        })
-        .unwrap_or(0);
+    let bias_batch_elems: i64 = if with_bias {
+        cx.inputs[2]
+            .ty
+            .shape
+            .iter()
+            .rev()
+            .take(2)
+            .product::<usize>() as i64
+    } else {
+        0
+    };
     let batches = nest.total();
     let (a, b, out) = (cx.input(0), cx.input(1), cx.output(0));
     let (tasks, split) = if batches > 1 {
