@@ -46,10 +46,17 @@ fn layout(t: &TensorType) -> String {
 }
 
 /// Counts of op kinds, for "ops before/after".
-fn op_counts(graph: &Graph) -> usize {
+/// Ops that compute: neither inputs nor constants nor reshapes (views of their input
+/// that cost nothing at run time).
+pub fn compute_ops(graph: &Graph) -> usize {
     graph
         .node_ids()
-        .filter(|&id| !matches!(graph.node(id).op, Op::Input | Op::Const(_)))
+        .filter(|&id| {
+            !matches!(
+                graph.node(id).op,
+                Op::Input | Op::Const(_) | Op::Reshape { .. }
+            )
+        })
         .count()
 }
 
@@ -93,9 +100,9 @@ pub fn inspect(compiler: &Compiler, model: &Model, after: Option<&str>) -> Resul
     let _ = writeln!(s);
     let _ = writeln!(
         s,
-        "ops: {} imported, {} after passes",
-        op_counts(&imported),
-        op_counts(&graph)
+        "ops (reshapes excluded): {} imported, {} after passes",
+        compute_ops(&imported),
+        compute_ops(&graph)
     );
     let _ = writeln!(s, "multiply-adds: {total_macs}");
     let _ = writeln!(

@@ -12,6 +12,7 @@ mod jit;
 mod kernels;
 mod math;
 mod object;
+mod placement;
 mod program;
 pub mod target;
 

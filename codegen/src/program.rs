@@ -18,6 +18,7 @@ use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_module::{DataDescription, DataId, FuncId, Linkage, Module};
 
 use crate::kernels::{self, ArgSource, CopyPlan, KernelCx, Launch, Operand, copy_launch};
+use crate::placement::Placement;
 use crate::target::Features;
 use crate::{CodegenError, Listing};
 
@@ -56,7 +57,8 @@ pub struct ModelInfo {
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Loc {
     Input(usize),
-    Output(usize),
+    /// Graph output `j`, at a byte offset.
+    Output(usize, usize),
     Const(usize),
     Arena(usize),
 }
@@ -121,31 +123,29 @@ pub fn lower(
     let mut counter = 0usize;
     let order = graph.topo_order()?;
 
-    // Views share their input's bytes.
-    let mut alias: HashMap<Value, Value> = HashMap::new();
-    let root = |alias: &HashMap<Value, Value>, v: Value| *alias.get(&v).unwrap_or(&v);
+    let placement = Placement::of(graph, &order);
     let mut steps: Vec<Step> = Vec::new();
     for &id in &order {
         let node = graph.node(id);
         let inputs = graph.inputs_of(id);
-        match &node.op {
-            Op::Input | Op::Const(_) => continue,
-            Op::Reshape { .. } | Op::Identity if !graph.is_output(cnnc_ir::Value::new(id, 0)) => {
-                let r = root(&alias, inputs[0]);
-                alias.insert(Value::new(id, 0), r);
-                continue;
-            }
-            _ => {}
+        if matches!(node.op, Op::Input | Op::Const(_)) || placement.is_view(id) {
+            continue;
+        }
+        let in_place: Vec<bool> = (0..inputs.len())
+            .map(|k| placement.in_concat(id, k))
+            .collect();
+        if in_place.iter().all(|&p| p) && matches!(node.op, Op::Concat { .. }) {
+            continue;
         }
         let operands: Vec<Operand> = inputs
             .iter()
             .map(|&v| {
-                let r = root(&alias, v);
+                let (root, offset) = placement.find(v);
                 Operand {
-                    value: r,
+                    value: v,
                     ty: graph.value_type(v),
-                    constant: match &graph.node(r.node).op {
-                        Op::Const(t) => Some(t),
+                    constant: match &graph.node(root.node).op {
+                        Op::Const(t) if offset == 0 => Some(t),
                         _ => None,
                     },
                 }
@@ -165,7 +165,11 @@ pub fn lower(
             operands,
             outputs,
         );
-        kernels::emit(&mut cx, &node.op).map_err(|e| e.at(&node.name, node.op.name()))?;
+        match &node.op {
+            Op::Concat { axis } => kernels::concat(&mut cx, *axis, &in_place),
+            op => kernels::emit(&mut cx, op),
+        }
+        .map_err(|e| e.at(&node.name, node.op.name()))?;
         let (args, launches) = cx.finish();
         steps.push(Step { args, launches });
     }
@@ -175,14 +179,18 @@ pub fn lower(
     let mut output_of: HashMap<Value, usize> = HashMap::new();
     let computed = |v: Value| !matches!(graph.node(v.node).op, Op::Input | Op::Const(_));
     for (j, out) in graph.outputs().iter().enumerate() {
-        let v = root(&alias, out.value);
-        if computed(v) && !output_of.contains_key(&v) {
+        let (v, offset) = placement.find(out.value);
+        if computed(v)
+            && offset == 0
+            && graph.value_type(v).byte_size() == graph.value_type(out.value).byte_size()
+            && !output_of.contains_key(&v)
+        {
             output_of.insert(v, j);
             continue;
         }
         let ty = graph.value_type(out.value);
         let operands = vec![Operand {
-            value: v,
+            value: out.value,
             ty,
             constant: None,
         }];
@@ -209,14 +217,15 @@ pub fn lower(
         steps.push(Step { args, launches });
     }
 
-    // Lifetimes of arena buffers, in steps.
+    // Lifetimes of arena buffers, in steps: a buffer lives while any value in it does.
     let mut first: HashMap<Value, usize> = HashMap::new();
     let mut last: HashMap<Value, usize> = HashMap::new();
     for (s, step) in steps.iter().enumerate() {
         for a in &step.args {
             if let ArgSource::Value(v) = a {
-                first.entry(*v).or_insert(s);
-                last.insert(*v, s);
+                let root = placement.find(*v).0;
+                first.entry(root).or_insert(s);
+                last.insert(root, s);
             }
         }
     }
@@ -226,16 +235,19 @@ pub fn lower(
     for (s, step) in steps.iter().enumerate() {
         for (k, a) in step.args.iter().enumerate() {
             match a {
-                ArgSource::Value(v)
-                    if computed(*v) && !output_of.contains_key(v) && !buffer_of.contains_key(v) =>
-                {
-                    let size = graph.value_type(*v).byte_size();
-                    buffer_of.insert(*v, buffers.len());
-                    buffers.push(Buffer {
-                        size,
-                        first: first[v],
-                        last: last[v],
-                    });
+                ArgSource::Value(v) => {
+                    let root = placement.find(*v).0;
+                    if computed(root)
+                        && !output_of.contains_key(&root)
+                        && !buffer_of.contains_key(&root)
+                    {
+                        buffer_of.insert(root, buffers.len());
+                        buffers.push(Buffer {
+                            size: graph.value_type(root).byte_size(),
+                            first: first[&root],
+                            last: last[&root],
+                        });
+                    }
                 }
                 ArgSource::Scratch(bytes) => {
                     scratch_of.insert((s, k), buffers.len());
@@ -259,26 +271,29 @@ pub fn lower(
         let mut l = Vec::with_capacity(step.args.len());
         for (k, a) in step.args.iter().enumerate() {
             l.push(match a {
-                ArgSource::Value(v) => match &graph.node(v.node).op {
-                    Op::Input => Loc::Input(
-                        graph
-                            .inputs()
-                            .iter()
-                            .position(|&i| i == v.node)
-                            .expect("an input"),
-                    ),
-                    Op::Const(t) => Loc::Const(
-                        *const_at
-                            .entry(*v)
-                            .or_insert_with(|| push_const(&mut blob, &tensor_bytes(t))),
-                    ),
-                    _ => match output_of.get(v) {
-                        Some(&j) => Loc::Output(j),
-                        None => Loc::Arena(plan.offsets[buffer_of[v]]),
-                    },
-                },
+                ArgSource::Value(v) => {
+                    let (root, offset) = placement.find(*v);
+                    match &graph.node(root.node).op {
+                        Op::Input => Loc::Input(
+                            graph
+                                .inputs()
+                                .iter()
+                                .position(|&i| i == root.node)
+                                .expect("an input"),
+                        ),
+                        Op::Const(t) => Loc::Const(
+                            *const_at
+                                .entry(root)
+                                .or_insert_with(|| push_const(&mut blob, &tensor_bytes(t))),
+                        ),
+                        _ => match output_of.get(&root) {
+                            Some(&j) => Loc::Output(j, offset),
+                            None => Loc::Arena(plan.offsets[buffer_of[&root]] + offset),
+                        },
+                    }
+                }
                 ArgSource::Scratch(_) => Loc::Arena(plan.offsets[scratch_of[&(s, k)]]),
-                ArgSource::GraphOutput(j) => Loc::Output(*j),
+                ArgSource::GraphOutput(j) => Loc::Output(*j, 0),
                 ArgSource::Table(bytes) => Loc::Const(push_const(&mut blob, bytes)),
             });
         }
@@ -452,7 +467,8 @@ fn emit_entry(
             for (k, loc) in locs.iter().enumerate() {
                 let ptr = match *loc {
                     Loc::Input(i) => in_ptrs[i],
-                    Loc::Output(j) => out_ptrs[j],
+                    Loc::Output(j, 0) => out_ptrs[j],
+                    Loc::Output(j, off) => b.ins().iadd_imm_s(out_ptrs[j], off as i64),
                     Loc::Const(off) => b.ins().iadd_imm_s(base.expect("constant data"), off as i64),
                     Loc::Arena(off) => b.ins().iadd_imm_s(workspace, off as i64),
                 };

@@ -31,7 +31,7 @@ use crate::emit::Fx;
 use crate::target::Features;
 use crate::{CodegenError, Listing, ListingKind};
 
-pub(crate) use movement::{CopyPlan, copy_launch};
+pub(crate) use movement::{CopyPlan, concat, copy_launch};
 
 /// Where a kernel argument's memory comes from.
 #[derive(Clone, Debug)]
@@ -280,10 +280,10 @@ pub fn emit(cx: &mut KernelCx, op: &Op) -> Result<(), CodegenError> {
         Op::Softmax { axis, log } => softmax::emit(cx, *axis, *log),
         Op::Reduce { kind, axes, .. } => reduce::emit(cx, *kind, axes),
         Op::Resize(r) => resize::emit(cx, r),
+        Op::Concat { axis } => movement::concat(cx, *axis, &vec![false; cx.inputs.len()]),
         Op::Reshape { .. }
         | Op::Identity
         | Op::Transpose { .. }
-        | Op::Concat { .. }
         | Op::Split { .. }
         | Op::Slice { .. }
         | Op::Pad { .. }

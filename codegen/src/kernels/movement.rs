@@ -341,6 +341,36 @@ fn pad_table(len: usize, out: usize, begin: isize, stride: isize, mode: PadMode)
         .collect()
 }
 
+/// Copies each input of a concatenation along `axis` into its place in the output,
+/// except those `in_place[k]` that their producers already wrote there.
+pub fn concat(cx: &mut KernelCx, axis: usize, in_place: &[bool]) -> Result<(), CodegenError> {
+    let out = cx.outputs[0].1.clone();
+    let elem = out.dtype.size();
+    let dst = cx.output(0);
+    let out_strides = dense_strides(&out.shape);
+    let mut at = 0;
+    for (k, &placed) in in_place.iter().enumerate() {
+        let t = cx.inputs[k].ty.clone();
+        if !placed {
+            let s = cx.input(k);
+            let plan = CopyPlan {
+                dims: t.shape.clone(),
+                src: dense_strides(&t.shape)
+                    .into_iter()
+                    .map(AxisMap::Stride)
+                    .collect(),
+                dst: out_strides.clone(),
+                src_base: 0,
+                dst_base: at * out_strides[axis],
+                elem,
+            };
+            copy_launch(cx, s, dst, plan)?;
+        }
+        at += t.shape[axis] as isize;
+    }
+    Ok(())
+}
+
 pub fn emit(cx: &mut KernelCx, op: &Op) -> Result<(), CodegenError> {
     let x = cx.inputs[0].ty.clone();
     let elem = x.dtype.size();
@@ -423,30 +453,6 @@ pub fn emit(cx: &mut KernelCx, op: &Op) -> Result<(), CodegenError> {
                     .extend([out_strides[i] * x.shape[i] as isize, out_strides[i]]);
             }
             copy_launch(cx, src, dst, plan)
-        }
-        Op::Concat { axis } => {
-            let out = cx.outputs[0].1.clone();
-            let dst = cx.output(0);
-            let out_strides = dense_strides(&out.shape);
-            let mut at = 0;
-            for k in 0..cx.inputs.len() {
-                let t = cx.inputs[k].ty.clone();
-                let s = cx.input(k);
-                let plan = CopyPlan {
-                    dims: t.shape.clone(),
-                    src: dense_strides(&t.shape)
-                        .into_iter()
-                        .map(AxisMap::Stride)
-                        .collect(),
-                    dst: out_strides.clone(),
-                    src_base: 0,
-                    dst_base: at * out_strides[*axis],
-                    elem,
-                };
-                copy_launch(cx, s, dst, plan)?;
-                at += t.shape[*axis] as isize;
-            }
-            Ok(())
         }
         Op::Split { axis, sizes } => {
             let mut at = 0;

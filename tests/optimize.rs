@@ -1,0 +1,104 @@
+//! What `-O2` leaves of the conformance models in `../shared/onnx-conformance/models`:
+//! no batch normalization, identity (Dropout imports as one), shape arithmetic or
+//! integer data, no activation left standalone after a convolution or matrix product,
+//! fewer ops than imported, and a memory plan within 10% of the peak of live bytes.
+
+use std::path::Path;
+
+use cnnc::inspect::compute_ops;
+use cnnc::ir::{DType, Graph, Op, Value};
+use cnnc::{Compiler, Model};
+
+fn model(name: &str) -> Model {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/onnx-conformance/models")
+        .join(name)
+        .join("model.onnx");
+    Model::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Every problem with the optimized graph, one line each.
+fn leftovers(g: &Graph) -> Vec<String> {
+    let mut problems = Vec::new();
+    for id in g.node_ids() {
+        let node = g.node(id);
+        let what = format!("{} ({})", node.name, node.op.name());
+        match &node.op {
+            Op::BatchNorm { .. } | Op::Identity | Op::Shape { .. } => {
+                problems.push(format!("{what} is left"));
+            }
+            Op::Unary(_) => {
+                let producer = &g.node(g.inputs_of(id)[0].node).op;
+                if matches!(
+                    producer,
+                    Op::Conv(_)
+                        | Op::DepthwiseConv(_)
+                        | Op::ConvTranspose(_)
+                        | Op::Gemm(_)
+                        | Op::MatMul { .. }
+                ) {
+                    problems.push(format!("{what} after a {} is not fused", producer.name()));
+                }
+            }
+            _ => {}
+        }
+        for (p, out) in node.outputs.iter().enumerate() {
+            let computed = !matches!(node.op, Op::Input | Op::Const(_));
+            if computed && out.ty.dtype != DType::F32 && !g.is_output(Value::new(id, p)) {
+                problems.push(format!("{what} computes {} data", out.ty.dtype));
+            }
+        }
+    }
+    problems
+}
+
+fn check(name: &str) {
+    let m = model(name);
+    let o0 = Compiler::new()
+        .opt_level(cnnc::OptLevel::O0)
+        .graph(&m)
+        .unwrap();
+    let compiler = Compiler::new();
+    let o2 = compiler.graph(&m).unwrap();
+    let problems = leftovers(&o2);
+    assert!(problems.is_empty(), "{name}:\n{}", problems.join("\n"));
+    assert!(
+        compute_ops(&o2) < compute_ops(&o0),
+        "{name}: {} ops at -O2, {} at -O0",
+        compute_ops(&o2),
+        compute_ops(&o0)
+    );
+    let info = compiler.compile_graph(&o2).unwrap().info().clone();
+    assert!(
+        info.workspace_size * 10 <= info.peak_live_bytes * 11,
+        "{name}: arena of {} bytes for a peak of {} live",
+        info.workspace_size,
+        info.peak_live_bytes
+    );
+}
+
+macro_rules! models {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                check(stringify!($name));
+            }
+        )*
+    };
+}
+
+models!(
+    bvlc_alexnet,
+    densenet121,
+    densenet121_random,
+    inception_v1,
+    inception_v2,
+    resnet50,
+    shufflenet,
+    shufflenet_random,
+    squeezenet,
+    squeezenet_random,
+    vgg19,
+    zfnet512,
+);
