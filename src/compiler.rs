@@ -38,6 +38,7 @@ pub struct Compiler {
     name: Option<String>,
     options: ImportOptions,
     opt_level: OptLevel,
+    stop_after: Option<String>,
 }
 
 impl Default for Compiler {
@@ -98,6 +99,7 @@ impl Compiler {
             name: None,
             options: ImportOptions::default(),
             opt_level: OptLevel::O2,
+            stop_after: None,
         }
     }
 
@@ -151,25 +153,46 @@ impl Compiler {
         self
     }
 
-    /// The graph code generation receives: imported, optimized, constant-folded.
-    pub fn graph(&self, model: &Model) -> Result<Graph, Error> {
-        Ok(self.optimize(model, None)?.0)
+    /// Runs the passes only up to and including `pass` (to find which pass changes
+    /// an answer, or to measure what a pass gains).
+    pub fn stop_after(mut self, pass: &str) -> Self {
+        self.stop_after = Some(pass.to_string());
+        self
     }
 
-    /// Imports and runs the passes up to `stop_after` (all when `None`); returns the
-    /// graph and what each pass did.
-    pub fn optimize(
-        &self,
-        model: &Model,
-        stop_after: Option<&str>,
-    ) -> Result<(Graph, Vec<PassRecord>), Error> {
-        let mut graph = model.import(&self.options)?;
-        let log =
-            Pipeline::new(self.opt_level).run(&mut graph, &TargetInfo::default(), stop_after)?;
-        if stop_after.is_none() {
-            // Code generation computes only on float data: fold whatever is left.
-            cnnc_passes::fold_constants(&mut graph)?;
+    /// The graph code generation receives: imported, optimized, constant-folded.
+    pub fn graph(&self, model: &Model) -> Result<Graph, Error> {
+        let (graph, _) = self.optimize(model)?;
+        self.codegen_ready(graph)
+    }
+
+    /// `graph` with whatever constant computation the passes left folded: code
+    /// generation computes only on float data.
+    pub fn codegen_ready(&self, mut graph: Graph) -> Result<Graph, Error> {
+        cnnc_passes::fold_constants(&mut graph)?;
+        cnnc_ir::verify(&graph)?;
+        Ok(graph)
+    }
+
+    /// Imports and runs the passes (up to [`Compiler::stop_after`]); returns the graph
+    /// as the last pass left it and what each pass did.
+    pub fn optimize(&self, model: &Model) -> Result<(Graph, Vec<PassRecord>), Error> {
+        let pipeline = Pipeline::new(self.opt_level);
+        if let Some(pass) = &self.stop_after
+            && !pipeline.pass_names().contains(&pass.as_str())
+        {
+            return Err(Error::Usage(format!(
+                "no pass '{pass}' at -O{}; the passes are: {}",
+                if self.opt_level == OptLevel::O0 { 0 } else { 2 },
+                pipeline.pass_names().join(", ")
+            )));
         }
+        let mut graph = model.import(&self.options)?;
+        let log = pipeline.run(
+            &mut graph,
+            &TargetInfo::for_triple(self.target.as_deref()),
+            self.stop_after.as_deref(),
+        )?;
         cnnc_ir::verify(&graph)?;
         Ok((graph, log))
     }

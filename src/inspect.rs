@@ -60,15 +60,16 @@ pub fn compute_ops(graph: &Graph) -> usize {
         .count()
 }
 
-/// The report for `model` compiled by `compiler`, stopping after pass `after`.
-pub fn inspect(compiler: &Compiler, model: &Model, after: Option<&str>) -> Result<String, Error> {
+/// The report for `model` compiled by `compiler`: the graph as the last pass it runs
+/// left it, and the memory plan of its code.
+pub fn inspect(compiler: &Compiler, model: &Model) -> Result<String, Error> {
     let imported = model.import(compiler.import_options())?;
-    let (graph, log) = compiler.optimize(model, after)?;
+    let (graph, log) = compiler.optimize(model)?;
     let mut s = String::new();
     let order = graph.topo_order()?;
     let _ = writeln!(
         s,
-        "{:<32} {:<18} {:<22} {:<7} {:<10} {:>14} {:>12}",
+        "{:<32} {:<18} {:<22} {:<7} {:<18} {:>14} {:>12}",
         "node", "op", "output", "layout", "tile", "MACs", "bytes"
     );
     let (mut total_macs, mut params, mut weight_bytes) = (0u64, 0u64, 0u64);
@@ -87,12 +88,12 @@ pub fn inspect(compiler: &Compiler, model: &Model, after: Option<&str>) -> Resul
         let out = &node.outputs[0].ty;
         let _ = writeln!(
             s,
-            "{:<32} {:<18} {:<22} {:<7} {:<10} {:>14} {:>12}",
+            "{:<32} {:<18} {:<22} {:<7} {:<18} {:>14} {:>12}",
             truncate(&node.outputs[0].name, 32),
             node.op.name(),
             truncate(&out.to_string(), 22),
             layout(out),
-            "-",
+            node.tile.map_or("-".into(), |t| t.to_string()),
             m,
             out.byte_size()
         );
@@ -109,16 +110,15 @@ pub fn inspect(compiler: &Compiler, model: &Model, after: Option<&str>) -> Resul
         s,
         "parameters: {params} ({weight_bytes} bytes of constants)"
     );
-    if after.is_none() {
-        let isa = target::isa(None, None, Linking::Object)?;
-        let (info, _) = cnnc_codegen::compile_object(&graph, isa, "model", None)?;
-        let ratio = info.workspace_size as f64 / info.peak_live_bytes.max(1) as f64;
-        let _ = writeln!(
-            s,
-            "arena: {} bytes; peak live: {} bytes ({:.3}x); {} kernel launches",
-            info.workspace_size, info.peak_live_bytes, ratio, info.launches
-        );
-    }
+    let ready = compiler.codegen_ready(graph.clone())?;
+    let isa = target::isa(None, None, Linking::Object)?;
+    let (info, _) = cnnc_codegen::compile_object(&ready, isa, "model", None)?;
+    let ratio = info.workspace_size as f64 / info.peak_live_bytes.max(1) as f64;
+    let _ = writeln!(
+        s,
+        "arena: {} bytes; peak live: {} bytes ({:.3}x); {} kernel launches",
+        info.workspace_size, info.peak_live_bytes, ratio, info.launches
+    );
     let _ = writeln!(s, "\npasses:");
     for r in &log {
         let _ = writeln!(s, "  {}", pass_line(r));

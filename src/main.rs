@@ -39,9 +39,6 @@ enum Command {
 #[derive(Args)]
 struct InspectArgs {
     model: PathBuf,
-    /// Stop after this pass (and skip code generation).
-    #[arg(long, value_name = "PASS")]
-    after: Option<String>,
     #[command(flatten)]
     model_args: ModelArgs,
 }
@@ -61,6 +58,9 @@ struct ModelArgs {
     /// Optimization level: 0 runs no graph passes, 2 (the default) all of them.
     #[arg(short = 'O', default_value = "2", value_parser = ["0", "2"])]
     opt: String,
+    /// Run the passes only up to and including PASS (`cnnc inspect` lists them).
+    #[arg(long, value_name = "PASS")]
+    after: Option<String>,
 }
 
 #[derive(Args)]
@@ -89,7 +89,7 @@ struct CompileArgs {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum Emit {
-    /// The graph IR after import and constant folding.
+    /// The graph IR after the passes (see --after).
     Ir,
     /// Cranelift IR of every generated function.
     Clif,
@@ -169,9 +169,7 @@ fn main() -> ExitCode {
         Some(Command::Inspect(args)) => {
             let model = Model::load(&args.model);
             model
-                .and_then(|m| {
-                    cnnc::inspect::inspect(&compiler(&args.model_args)?, &m, args.after.as_deref())
-                })
+                .and_then(|m| cnnc::inspect::inspect(&compiler(&args.model_args)?, &m))
                 .map(|report| {
                     print!("{report}");
                     ExitCode::SUCCESS
@@ -215,6 +213,9 @@ fn compiler(args: &ModelArgs) -> Result<Compiler, Error> {
         cnnc::OptLevel::O2
     };
     let mut c = Compiler::new().opt_level(level);
+    if let Some(pass) = &args.after {
+        c = c.stop_after(pass);
+    }
     if let Some(cpu) = &args.cpu {
         c = c.cpu(cpu);
     }
@@ -254,7 +255,7 @@ fn compile(args: CompileArgs) -> Result<ExitCode, Error> {
         .to_string();
     c = c.name(args.name.as_deref().unwrap_or(&stem));
     match args.emit {
-        Some(Emit::Ir) => print!("{}", cnnc::ir::print(&c.graph(&model)?)),
+        Some(Emit::Ir) => print!("{}", cnnc::ir::print(&c.optimize(&model)?.0)),
         Some(Emit::Clif) => print!("{}", c.listing(&model, ListingKind::Clif)?),
         Some(Emit::Asm) => print!("{}", c.listing(&model, ListingKind::Asm)?),
         None => {}

@@ -302,3 +302,65 @@ fn verify_with_every_backend() {
         );
     }
 }
+
+#[test]
+fn inspect_shows_ops_tiles_totals_passes_and_ir() {
+    let out = cnnc(&["inspect", &lenet_path()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report = text(&out.stdout);
+    let header = report.lines().next().unwrap();
+    for column in ["node", "op", "output", "layout", "tile", "MACs", "bytes"] {
+        assert!(header.contains(column), "{header}");
+    }
+    let conv = report.lines().find(|l| l.starts_with("c1 ")).unwrap();
+    assert!(conv.contains("conv") && conv.contains("117600"), "{conv}");
+    assert!(conv.split_whitespace().any(|w| w.contains("/k")), "{conv}");
+    assert!(
+        report.contains("ops (reshapes excluded): 12 imported, 8 after passes"),
+        "{report}"
+    );
+    assert!(report.contains("multiply-adds: 416520"), "{report}");
+    assert!(report.contains("arena: ") && report.contains("peak live: "));
+    assert!(report.contains("fuse_activation") && report.contains("4 changes"));
+    assert!(report.contains("graph(%image: f32[1,1,28,28])"));
+}
+
+#[test]
+fn after_and_opt_level_choose_the_passes() {
+    // Before fusion the relus are ops of their own; after it, epilogues.
+    let ir = |args: &[&str]| {
+        let mut all = vec![lenet_path()];
+        all.extend(args.iter().map(|s| s.to_string()));
+        all.extend(["--emit".into(), "ir".into()]);
+        let all: Vec<&str> = all.iter().map(|s| s.as_str()).collect();
+        let out = cnnc(&all);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let before = ir(&["--after", "depthwise"]);
+    assert!(before.contains("= relu(") && !before.contains("act=relu"));
+    let after = ir(&["--after", "fuse_activation"]);
+    assert!(!after.contains("= relu(") && after.contains("act=relu"));
+    assert!(!after.contains("tile="));
+    assert!(ir(&[]).contains("tile="));
+    assert!(ir(&["-O", "0"]).contains("= relu("));
+
+    // A model still runs, stopped anywhere.
+    let out = cnnc(&[
+        "bench",
+        &lenet_path(),
+        "--iters",
+        "1",
+        "--after",
+        "fold_pad",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let out = cnnc(&["inspect", &lenet_path(), "--after", "fuse_everything"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("no pass 'fuse_everything'") && stderr.contains("fold_batch_norm"),
+        "{stderr}"
+    );
+}

@@ -165,6 +165,7 @@ pub fn lower(
             operands,
             outputs,
         );
+        cx.tile = node.tile;
         match &node.op {
             Op::Concat { axis } => kernels::concat(&mut cx, *axis, &in_place),
             op => kernels::emit(&mut cx, op),

@@ -12,7 +12,7 @@
 //!
 //! The fixed cases at the end reproduce disagreements that the families once found
 //! (NaN through log, nearest resize with exclude_outside, instance norm precision, erf
-//! saturation, Gemm with beta 0, leaked JIT code).
+//! saturation, Gemm with beta 0, leaked JIT code, a 1x1 convolution with end padding).
 //!
 //! `KERNELS_SCALE=<k>` multiplies the number of cases of every family (a longer soak).
 //!
@@ -25,8 +25,8 @@ mod common;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use cnnc_ir::op::{
-    Binary, Conv, ConvTranspose, CoordMode, DepthToSpaceMode, Gemm, Lrn, NearestMode, PadMode,
-    Pool, PoolKind, ReduceKind, Resize, ResizeMode, SliceAxis, Unary,
+    Activation, Binary, Conv, ConvTranspose, CoordMode, DepthToSpaceMode, Epilogue, Gemm, Lrn,
+    NearestMode, PadMode, Pool, PoolKind, ReduceKind, Resize, ResizeMode, SliceAxis, Tile, Unary,
 };
 use cnnc_ir::{DType, Graph, Op, Tensor, TensorType, Value};
 use common::{Rng, check};
@@ -678,6 +678,197 @@ fn matmul_case(rng: &mut Rng) -> Case {
 #[test]
 fn matmul() {
     run_family("matmul", 600, matmul_case);
+}
+
+// ---------------------------------------------------------------------------------
+// Fused products: convolutions and matrix products with what the passes fuse into
+// them (bias, residual, activation) and with random tiles (register tile, inner and
+// column blocks), as the tiling pass records them.
+
+fn random_activation(rng: &mut Rng, per_channel: bool) -> Option<Activation> {
+    let u = |u| Some(Activation::Unary(u));
+    match rng.range(0, 11) {
+        0 | 1 => None,
+        2 => u(Unary::Relu),
+        3 => u(Unary::Clip {
+            min: -0.5,
+            max: rng.pick(&[0.5, 6.0]),
+        }),
+        4 => u(Unary::LeakyRelu { alpha: 0.1 }),
+        5 => u(Unary::Elu { alpha: 1.0 }),
+        6 => u(Unary::HardSigmoid {
+            alpha: 0.2,
+            beta: 0.5,
+        }),
+        7 => u(Unary::HardSwish),
+        8 => u(rng.pick(&[Unary::Sigmoid, Unary::Tanh])),
+        9 => Some(Activation::Silu),
+        _ if per_channel => Some(Activation::PRelu),
+        _ => u(Unary::Relu),
+    }
+}
+
+fn random_tile(rng: &mut Rng) -> Tile {
+    let cols = 4 * rng.range(1, 4);
+    Tile {
+        rows: rng.range(1, 8),
+        cols,
+        k_block: rng.range(1, 40),
+        col_block: cols * rng.range(1, 8),
+    }
+}
+
+fn fused_case(rng: &mut Rng) -> Case {
+    let kind = rng.range(0, 4);
+    let e = Epilogue {
+        residual: rng.bool(),
+        activation: random_activation(rng, kind <= 2),
+    };
+    let tile = (kind != 2 && rng.bool()).then(|| random_tile(rng));
+    let batch = rng.range(1, 2);
+    let (op, x_shape, w_shape, bias_shape) = match kind {
+        // Convolution (maybe grouped), depthwise convolution, transposed convolution.
+        0..=2 => {
+            let c = rng.pick(&[1, 3, 4, 5, 8, 12, 17]);
+            let groups = match kind {
+                1 => c,
+                _ if chance(rng, 3) => rng.pick(&divisors(c)),
+                _ => 1,
+            };
+            let m = groups * rng.pick(&[1, 2, 3, 5, 8]);
+            // A transposed convolution's padding crops its output: keep some.
+            let least = if kind == 2 { 3 } else { 1 };
+            let h = rng.range(least, 12);
+            let w = rng.range(least, 12);
+            let k = rng.range(1, 3);
+            let s = rng.range(1, 3);
+            let pads = vec![(rng.range(0, 1), rng.range(0, 1)); 2];
+            if kind == 2 {
+                let attrs = ConvTranspose {
+                    kernel: vec![k, k],
+                    strides: vec![s, s],
+                    dilations: vec![1, 1],
+                    pads,
+                    output_padding: vec![0, 0],
+                    groups,
+                    epilogue: e,
+                };
+                let ws = vec![c, m / groups, k, k];
+                (Op::ConvTranspose(attrs), vec![batch, c, h, w], ws, vec![m])
+            } else {
+                let d = rng.range(1, 2);
+                let attrs = Conv {
+                    kernel: vec![k, k],
+                    strides: vec![s, s],
+                    dilations: vec![d, d],
+                    pads,
+                    groups,
+                    epilogue: e,
+                };
+                let window = (k - 1) * d + 1;
+                let ws = vec![m, c / groups, k, k];
+                let op = if kind == 1 {
+                    Op::DepthwiseConv(attrs)
+                } else {
+                    Op::Conv(attrs)
+                };
+                (
+                    op,
+                    vec![batch, c, h.max(window), w.max(window)],
+                    ws,
+                    vec![m],
+                )
+            }
+        }
+        // Gemm, MatMul with a bias.
+        _ => {
+            let hi = if chance(rng, 4) { 70 } else { 24 };
+            let (m, n, k) = (rng.range(1, hi), rng.range(1, hi), rng.range(1, hi));
+            if kind == 3 {
+                let g = Gemm {
+                    alpha: rng.pick(&[1.0, 0.5]),
+                    beta: rng.pick(&[1.0, 2.0]),
+                    trans_a: false,
+                    trans_b: rng.bool(),
+                    epilogue: e,
+                };
+                let bs = if g.trans_b { vec![n, k] } else { vec![k, n] };
+                (Op::Gemm(g), vec![m, k], bs, vec![n])
+            } else {
+                let op = Op::MatMul {
+                    bias: true,
+                    epilogue: e,
+                };
+                let b = rng.range(1, 2);
+                (op, vec![b, m, k], vec![k, n], vec![n])
+            }
+        }
+    };
+    let mut b = B::new(format!(
+        "{op:?} x={x_shape:?} w={w_shape:?} tile={}",
+        tile.map_or("-".into(), |t| t.to_string())
+    ));
+    let x = rng.tensor(&x_shape);
+    let x = b.input(x);
+    let w = rng.tensor(&w_shape);
+    let w = b.param(w, rng.bool());
+    let bias = rng.tensor(&bias_shape);
+    let bias = b.param(bias, rng.bool());
+    let mut ins = vec![x, w, bias];
+    let types = [
+        &TensorType::f32(x_shape.clone()),
+        &TensorType::f32(w_shape.clone()),
+        &TensorType::f32(bias_shape.clone()),
+    ];
+    let plain = match &op {
+        Op::Conv(c) => Op::Conv(Conv {
+            epilogue: Epilogue::default(),
+            ..c.clone()
+        }),
+        Op::DepthwiseConv(c) => Op::DepthwiseConv(Conv {
+            epilogue: Epilogue::default(),
+            ..c.clone()
+        }),
+        Op::ConvTranspose(c) => Op::ConvTranspose(ConvTranspose {
+            epilogue: Epilogue::default(),
+            ..c.clone()
+        }),
+        Op::Gemm(g) => Op::Gemm(Gemm {
+            epilogue: Epilogue::default(),
+            ..g.clone()
+        }),
+        _ => Op::MatMul {
+            bias: true,
+            epilogue: Epilogue::default(),
+        },
+    };
+    let out = plain
+        .infer(&types)
+        .unwrap_or_else(|err| panic!("invalid case {}: {err}", b.desc))
+        .remove(0)
+        .shape;
+    if e.residual {
+        let r = rng.tensor(&out);
+        ins.push(b.input(r));
+    }
+    if e.activation == Some(Activation::PRelu) {
+        let slope = if rng.bool() {
+            vec![1, out[1], 1, 1]
+        } else {
+            vec![out[1], 1, 1]
+        };
+        let t = rng.tensor(&slope);
+        ins.push(b.param(t, rng.bool()));
+    }
+    let y = b.node(op, &ins);
+    b.g.node_mut(y.node).tile = tile;
+    b.out(y);
+    b.done(RTOL, ATOL)
+}
+
+#[test]
+fn fused_products() {
+    run_family("fused_products", 800, fused_case);
 }
 
 // ---------------------------------------------------------------------------------
@@ -1774,4 +1965,26 @@ fn gemm_beta_zero() {
     b.out(y);
     // The interpreter: [NaN, NaN]; the kernel: [6, 8].
     check_all(vec![b.done(0.0, 0.0)]);
+}
+
+/// A 1x1 convolution with padding only at the end has more output pixels than input
+/// pixels: it is no pointwise product over the input as it lies. Found by the
+/// `fused_products` family (seed 8407464158642665049).
+#[test]
+fn one_by_one_conv_with_end_padding() {
+    let attrs = Conv {
+        kernel: vec![1, 1],
+        strides: vec![1, 1],
+        dilations: vec![2, 2],
+        pads: vec![(0, 1), (0, 1)],
+        groups: 1,
+        epilogue: Default::default(),
+    };
+    let mut rng = Rng(8407464158642665049);
+    let mut b = B::new(format!("{attrs:?} x=[1, 1, 4, 7] w=[5, 1, 1, 1]"));
+    let x = b.input(rng.tensor(&[1, 1, 4, 7]));
+    let w = b.constant(rng.tensor(&[5, 1, 1, 1]));
+    let y = b.node(Op::Conv(attrs), &[x, w]);
+    b.out(y);
+    check_all(vec![b.done(RTOL, ATOL)]);
 }

@@ -11,6 +11,7 @@ use petgraph::Direction;
 use petgraph::stable_graph::{NodeIndex, StableGraph};
 use petgraph::visit::EdgeRef;
 
+use crate::op::Tile;
 use crate::{IrError, Op, Tensor, TensorType};
 
 pub type NodeId = NodeIndex<u32>;
@@ -34,6 +35,9 @@ pub struct Node {
     pub name: String,
     pub op: Op,
     pub outputs: Vec<Output>,
+    /// How code generation blocks this node's matrix product, when the tiling pass
+    /// chose (Conv, Gemm and MatMul only).
+    pub tile: Option<Tile>,
 }
 
 /// A node output: the tensor's name (unique in the graph) and type.
@@ -75,6 +79,7 @@ impl Graph {
             name: name.clone(),
             op: Op::Input,
             outputs: vec![Output { name, ty }],
+            tile: None,
         });
         self.inputs.push(id);
         Ok(Value::new(id, 0))
@@ -87,6 +92,7 @@ impl Graph {
             name: name.clone(),
             op: Op::Const(tensor),
             outputs: vec![Output { name, ty }],
+            tile: None,
         });
         Value::new(id, 0)
     }
@@ -123,7 +129,12 @@ impl Graph {
             .zip(out_types)
             .map(|(name, ty)| Output { name, ty })
             .collect();
-        let id = self.graph.add_node(Node { name, op, outputs });
+        let id = self.graph.add_node(Node {
+            name,
+            op,
+            outputs,
+            tile: None,
+        });
         for (to_port, v) in inputs.iter().enumerate() {
             self.graph.add_edge(
                 v.node,
@@ -272,7 +283,8 @@ impl Graph {
     }
 
     /// Replaces node `id`'s op and inputs in place, keeping its name, output names and
-    /// users; the output types are inferred again (and must keep their number).
+    /// users; the output types are inferred again (and must keep their number), and
+    /// the tile is dropped.
     pub fn rewrite(&mut self, id: NodeId, op: Op, inputs: &[Value]) -> Result<(), IrError> {
         let located = |e: IrError| e.at(&self.graph[id].name, op.name());
         let types = inputs
@@ -306,6 +318,8 @@ impl Graph {
         }
         let node = &mut self.graph[id];
         node.op = op;
+        // A tile was chosen for the old op.
+        node.tile = None;
         for (o, t) in node.outputs.iter_mut().zip(out_types) {
             o.ty = t;
         }

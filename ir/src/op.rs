@@ -189,6 +189,31 @@ pub struct Gemm {
     pub epilogue: Epilogue,
 }
 
+/// The blocking of a matrix product `C[M, N] += A[M, K] B[K, N]` (a convolution's
+/// output channels by pixels, through im2col), chosen by the tiling pass from a cost
+/// model of the target and followed by code generation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Tile {
+    /// Rows of C per register tile.
+    pub rows: usize,
+    /// Columns of C per register tile (whole vectors).
+    pub cols: usize,
+    /// Inner-dimension block: the A and B slivers a tile reads stay in L1.
+    pub k_block: usize,
+    /// Columns per cache block (a convolution's im2col panel): the B panel stays in L2.
+    pub col_block: usize,
+}
+
+impl fmt::Display for Tile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}x{}/k{}/n{}",
+            self.rows, self.cols, self.k_block, self.col_block
+        )
+    }
+}
+
 /// What a producer applies to its result before storing it (fused by the passes):
 /// `activation(y + residual)`.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -475,8 +500,9 @@ fn epilogue_items(e: &Epilogue, add: &mut impl FnMut(&str, String)) {
     }
 }
 
-/// Writes ` {k=v, ...}` for the op's attributes (nothing when it has none).
-pub(crate) struct Attrs<'a>(pub &'a Op);
+/// Writes ` {k=v, ...}` for the op's attributes and the node's tile (nothing when
+/// there are none).
+pub(crate) struct Attrs<'a>(pub &'a Op, pub Option<Tile>);
 
 struct Pads<'a, T>(&'a [(T, T)]);
 
@@ -636,6 +662,9 @@ impl fmt::Display for Attrs<'_> {
             | Op::Identity
             | Op::ScaleShift
             | Op::ChannelScale => {}
+        }
+        if let Some(t) = self.1 {
+            items.push(format!("tile={t}"));
         }
         if items.is_empty() {
             Ok(())

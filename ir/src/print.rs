@@ -50,7 +50,7 @@ pub fn print(graph: &Graph) -> String {
             s,
             "({}){} : {}",
             args.join(", "),
-            Attrs(&node.op),
+            Attrs(&node.op, node.tile),
             types.join(", ")
         );
     }

@@ -50,6 +50,12 @@ pub fn verify(graph: &Graph) -> Result<(), IrError> {
                 ))));
             }
         }
+        if let Some(t) = node.tile {
+            let product = matches!(node.op, Op::Conv(_) | Op::Gemm(_) | Op::MatMul { .. });
+            if !product || [t.rows, t.cols, t.k_block, t.col_block].contains(&0) {
+                return Err(located(IrError::invalid(format!("tile {t}"))));
+            }
+        }
         for out in &node.outputs {
             out.ty.check_size().map_err(located)?;
             if let Layout::Blocked { block } = out.ty.layout

@@ -142,3 +142,26 @@ fn cast_follows_numpy() {
         [1, 0, 1, 1]
     );
 }
+
+#[test]
+fn matmul_adds_its_broadcast_bias_then_the_epilogue() {
+    let a = f32s(&[2, 2], &[1.0, 2.0, 3.0, 4.0]);
+    let b = f32s(&[2, 2], &[1.0, 0.0, 0.0, 1.0]);
+    let row = f32s(&[2, 1], &[10.0, -20.0]);
+    let op = Op::MatMul {
+        bias: true,
+        epilogue: Default::default(),
+    };
+    let out = op.infer(&[&a.ty(), &b.ty(), &row.ty()]).unwrap();
+    let y = eval(&op, &[&a, &b, &row], &out).unwrap();
+    assert_eq!(values(&y[0]), [11.0, 12.0, -17.0, -16.0]);
+    let relu = Op::MatMul {
+        bias: true,
+        epilogue: cnnc_ir::op::Epilogue {
+            residual: false,
+            activation: Some(cnnc_ir::op::Activation::Unary(Unary::Relu)),
+        },
+    };
+    let y = eval(&relu, &[&a, &b, &row], &out).unwrap();
+    assert_eq!(values(&y[0]), [11.0, 12.0, 0.0, 0.0]);
+}

@@ -10,7 +10,7 @@
 use cnnc_ir::op::Gemm;
 use cnnc_ir::{Graph, IrError, NodeId, Op, Tensor, Value};
 
-use crate::util::{constant, replace_node, sole_user};
+use crate::util::{constant, per_channel, replace_node, sole_user};
 use crate::{Pass, TargetInfo};
 
 pub struct FoldBatchNorm;
@@ -144,30 +144,6 @@ fn fold_into(
     let bv = graph.add_const(format!("{name}/folded_bias"), floats(new_b, vec![m])?);
     graph.rewrite(producer, new_op, &[inputs[0], wv, bv])?;
     Ok(true)
-}
-
-/// A constant that varies along the channel axis (1) only, as per-channel values.
-fn per_channel(graph: &Graph, v: Value, out: &[usize]) -> Option<Vec<f64>> {
-    let t = constant(graph, v)?;
-    let c = *out.get(1)?;
-    let shape = t.shape();
-    if shape.len() > out.len() {
-        return None;
-    }
-    let off = out.len() - shape.len();
-    let only_channels = shape
-        .iter()
-        .enumerate()
-        .all(|(i, &d)| d == 1 || (i + off == 1 && d == c));
-    if !only_channels {
-        return None;
-    }
-    let vals = t.view::<f32>().ok()?;
-    Some(
-        (0..c)
-            .map(|i| vals[if vals.len() == 1 { 0 } else { i }] as f64)
-            .collect(),
-    )
 }
 
 /// `y * s` or `y + b` with `s`, `b` per-channel constants: `(k, shift)` and `y`.

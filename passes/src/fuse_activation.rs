@@ -7,7 +7,7 @@ use cnnc_ir::op::{Activation, Binary, Unary};
 use cnnc_ir::{Graph, IrError, NodeId, Op, Value};
 
 use crate::fuse_residual::{fusable_producer, set_epilogue, with_bias};
-use crate::util::{constant, replace_node, sole_user, users};
+use crate::util::{per_channel, replace_node, sole_user, users};
 use crate::{Pass, TargetInfo};
 
 pub struct FuseActivation;
@@ -50,9 +50,11 @@ fn recognize(graph: &Graph, id: NodeId) -> Option<Found> {
         }),
         Op::Binary(Binary::PRelu) => {
             let (x, slope) = (inputs[0], inputs[1]);
-            let channels = graph.value_type(x).shape.get(1).copied()?;
-            let per_channel =
-                constant(graph, slope).is_some() && graph.value_type(slope).numel() == channels;
+            // The kernel reads one slope per output channel.
+            let shape = &graph.value_type(x).shape;
+            let channels = *shape.get(1)?;
+            let per_channel = per_channel(graph, slope, shape).is_some()
+                && graph.value_type(slope).numel() == channels;
             per_channel.then_some(Found {
                 activation: Activation::PRelu,
                 x,

@@ -15,10 +15,12 @@ pub mod memory;
 mod pack_weights;
 mod pointwise_to_matmul;
 mod squeeze_excite;
+mod tiling;
 mod util;
 
 pub use fold_constants::fold_constants;
 pub use manager::{OptLevel, Pass, PassRecord, Pipeline};
+pub use tiling::choose_tile;
 
 /// What the cost-driven passes know of the machine.
 #[derive(Clone, Debug, PartialEq)]
@@ -27,20 +29,82 @@ pub struct TargetInfo {
     pub lanes: usize,
     /// Vector registers the allocator can use.
     pub vector_registers: usize,
+    /// Vector fused multiply-adds and loads started per cycle, operations issued per
+    /// cycle, and cycles from an FMA to its result.
+    pub fma_per_cycle: f64,
+    pub loads_per_cycle: f64,
+    pub issue_width: f64,
+    pub fma_latency: f64,
+    /// Data cache bytes per core.
     pub l1_bytes: usize,
     pub l2_bytes: usize,
 }
 
 impl Default for TargetInfo {
-    /// x86-64 with 128-bit vectors (xmm0-15) and Zen 4's caches.
+    /// x86-64 with 128-bit vectors (xmm0-15), as on Zen 4 and Sapphire Rapids: two
+    /// FMAs, three loads and six operations a cycle, FMA latency 4; 32 KiB L1 and
+    /// 1 MiB L2 (the smaller of the two).
     fn default() -> Self {
         TargetInfo {
             lanes: 4,
             vector_registers: 16,
+            fma_per_cycle: 2.0,
+            loads_per_cycle: 3.0,
+            issue_width: 6.0,
+            fma_latency: 4.0,
             l1_bytes: 32 << 10,
             l2_bytes: 1 << 20,
         }
     }
+}
+
+impl TargetInfo {
+    /// The machine model for a target triple's architecture; for the host (`None`)
+    /// with the data cache sizes Linux reports.
+    pub fn for_triple(triple: Option<&str>) -> Self {
+        let arch = triple
+            .and_then(|t| t.split('-').next())
+            .unwrap_or(std::env::consts::ARCH);
+        let mut t = match arch {
+            // NEON: 32 vector registers.
+            "aarch64" | "arm64" => TargetInfo {
+                vector_registers: 32,
+                ..Self::default()
+            },
+            _ => Self::default(),
+        };
+        if triple.is_none() {
+            if let Some(l1) = host_cache_bytes(1) {
+                t.l1_bytes = l1;
+            }
+            if let Some(l2) = host_cache_bytes(2) {
+                t.l2_bytes = l2;
+            }
+        }
+        t
+    }
+}
+
+/// The size of the host's level-`level` data (or unified) cache of CPU 0, from sysfs.
+fn host_cache_bytes(level: u32) -> Option<usize> {
+    let dir = std::path::Path::new("/sys/devices/system/cpu/cpu0/cache");
+    std::fs::read_dir(dir).ok()?.flatten().find_map(|entry| {
+        let read = |name: &str| std::fs::read_to_string(entry.path().join(name)).ok();
+        let kind = read("type")?;
+        if read("level")?.trim() != level.to_string() || kind.trim() == "Instruction" {
+            return None;
+        }
+        let size = read("size")?;
+        let size = size.trim();
+        let (digits, scale) = match size.strip_suffix('K') {
+            Some(d) => (d, 1 << 10),
+            None => match size.strip_suffix('M') {
+                Some(d) => (d, 1 << 20),
+                None => (size, 1),
+            },
+        };
+        digits.parse::<usize>().ok().map(|d| d * scale)
+    })
 }
 
 /// Every pass, in pipeline order.
@@ -59,5 +123,6 @@ pub fn all_passes() -> Vec<Box<dyn Pass>> {
         Box::new(pointwise_to_matmul::PointwiseToMatMul),
         Box::new(pack_weights::PackWeights),
         Box::new(eliminate_identities::EliminateIdentities("cleanup")),
+        Box::new(tiling::Tiling),
     ]
 }

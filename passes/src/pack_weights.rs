@@ -27,19 +27,26 @@ impl Pass for PackWeights {
                 continue;
             };
             let (n, k) = (b.shape()[0], b.shape()[1]);
-            let v = b.view::<f32>()?;
-            let mut t = vec![0f32; n * k];
-            for j in 0..n {
-                for p in 0..k {
-                    t[p * n + j] = v[j * k + p];
+            // A splat (an untrained or randomized model) stays one value.
+            let packed = match b.splat_value() {
+                Some(s) => Tensor::splat(vec![k, n], s)?,
+                None => {
+                    let v = b.view::<f32>()?;
+                    let mut t = vec![0f32; n * k];
+                    for j in 0..n {
+                        for p in 0..k {
+                            t[p * n + j] = v[j * k + p];
+                        }
+                    }
+                    Tensor::from_vec(vec![k, n], t)?
                 }
-            }
+            };
             let op = Op::Gemm(Gemm {
                 trans_b: false,
                 ..g.clone()
             });
             let base = format!("{}/packed_weight", graph.node(id).name);
-            inputs[1] = graph.add_const(names.fresh(&base), Tensor::from_vec(vec![k, n], t)?);
+            inputs[1] = graph.add_const(names.fresh(&base), packed);
             graph.rewrite(id, op, &inputs)?;
             changes += 1;
         }

@@ -63,3 +63,28 @@ pub fn replace_node(graph: &mut Graph, old: NodeId, new: Value) {
     graph.replace_uses(Value::new(old, 0), new);
     graph.remove_node(old);
 }
+
+/// A constant that varies along the channel axis (1) of `out` only (numpy-aligned),
+/// as one value per channel.
+pub fn per_channel(graph: &Graph, v: Value, out: &[usize]) -> Option<Vec<f64>> {
+    let t = constant(graph, v)?;
+    let c = *out.get(1)?;
+    let shape = t.shape();
+    if shape.len() > out.len() {
+        return None;
+    }
+    let off = out.len() - shape.len();
+    let only_channels = shape
+        .iter()
+        .enumerate()
+        .all(|(i, &d)| d == 1 || (i + off == 1 && d == c));
+    if !only_channels {
+        return None;
+    }
+    let vals = t.view::<f32>().ok()?;
+    Some(
+        (0..c)
+            .map(|i| vals[if vals.len() == 1 { 0 } else { i }] as f64)
+            .collect(),
+    )
+}

@@ -3,11 +3,11 @@
 //! epilogue. A pointwise convolution (1x1, stride 1, no padding) reads its input as
 //! the GEMM operand directly.
 
-use cnnc_ir::op::{Activation, Conv, Epilogue};
+use cnnc_ir::op::{Activation, Conv, Epilogue, Tile};
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{InstBuilder, Value};
 
-use super::gemm::{Bias, Post, Product};
+use super::gemm::{Bias, Post, Product, check_tile, default_tile};
 use super::{KernelCx, tasks_for};
 use crate::CodegenError;
 use crate::emit::Fx;
@@ -69,8 +69,13 @@ impl Geometry {
         self.cin / self.groups * self.kernel.iter().product::<usize>()
     }
 
+    /// A 1x1 kernel reading every input pixel once, in order: the input is the GEMM's
+    /// B as it is. (End padding would add output pixels, so the sizes must agree.)
     fn pointwise(&self) -> bool {
-        self.kernel == [1, 1, 1] && self.stride == [1, 1, 1] && self.pad == [0, 0, 0]
+        self.kernel == [1, 1, 1]
+            && self.stride == [1, 1, 1]
+            && self.pad == [0, 0, 0]
+            && self.input == self.output
     }
 
     /// The outputs `o` of axis `a` whose input index `o * stride + k * dilation - pad`
@@ -204,16 +209,19 @@ pub fn epilogue_args(
     Ok(EpilogueArgs { residual, slope })
 }
 
-/// Output rows per block: im2col scratch of about 256 KiB, or about 1024 pixels for a
-/// pointwise convolution.
-fn block_rows(g: &Geometry) -> usize {
-    let ow = g.output[2];
-    let target = if g.pointwise() {
+/// The blocking without a tiling pass: the GEMM default, with blocks of output rows of
+/// about 64 Ki floats of im2col scratch, or about 1024 pixels for a pointwise
+/// convolution.
+fn default_conv_tile(g: &Geometry) -> Tile {
+    let pixels = if g.pointwise() {
         1024
     } else {
         (1 << 16) / g.depth().max(1)
     };
-    (target / ow).clamp(1, g.rows())
+    Tile {
+        col_block: pixels.max(1),
+        ..default_tile(g.depth(), g.out_plane())
+    }
 }
 
 pub fn emit(cx: &mut KernelCx, c: &Conv) -> Result<(), CodegenError> {
@@ -223,8 +231,11 @@ pub fn emit(cx: &mut KernelCx, c: &Conv) -> Result<(), CodegenError> {
     let own = cx.inputs.len() - c.epilogue.extra_inputs();
     let bias = (own > 2).then(|| cx.input(2));
     let activation = c.epilogue.activation;
+    let tile = cx.tile.unwrap_or_else(|| default_conv_tile(&g));
+    check_tile(&tile)?;
     let rows = g.rows();
-    let r = block_rows(&g);
+    // Output rows per block: the tile's column block, in whole rows.
+    let r = (tile.col_block / g.output[2]).clamp(1, rows);
     let blocks = rows.div_ceil(r);
     let rest = rows % r;
     let units = g.batch * blocks;
@@ -289,6 +300,7 @@ pub fn emit(cx: &mut KernelCx, c: &Conv) -> Result<(), CodegenError> {
                         alpha: 1.0,
                         bias,
                         post,
+                        tile,
                     };
                     fx.gemm(&p, None);
                 });

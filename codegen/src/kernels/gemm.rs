@@ -1,13 +1,17 @@
 //! Matrix multiplication: `C = alpha * A B + epilogue`, the core of Gemm, MatMul and
 //! (through im2col) convolution.
 //!
-//! The register tile is 4 rows by 3 vectors (12 columns): per step of the inner
-//! dimension, four broadcast elements of A and three vector loads of B feed twelve
-//! fused multiply-adds into twelve accumulators that stay in registers. Tails of fewer
-//! rows or columns get smaller tiles, the last columns scalar accumulators. All sizes
-//! are compile-time constants; only the base pointers are run-time values.
+//! The node's [`Tile`] (from the tiling pass, or [`default_tile`]) sets the blocking.
+//! A register tile is `rows` by `cols / 4` vectors: per step of the inner dimension,
+//! `rows` broadcast elements of A and the vector loads of B feed `rows * cols / 4`
+//! fused multiply-adds into accumulators that stay in registers. The columns are
+//! walked a cache block (`col_block`) at a time and the inner dimension in blocks of
+//! `k_block`, the partial sums kept in C between blocks, so the B panel a block reads
+//! stays in L2 and the A and B slivers a tile reads stay in L1. Tails of fewer rows or
+//! columns get smaller tiles, the last columns scalar accumulators. All sizes are
+//! compile-time constants; only the base pointers and task ranges are run-time values.
 
-use cnnc_ir::op::{Activation, Epilogue, Gemm};
+use cnnc_ir::op::{Activation, Epilogue, Gemm, Tile};
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::types::{F32, F32X4};
 use cranelift_codegen::ir::{InstBuilder, Value};
@@ -18,10 +22,26 @@ use super::{KernelCx, tasks_for};
 use crate::CodegenError;
 use crate::emit::{Fx, LANES};
 
-/// Rows and vector columns of the full register tile.
-pub const MR: usize = 4;
-pub const NV: usize = 3;
-pub const NR: usize = NV * LANES;
+/// The blocking without a tiling pass (`-O0`): a 4 x 8 register tile (eight
+/// accumulators, what the tiling pass picks for large products), no cache blocks.
+pub fn default_tile(k: usize, n: usize) -> Tile {
+    Tile {
+        rows: 4,
+        cols: 2 * LANES,
+        k_block: k.max(1),
+        col_block: n.max(1),
+    }
+}
+
+/// Checks that code generation can follow `tile`.
+pub fn check_tile(t: &Tile) -> Result<(), CodegenError> {
+    if t.rows == 0 || t.cols == 0 || !t.cols.is_multiple_of(LANES) || t.k_block == 0 {
+        return Err(CodegenError::Unsupported(format!(
+            "tile {t}: columns must be whole vectors of {LANES}"
+        )));
+    }
+    Ok(())
+}
 
 /// What is added to `alpha * A B` first.
 #[derive(Clone, Copy)]
@@ -65,6 +85,7 @@ pub struct Product {
     pub alpha: f32,
     pub bias: Bias,
     pub post: Post,
+    pub tile: Tile,
 }
 
 /// Which dimension the tasks of a product split.
@@ -74,52 +95,127 @@ pub enum Split {
     Cols,
 }
 
+/// A stretch of the inner dimension that one pass over a tile covers.
+#[derive(Clone, Copy)]
+struct KPart {
+    /// First index, a run-time value.
+    start: Value,
+    len: usize,
+    /// The first pass starts from zero, later ones from the partial sums in C.
+    first: bool,
+    /// The last pass applies alpha, the bias and the epilogue.
+    last: bool,
+}
+
+/// Whether a task computes a tail of rows or columns.
+#[derive(Clone, Copy)]
+enum When {
+    Always,
+    If(Value),
+}
+
 impl Fx<'_> {
-    /// One register tile: rows `i0..i0+mr` (i0 a value), columns `j0 ..` as `nv`
-    /// vectors then `ns` single columns.
+    /// One register tile over one part of the inner dimension: rows `i0..i0+mr` (i0 a
+    /// value), columns `j0 ..` as `nv` vectors then `ns` single columns.
     #[allow(clippy::too_many_arguments)]
-    fn gemm_tile(&mut self, p: &Product, i0: Value, mr: usize, j0: Value, nv: usize, ns: usize) {
-        let zero_v = self.splat_const(0.0);
-        let zero_s = self.f32(0.0);
-        let mut init = vec![zero_v; mr * nv];
-        init.extend(vec![zero_s; mr * ns]);
-        // Row bases of A and the column base of B and C, in bytes.
+    fn gemm_tile(
+        &mut self,
+        p: &Product,
+        i0: Value,
+        mr: usize,
+        j0: Value,
+        nv: usize,
+        ns: usize,
+        part: KPart,
+    ) {
+        // Row bases of A and C and the column base of B, in bytes.
         let a_rows: Vec<Value> = (0..mr)
             .map(|r| {
                 let i = self.b.ins().iadd_imm_s(i0, r as i64);
                 self.addr(p.a, i, 4 * p.a_row, 0)
             })
             .collect();
+        let c_rows: Vec<Value> = (0..mr)
+            .map(|r| {
+                let i = self.b.ins().iadd_imm_s(i0, r as i64);
+                let crow = self.addr(p.c, i, 4 * p.c_row, 0);
+                self.addr(crow, j0, 4, 0)
+            })
+            .collect();
+        let init: Vec<Value> = if part.first {
+            let zero_v = self.splat_const(0.0);
+            let zero_s = self.f32(0.0);
+            let mut z = vec![zero_v; mr * nv];
+            z.extend(vec![zero_s; mr * ns]);
+            z
+        } else {
+            let mut acc: Vec<Value> = (0..mr * nv)
+                .map(|t| self.load(F32X4, c_rows[t / nv], (16 * (t % nv)) as i32))
+                .collect();
+            acc.extend(
+                (0..mr * ns)
+                    .map(|t| self.load(F32, c_rows[t / ns], (16 * nv + 4 * (t % ns)) as i32)),
+            );
+            acc
+        };
+        // One pointer walks A's tile column and one B's tile row, the rows of A at
+        // constant offsets: no multiplications in the loop. (The offsets fit an i32
+        // for any tensor we accept; else each row's address is computed.)
+        let (a_step, b_step) = (4 * p.a_col, 4 * p.b_row);
+        let a_stride = 4 * p.a_row;
+        let direct = i32::try_from(a_stride * mr as i64).is_ok();
+        let a0 = self.addr(a_rows[0], part.start, a_step, 0);
         let b_col = self.addr(p.b, j0, 4, 0);
-        let acc = self.for_n_carry(p.k as u64, &init, |fx, kk, acc| {
-            let brow = fx.addr(b_col, kk, 4 * p.b_row, 0);
+        let b0 = self.addr(b_col, part.start, b_step, 0);
+        let mut carried = vec![a0, b0];
+        carried.extend(init);
+        let out = self.for_n_carry(part.len as u64, &carried, |fx, _, carried| {
+            let (pa, pb, acc) = (carried[0], carried[1], &carried[2..]);
             let bv: Vec<Value> = (0..nv)
-                .map(|v| fx.load(F32X4, brow, (16 * v) as i32))
+                .map(|v| fx.load(F32X4, pb, (16 * v) as i32))
                 .collect();
             let bs: Vec<Value> = (0..ns)
-                .map(|s| fx.load(F32, brow, (16 * nv + 4 * s) as i32))
+                .map(|s| fx.load(F32, pb, (16 * nv + 4 * s) as i32))
                 .collect();
-            let mut next = acc.to_vec();
+            let mut next = vec![
+                fx.b.ins().iadd_imm_s(pa, a_step),
+                fx.b.ins().iadd_imm_s(pb, b_step),
+            ];
+            next.extend(acc);
             for r in 0..mr {
-                let aa = fx.addr(a_rows[r], kk, 4 * p.a_col, 0);
-                let a = fx.load(F32, aa, 0);
+                let a = if direct {
+                    fx.load(F32, pa, (a_stride * r as i64) as i32)
+                } else {
+                    let walked = fx.b.ins().isub(pa, a0);
+                    let at = fx.b.ins().iadd(a_rows[r], walked);
+                    fx.load(F32, at, 0)
+                };
                 if nv > 0 {
                     let av = fx.b.ins().splat(F32X4, a);
                     for v in 0..nv {
-                        next[r * nv + v] = fx.fma(av, bv[v], acc[r * nv + v]);
+                        next[2 + r * nv + v] = fx.fma(av, bv[v], acc[r * nv + v]);
                     }
                 }
                 for (s, &b) in bs.iter().enumerate() {
                     let at = mr * nv + r * ns + s;
-                    next[at] = fx.fma(a, b, acc[at]);
+                    next[2 + at] = fx.fma(a, b, acc[at]);
                 }
             }
             next
         });
+        let acc = &out[2..];
         for r in 0..mr {
+            let crow = c_rows[r];
+            if !part.last {
+                for v in 0..nv {
+                    self.store(acc[r * nv + v], crow, (16 * v) as i32);
+                }
+                for s in 0..ns {
+                    self.store(acc[mr * nv + r * ns + s], crow, (16 * nv + 4 * s) as i32);
+                }
+                continue;
+            }
             let i = self.b.ins().iadd_imm_s(i0, r as i64);
-            let crow = self.addr(p.c, i, 4 * p.c_row, 0);
-            let crow = self.addr(crow, j0, 4, 0);
             let bias = match p.bias {
                 Bias::Row(bias) => {
                     let at = self.addr(bias, i, 4, 0);
@@ -197,86 +293,134 @@ impl Fx<'_> {
         }
     }
 
-    /// Rows `i0..i0+mr` (static count) over the columns of blocks `jb` (a range of
-    /// 12-column block indices), plus the tail columns when `tail`.
-    fn gemm_rows(&mut self, p: &Product, i0: Value, mr: usize, blocks: (Value, Value), tail: bool) {
-        self.for_range(blocks.0, blocks.1, |fx, jb| {
-            let j0 = fx.b.ins().imul_imm_s(jb, NR as i64);
-            fx.gemm_tile(p, i0, mr, j0, NV, 0);
+    /// Calls `body` for each part of the inner dimension, in order: the first block,
+    /// the middle ones (a run-time loop), the last.
+    fn k_parts(&mut self, p: &Product, mut body: impl FnMut(&mut Self, KPart)) {
+        let kc = p.tile.k_block.min(p.k).max(1);
+        let parts = p.k.div_ceil(kc);
+        let zero = self.iconst(0);
+        if parts <= 1 {
+            let whole = KPart {
+                start: zero,
+                len: p.k,
+                first: true,
+                last: true,
+            };
+            body(self, whole);
+            return;
+        }
+        let part = |start, len, first, last| KPart {
+            start,
+            len,
+            first,
+            last,
+        };
+        body(self, part(zero, kc, true, false));
+        self.for_n((parts - 2) as u64, |fx, b| {
+            let start = fx.b.ins().imul_imm_s(b, kc as i64);
+            let start = fx.b.ins().iadd_imm_s(start, kc as i64);
+            body(fx, part(start, kc, false, false));
         });
-        let rest = p.n % NR;
-        if tail && rest > 0 {
-            let j0 = self.iconst((p.n - rest) as i64);
-            self.gemm_tile(p, i0, mr, j0, rest / LANES, rest % LANES);
+        let start = self.iconst(((parts - 1) * kc) as i64);
+        body(self, part(start, p.k - (parts - 1) * kc, false, true));
+    }
+
+    fn when(&mut self, w: When, body: impl FnOnce(&mut Self)) {
+        match w {
+            When::Always => body(self),
+            When::If(c) => self.if_then(c, body),
+        }
+    }
+
+    /// Whole row tiles `rows` (a run-time range) by whole column tiles `cols`, then
+    /// the row tail when `row_tail` and the column tail when `col_tail`.
+    fn gemm_region(
+        &mut self,
+        p: &Product,
+        rows: (Value, Value),
+        row_tail: When,
+        cols: (Value, Value),
+        col_tail: When,
+    ) {
+        let (mr, nr) = (p.tile.rows, p.tile.cols);
+        let nv = nr / LANES;
+        let (row_rest, col_rest) = (p.m % mr, p.n % nr);
+        let tail_i0 = self.iconst((p.m - row_rest) as i64);
+        // Column tiles per cache block.
+        let per_block = (p.tile.col_block / nr).max(1) as i64;
+        let span = self.b.ins().isub(cols.1, cols.0);
+        let span = self.b.ins().iadd_imm_s(span, per_block - 1);
+        let blocks = self.b.ins().udiv_imm_u(span, per_block);
+        let zero = self.iconst(0);
+        self.for_range(zero, blocks, |fx, cb| {
+            let jc = fx.b.ins().imul_imm_s(cb, per_block);
+            let jc = fx.b.ins().iadd(cols.0, jc);
+            let end = fx.b.ins().iadd_imm_s(jc, per_block);
+            let jend = fx.b.ins().umin(end, cols.1);
+            fx.k_parts(p, |fx, part| {
+                let tiles = |fx: &mut Self, i0: Value, mr: usize| {
+                    fx.for_range(jc, jend, |fx, jb| {
+                        let j0 = fx.b.ins().imul_imm_s(jb, nr as i64);
+                        fx.gemm_tile(p, i0, mr, j0, nv, 0, part);
+                    });
+                };
+                fx.for_range(rows.0, rows.1, |fx, ib| {
+                    let i0 = fx.b.ins().imul_imm_s(ib, mr as i64);
+                    tiles(fx, i0, mr);
+                });
+                if row_rest > 0 {
+                    fx.when(row_tail, |fx| tiles(fx, tail_i0, row_rest));
+                }
+            });
+        });
+        if col_rest > 0 {
+            let j0 = self.iconst((p.n - col_rest) as i64);
+            let (tv, ts) = (col_rest / LANES, col_rest % LANES);
+            self.when(col_tail, |fx| {
+                fx.k_parts(p, |fx, part| {
+                    fx.for_range(rows.0, rows.1, |fx, ib| {
+                        let i0 = fx.b.ins().imul_imm_s(ib, mr as i64);
+                        fx.gemm_tile(p, i0, mr, j0, tv, ts, part);
+                    });
+                    if row_rest > 0 {
+                        fx.when(row_tail, |fx| {
+                            fx.gemm_tile(p, tail_i0, row_rest, j0, tv, ts, part)
+                        });
+                    }
+                });
+            });
         }
     }
 
     /// The whole product, or the share of task `task` of `tasks` split along `split`.
     pub fn gemm(&mut self, p: &Product, task: Option<(Value, usize, Split)>) {
-        let (full_rows, row_rest) = (p.m / MR, p.m % MR);
-        let col_blocks = p.n / NR;
+        let (full_rows, full_cols) = (p.m / p.tile.rows, p.n / p.tile.cols);
+        let zero = self.iconst(0);
+        let all_rows = (zero, self.iconst(full_rows as i64));
+        let all_cols = (zero, self.iconst(full_cols as i64));
         match task {
-            Some((task, tasks, Split::Rows)) if tasks > 1 => {
-                let (lo, hi) = self.task_range(task, full_rows, tasks);
-                let all = (self.iconst(0), self.iconst(col_blocks as i64));
-                self.for_range(lo, hi, |fx, ib| {
-                    let i0 = fx.b.ins().imul_imm_s(ib, MR as i64);
-                    fx.gemm_rows(p, i0, MR, all, true);
-                });
-                if row_rest > 0 {
-                    let last = self
-                        .b
-                        .ins()
-                        .icmp_imm_s(IntCC::Equal, task, (tasks - 1) as i64);
-                    self.if_then(last, |fx| {
-                        let i0 = fx.iconst((full_rows * MR) as i64);
-                        fx.gemm_rows(p, i0, row_rest, all, true);
-                    });
-                }
-            }
-            Some((task, tasks, Split::Cols)) if tasks > 1 => {
-                let blocks = self.task_range(task, col_blocks, tasks);
+            Some((task, tasks, split)) if tasks > 1 => {
                 let last = self
                     .b
                     .ins()
                     .icmp_imm_s(IntCC::Equal, task, (tasks - 1) as i64);
-                let rows = |fx: &mut Self, i0: Value, mr: usize| {
-                    fx.gemm_rows(p, i0, mr, blocks, false);
-                    if !p.n.is_multiple_of(NR) {
-                        fx.if_then(last, |fx| {
-                            let none = fx.iconst(0);
-                            fx.gemm_rows(p, i0, mr, (none, none), true);
-                        });
-                    }
-                };
-                self.for_n(full_rows as u64, |fx, ib| {
-                    let i0 = fx.b.ins().imul_imm_s(ib, MR as i64);
-                    rows(fx, i0, MR);
-                });
-                if row_rest > 0 {
-                    let i0 = self.iconst((full_rows * MR) as i64);
-                    rows(self, i0, row_rest);
+                if split == Split::Rows {
+                    let rows = self.task_range(task, full_rows, tasks);
+                    self.gemm_region(p, rows, When::If(last), all_cols, When::Always);
+                } else {
+                    let cols = self.task_range(task, full_cols, tasks);
+                    self.gemm_region(p, all_rows, When::Always, cols, When::If(last));
                 }
             }
-            _ => {
-                let all = (self.iconst(0), self.iconst(col_blocks as i64));
-                self.for_n(full_rows as u64, |fx, ib| {
-                    let i0 = fx.b.ins().imul_imm_s(ib, MR as i64);
-                    fx.gemm_rows(p, i0, MR, all, true);
-                });
-                if row_rest > 0 {
-                    let i0 = self.iconst((full_rows * MR) as i64);
-                    self.gemm_rows(p, i0, row_rest, all, true);
-                }
-            }
+            _ => self.gemm_region(p, all_rows, When::Always, all_cols, When::Always),
         }
     }
 }
 
 /// How to split a lone product (one batch) between tasks.
-fn split_for(m: usize, n: usize, k: usize) -> (usize, Split) {
+fn split_for(m: usize, n: usize, k: usize, tile: &Tile) -> (usize, Split) {
     let work = m * n * k;
-    let (row_blocks, col_blocks) = (m / MR, n / NR);
+    let (row_blocks, col_blocks) = (m / tile.rows, n / tile.cols);
     if col_blocks >= row_blocks {
         (tasks_for(col_blocks, work), Split::Cols)
     } else {
@@ -359,7 +503,9 @@ pub fn emit_gemm(cx: &mut KernelCx, g: &Gemm) -> Result<(), CodegenError> {
     } else {
         (k as i64, 1)
     };
-    let (tasks, split) = split_for(m, n, k);
+    let tile = cx.tile.unwrap_or_else(|| default_tile(k, n));
+    check_tile(&tile)?;
+    let (tasks, split) = split_for(m, n, k, &tile);
     let (alpha, beta, activation) = (g.alpha, g.beta, g.epilogue.activation);
     cx.launch(tasks, |fx, task, ptrs| {
         let bias = match cin {
@@ -391,6 +537,7 @@ pub fn emit_gemm(cx: &mut KernelCx, g: &Gemm) -> Result<(), CodegenError> {
             alpha,
             bias,
             post,
+            tile,
         };
         fx.gemm(&p, Some((task, tasks, split)));
         Ok(())
@@ -449,10 +596,12 @@ pub fn emit_matmul(cx: &mut KernelCx, with_bias: bool, e: &Epilogue) -> Result<(
     };
     let batches = nest.total();
     let (a, b, out) = (cx.input(0), cx.input(1), cx.output(0));
+    let tile = cx.tile.unwrap_or_else(|| default_tile(k, n));
+    check_tile(&tile)?;
     let (tasks, split) = if batches > 1 {
         (tasks_for(batches, batches * m * n * k), None)
     } else {
-        let (t, s) = split_for(m, n, k);
+        let (t, s) = split_for(m, n, k, &tile);
         (t, Some(s))
     };
     let activation = e.activation;
@@ -493,6 +642,7 @@ pub fn emit_matmul(cx: &mut KernelCx, with_bias: bool, e: &Epilogue) -> Result<(
                 alpha: 1.0,
                 bias,
                 post,
+                tile,
             };
             fx.gemm(&p, split);
         };

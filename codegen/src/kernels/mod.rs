@@ -20,6 +20,7 @@ mod softmax;
 
 use std::collections::HashMap;
 
+use cnnc_ir::op::Tile;
 use cnnc_ir::{Op, Tensor, TensorType, Value};
 use cranelift_codegen::Context;
 use cranelift_codegen::ir::types::I64;
@@ -82,6 +83,8 @@ pub struct KernelCx<'a> {
     pub listing: Option<&'a mut Listing>,
     pub inputs: Vec<Operand<'a>>,
     pub outputs: Vec<(Value, &'a TensorType)>,
+    /// The node's blocking, when the tiling pass chose one.
+    pub tile: Option<Tile>,
     args: Vec<ArgSource>,
     arg_of_value: HashMap<Value, usize>,
     launches: Vec<Launch>,
@@ -110,6 +113,7 @@ impl<'a> KernelCx<'a> {
             listing,
             inputs,
             outputs,
+            tile: None,
             args: Vec::new(),
             arg_of_value: HashMap::new(),
             launches: Vec::new(),

@@ -81,5 +81,11 @@ pub fn matmul(inputs: &[&Tensor], out: &TensorType) -> Result<Tensor, IrError> {
             |p, j| pb[p * n + j] as f64,
         ));
     }
+    if let Some(bias) = inputs.get(2) {
+        let bv = floats(bias)?;
+        for (v, i) in y.iter_mut().zip(broadcast_map(bias.shape(), &out.shape)) {
+            *v += bv[i] as f64;
+        }
+    }
     from_f64(out.shape.clone(), y)
 }

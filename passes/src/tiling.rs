@@ -1,0 +1,264 @@
+//! Tiling: the register tile and cache blocks of every convolution and matrix product,
+//! chosen from a cost model of the target and recorded on the node, where `inspect`
+//! shows them and code generation follows them.
+//!
+//! The product is `C[M, N] += A[M, K] B[K, N]`: for a convolution, output channels (of
+//! a group) by output pixels over input channels times kernel taps (B is the im2col
+//! panel, or the input itself for a pointwise convolution); for Gemm and MatMul their
+//! own matrices.
+//!
+//! Register tile `rows x cols`: `rows * v` vector accumulators (`v = cols / lanes`), `v`
+//! vectors of B, a broadcast of A and its copy must fit the vector registers, less a
+//! reserve for the allocator. A step of the inner dimension costs the largest of its
+//! FMAs over their throughput, its loads over theirs, all its operations (with the
+//! copies and moves Cranelift adds, see `step_cycles`) over the issue width, and the
+//! FMA latency. The model sums this over every tile of the grid, tail tiles (fewer
+//! rows, fewer vectors, scalar columns) at their own cost, and keeps the cheapest tile;
+//! ties go to the larger tile, whose epilogue is spread over more work.
+//!
+//! `k_block`: the A sliver (`rows x k_block`) and B sliver (`k_block x cols`) a tile
+//! reads stay in half of L1, with the blocks of K as equal as possible. `col_block`:
+//! the B panel one pass over a block reads (`k_block x col_block`) stays in half of
+//! L2, and a convolution's im2col panel (all of K by `col_block`, one per task) in a
+//! quarter of it.
+
+use cnnc_ir::op::{Conv, Tile};
+use cnnc_ir::{Graph, IrError, Op};
+
+use crate::{Pass, TargetInfo};
+
+pub struct Tiling;
+
+/// Vector registers left out of the tile: with all sixteen of x86-64 in a tile,
+/// Cranelift's allocator spills accumulators (measured: 4 x 12 and 6 x 8 ran slower
+/// than 4 x 8 on a product in L1).
+const REGISTER_RESERVE: usize = 4;
+/// The loop's own operations per step: two pointer increments, the counter, the branch.
+const LOOP_OPS: usize = 4;
+
+/// The shape of a product and where its B comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    /// B is an im2col panel the kernel fills per block.
+    pub im2col: bool,
+}
+
+impl Pass for Tiling {
+    fn name(&self) -> &'static str {
+        "tiling"
+    }
+
+    fn run(&self, graph: &mut Graph, target: &TargetInfo) -> Result<usize, IrError> {
+        let mut changes = 0;
+        for id in graph.topo_order()? {
+            let Some(problem) = problem(graph, id) else {
+                continue;
+            };
+            let tile = choose_tile(problem, target);
+            let node = graph.node_mut(id);
+            if node.tile != Some(tile) {
+                node.tile = Some(tile);
+                changes += 1;
+            }
+        }
+        Ok(changes)
+    }
+}
+
+fn conv_problem(c: &Conv, x: &[usize], y: &[usize]) -> Problem {
+    let taps: usize = c.kernel.iter().product();
+    let pointwise = c.kernel.iter().all(|&k| k == 1)
+        && c.strides.iter().all(|&s| s == 1)
+        && c.pads.iter().all(|&p| p == (0, 0));
+    Problem {
+        m: y[1] / c.groups,
+        n: y[2..].iter().product(),
+        k: x[1] / c.groups * taps,
+        im2col: !pointwise,
+    }
+}
+
+/// The product node `id` computes, if it is a convolution or matrix product.
+fn problem(graph: &Graph, id: cnnc_ir::NodeId) -> Option<Problem> {
+    let node = graph.node(id);
+    if !matches!(node.op, Op::Conv(_) | Op::Gemm(_) | Op::MatMul { .. }) {
+        return None;
+    }
+    let inputs = graph.inputs_of(id);
+    let x = &graph.value_type(inputs[0]).shape;
+    let y = &node.outputs[0].ty.shape;
+    match &node.op {
+        Op::Conv(c) => Some(conv_problem(c, x, y)),
+        Op::Gemm(g) => Some(Problem {
+            m: y[0],
+            n: y[1],
+            k: if g.trans_a { x[0] } else { x[1] },
+            im2col: false,
+        }),
+        Op::MatMul { .. } => {
+            let b = &graph.value_type(inputs[1]).shape;
+            let m = if x.len() > 1 { x[x.len() - 2] } else { 1 };
+            let n = if b.len() > 1 { b[b.len() - 1] } else { 1 };
+            Some(Problem {
+                m,
+                n,
+                k: x[x.len() - 1],
+                im2col: false,
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Cycles per step of the inner dimension of a tile of `rows` rows, `vectors` vector
+/// columns and `scalars` single columns, as Cranelift compiles it. Its x86 FMA
+/// overwrites a multiplicand, so each reuse of a broadcast of A costs a register copy,
+/// and the accumulators, which come out in the broadcasts' registers, move back at the
+/// loop's back edge: about two more operations per FMA for the front end to issue.
+/// Each accumulator also waits for its previous FMA (the latency bound).
+fn step_cycles(rows: usize, vectors: usize, scalars: usize, t: &TargetInfo) -> f64 {
+    let cols = vectors + scalars;
+    let fmas = rows * cols;
+    let loads = rows + cols;
+    let copies = rows * cols.saturating_sub(1);
+    let ops = fmas + copies + fmas + loads + rows + LOOP_OPS;
+    (fmas as f64 / t.fma_per_cycle)
+        .max(ops as f64 / t.issue_width)
+        .max(loads as f64 / t.loads_per_cycle)
+        .max(t.fma_latency)
+}
+
+/// Cycles per step of the inner dimension for the whole `m x n` grid of tiles.
+fn grid_cycles(m: usize, n: usize, rows: usize, vectors: usize, t: &TargetInfo) -> f64 {
+    let cols = vectors * t.lanes;
+    let (full_rows, rest_rows) = ((m / rows) as f64, m % rows);
+    let (full_cols, rest_cols) = ((n / cols) as f64, n % cols);
+    let (tail_v, tail_s) = (rest_cols / t.lanes, rest_cols % t.lanes);
+    let mut cycles = full_rows * full_cols * step_cycles(rows, vectors, 0, t);
+    if rest_rows > 0 {
+        cycles += full_cols * step_cycles(rest_rows, vectors, 0, t);
+    }
+    if rest_cols > 0 {
+        cycles += full_rows * step_cycles(rows, tail_v, tail_s, t);
+        if rest_rows > 0 {
+            cycles += step_cycles(rest_rows, tail_v, tail_s, t);
+        }
+    }
+    cycles
+}
+
+/// The tile the cost model picks for `p` on `target`.
+pub fn choose_tile(p: Problem, target: &TargetInfo) -> Tile {
+    let mut best: Option<(f64, usize, usize)> = None;
+    for vectors in 1..=8 {
+        for rows in 1..=8 {
+            // Accumulators, the B vectors of a step, a broadcast of A and its copy,
+            // leaving the register allocator room to work; no larger than the product.
+            if rows * vectors + vectors + 2 + REGISTER_RESERVE > target.vector_registers
+                || rows > p.m.max(1)
+                || (vectors - 1) * target.lanes >= p.n.max(1)
+            {
+                continue;
+            }
+            let cycles = grid_cycles(p.m.max(1), p.n.max(1), rows, vectors, target);
+            let better = match best {
+                None => true,
+                Some((c, r, v)) => {
+                    cycles < c * (1.0 - 1e-9) || (cycles <= c && rows * vectors > r * v)
+                }
+            };
+            if better {
+                best = Some((cycles, rows, vectors));
+            }
+        }
+    }
+    let (_, rows, vectors) = best.expect("a one-vector tile always fits");
+    let cols = vectors * target.lanes;
+    let floats = |bytes: usize| bytes / 4;
+    let k = p.k.max(1);
+    let k_max = (floats(target.l1_bytes / 2) / (rows + cols)).max(target.lanes);
+    let k_block = k.div_ceil(k.div_ceil(k_max));
+    let mut col_block = floats(target.l2_bytes / 2) / k_block;
+    if p.im2col {
+        col_block = col_block.min(floats(target.l2_bytes / 4) / k);
+    }
+    // Whole register tiles, at least one; no more than the product has.
+    let col_block = (col_block / cols * cols).clamp(cols, p.n.max(1).next_multiple_of(cols));
+    Tile {
+        rows,
+        cols,
+        k_block,
+        col_block,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tile(m: usize, n: usize, k: usize, im2col: bool) -> Tile {
+        choose_tile(Problem { m, n, k, im2col }, &TargetInfo::default())
+    }
+
+    #[test]
+    fn register_tiles_fit_the_registers() {
+        let t = TargetInfo::default();
+        for (m, n) in [(64, 3136), (1, 1000), (1000, 1), (7, 13), (256, 49), (3, 3)] {
+            let tile = tile(m, n, 64, false);
+            let v = tile.cols / t.lanes;
+            assert!(
+                tile.rows * v + v + 2 + REGISTER_RESERVE <= t.vector_registers,
+                "{tile}"
+            );
+            assert_eq!(tile.cols % t.lanes, 0);
+        }
+    }
+
+    #[test]
+    fn large_products_hide_the_fma_latency() {
+        // Eight accumulators keep two FMA pipes of latency 4 busy.
+        let t = tile(64, 3136, 576, true);
+        assert!(t.rows * t.cols / 4 >= 8, "{t}");
+    }
+
+    #[test]
+    fn the_tile_follows_the_shape() {
+        // One row (a classifier on one image): the widest tile of one row.
+        let t = tile(1, 1000, 2048, false);
+        assert_eq!(t.rows, 1, "{t}");
+        // 1000 rows and one column: one vector column, many rows.
+        let t = tile(1000, 4, 64, false);
+        assert_eq!(t.cols, 4, "{t}");
+    }
+
+    #[test]
+    fn blocks_fit_the_caches() {
+        let target = TargetInfo::default();
+        for (m, n, k, im2col) in [
+            (512, 49, 4608, true),
+            (64, 3136, 64, false),
+            (1, 1000, 9216, false),
+        ] {
+            let t = tile(m, n, k, im2col);
+            assert!((t.rows + t.cols) * t.k_block * 4 <= target.l1_bytes / 2 || t.k_block <= 4);
+            assert!(
+                t.k_block <= k && k.div_ceil(t.k_block) * t.k_block - k < k.div_ceil(t.k_block)
+            );
+            assert!(
+                t.k_block * t.col_block * 4 <= target.l2_bytes / 2 || t.col_block == t.cols,
+                "{t}"
+            );
+            assert_eq!(t.col_block % t.cols, 0);
+        }
+    }
+
+    #[test]
+    fn small_products_are_one_block() {
+        let t = tile(16, 100, 27, true);
+        assert_eq!(t.k_block, 27);
+        assert!(t.col_block >= 100, "{t}");
+    }
+}
