@@ -86,12 +86,34 @@ struct Step {
     launches: Vec<Launch>,
 }
 
-/// Appends `bytes` to the constant data at a 64-byte aligned offset.
-fn push_const(blob: &mut Vec<u8>, bytes: &[u8]) -> usize {
-    let at = blob.len().div_ceil(ALIGN) * ALIGN;
-    blob.resize(at, 0);
-    blob.extend_from_slice(bytes);
-    at
+/// The constant data: 64-byte aligned pieces, each distinct content stored once (shared
+/// biases, identical tables).
+#[derive(Default)]
+struct ConstBlob {
+    bytes: Vec<u8>,
+    /// Offsets of the pieces by a hash of their content.
+    pieces: HashMap<u64, Vec<(usize, usize)>>,
+}
+
+impl ConstBlob {
+    /// The offset of `bytes` in the data, appended unless already there.
+    fn push(&mut self, bytes: &[u8]) -> usize {
+        use std::hash::{DefaultHasher, Hasher};
+        let mut h = DefaultHasher::new();
+        h.write(bytes);
+        let same = self.pieces.entry(h.finish()).or_default();
+        if let Some(&(at, _)) = same
+            .iter()
+            .find(|&&(at, len)| &self.bytes[at..at + len] == bytes)
+        {
+            return at;
+        }
+        let at = self.bytes.len().div_ceil(ALIGN) * ALIGN;
+        self.bytes.resize(at, 0);
+        self.bytes.extend_from_slice(bytes);
+        same.push((at, bytes.len()));
+        at
+    }
 }
 
 fn tensor_bytes(t: &Tensor) -> Vec<u8> {
@@ -265,7 +287,7 @@ pub fn lower(
     let plan = memory::plan(&buffers, ALIGN);
 
     // Constant data: graph constants the kernels read, then their tables.
-    let mut blob = Vec::new();
+    let mut consts = ConstBlob::default();
     let mut const_at: HashMap<Value, usize> = HashMap::new();
     let mut locs: Vec<Vec<Loc>> = Vec::new();
     for (s, step) in steps.iter().enumerate() {
@@ -285,7 +307,7 @@ pub fn lower(
                         Op::Const(t) => Loc::Const(
                             *const_at
                                 .entry(root)
-                                .or_insert_with(|| push_const(&mut blob, &tensor_bytes(t))),
+                                .or_insert_with(|| consts.push(&tensor_bytes(t))),
                         ),
                         _ => match output_of.get(&root) {
                             Some(&j) => Loc::Output(j, offset),
@@ -295,12 +317,13 @@ pub fn lower(
                 }
                 ArgSource::Scratch(_) => Loc::Arena(plan.offsets[scratch_of[&(s, k)]]),
                 ArgSource::GraphOutput(j) => Loc::Output(*j, 0),
-                ArgSource::Table(bytes) => Loc::Const(push_const(&mut blob, bytes)),
+                ArgSource::Table(bytes) => Loc::Const(consts.push(bytes)),
             });
         }
         locs.push(l);
     }
 
+    let mut blob = consts.bytes;
     // Empty constants still need an address.
     if blob.is_empty() && locs.iter().flatten().any(|l| matches!(l, Loc::Const(_))) {
         blob.resize(ALIGN, 0);

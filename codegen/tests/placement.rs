@@ -1,6 +1,7 @@
 //! Placement of values in memory: in-place elementwise ops and concatenations write
-//! where their results are needed, never over bytes another op still reads. Each case
-//! checks the answer against the interpreter and the memory or launches it expects.
+//! where their results are needed, never over bytes another op still reads; identical
+//! constants are stored once. Each case checks the answer against the interpreter and
+//! the memory or launches it expects.
 
 mod common;
 
@@ -179,4 +180,20 @@ fn a_shared_piece_pins_its_concatenation() {
     g.add_output("w", w);
     g.add_output("h1", Value::new(id, 1));
     run_check(&g, 7);
+}
+
+/// Constants with the same bytes (shared biases, repeated weights) are stored once.
+#[test]
+fn identical_constants_are_stored_once() {
+    let mut g = Graph::new();
+    let x = input(&mut g, "x", &SHAPE);
+    let k = Tensor::from_vec(SHAPE.to_vec(), (0..105).map(|i| i as f32).collect()).unwrap();
+    let a = g.add_const("a", k.clone());
+    let b = g.add_const("b", k);
+    let y = binary(&mut g, "y", Binary::Mul, x, a);
+    let z = binary(&mut g, "z", Binary::Sub, y, b);
+    g.add_output("z", z);
+    run_check(&g, 8);
+    let (info, _) = compile(&g);
+    assert_eq!(info.constant_bytes, 105 * 4);
 }
