@@ -37,9 +37,12 @@ impl Fx<'_> {
     pub fn unary(&mut self, u: Unary, x: Value) -> Value {
         let ty = self.b.func.dfg.value_type(x);
         match u {
+            // Compares and selects, not fmax/fmin, whose NaN-exact x86 lowering is
+            // eight instructions; NaN compares false and passes through.
             Unary::Relu => {
                 let z = self.fconst(ty, 0.0);
-                self.b.ins().fmax(x, z)
+                let neg = self.fcmp(FloatCC::LessThan, x, z);
+                self.sel(neg, z, x)
             }
             Unary::LeakyRelu { alpha } => {
                 let a = self.fconst(ty, alpha);
@@ -119,8 +122,10 @@ impl Fx<'_> {
             Unary::Neg => self.b.ins().fneg(x),
             Unary::Clip { min, max } => {
                 let (lo, hi) = (self.fconst(ty, min), self.fconst(ty, max));
-                let y = self.b.ins().fmax(x, lo);
-                self.b.ins().fmin(y, hi)
+                let below = self.fcmp(FloatCC::LessThan, x, lo);
+                let y = self.sel(below, lo, x);
+                let above = self.fcmp(FloatCC::GreaterThan, y, hi);
+                self.sel(above, hi, y)
             }
         }
     }
