@@ -197,6 +197,20 @@ impl Compiler {
         Ok((graph, log))
     }
 
+    /// Object code for a graph from [`Compiler::graph`], its description and the target
+    /// triple.
+    pub fn object_of(
+        &self,
+        graph: &Graph,
+        default_name: &str,
+    ) -> Result<(ModelInfo, Vec<u8>, String), Error> {
+        let isa = target::isa(self.target.as_deref(), self.cpu.as_deref(), Linking::Object)?;
+        let triple = isa.triple().to_string();
+        let (info, bytes) =
+            cnnc_codegen::compile_object(graph, isa, &self.symbol(default_name), None)?;
+        Ok((info, bytes, triple))
+    }
+
     fn symbol(&self, default: &str) -> String {
         self.name
             .clone()
@@ -224,10 +238,7 @@ impl Compiler {
     /// Compiles to an object file with its header and metadata.
     pub fn object(&self, model: &Model, default_name: &str) -> Result<ObjectFile, Error> {
         let graph = self.graph(model)?;
-        let isa = target::isa(self.target.as_deref(), self.cpu.as_deref(), Linking::Object)?;
-        let triple = isa.triple().to_string();
-        let (info, bytes) =
-            cnnc_codegen::compile_object(&graph, isa, &self.symbol(default_name), None)?;
+        let (info, bytes, triple) = self.object_of(&graph, default_name)?;
         let header = cnnc_codegen::header::c_header(&info, &triple);
         let n = &info.name;
         let json = JsonModel {

@@ -3,7 +3,6 @@
 
 use std::fmt::Write;
 
-use cnnc_codegen::target::{self, Linking};
 use cnnc_ir::{Graph, Layout, NodeId, Op, TensorType, Value};
 
 use crate::{Compiler, Error, Model, PassRecord};
@@ -45,7 +44,6 @@ fn layout(t: &TensorType) -> String {
     }
 }
 
-/// Counts of op kinds, for "ops before/after".
 /// Ops that compute: neither inputs nor constants nor reshapes (views of their input
 /// that cost nothing at run time).
 pub fn compute_ops(graph: &Graph) -> usize {
@@ -111,8 +109,7 @@ pub fn inspect(compiler: &Compiler, model: &Model) -> Result<String, Error> {
         "parameters: {params} ({weight_bytes} bytes of constants)"
     );
     let ready = compiler.codegen_ready(graph.clone())?;
-    let isa = target::isa(None, None, Linking::Object)?;
-    let (info, _) = cnnc_codegen::compile_object(&ready, isa, "model", None)?;
+    let (info, _, _) = compiler.object_of(&ready, "model")?;
     let ratio = info.workspace_size as f64 / info.peak_live_bytes.max(1) as f64;
     let _ = writeln!(
         s,

@@ -6,7 +6,8 @@
 //!   there, so a chain like scale-shift → relu needs one buffer, not two;
 //! - a Concat whose dims before the axis are all 1 is a run of contiguous pieces, one
 //!   per input: an input computed by a kernel is written by its producer straight into
-//!   its piece, and the Concat copies only the others (graph inputs and constants).
+//!   its piece, and the Concat copies only the others (graph inputs, constants, graph
+//!   outputs, inputs given twice, values already living elsewhere).
 //!   Inception and DenseNet concatenate without copying; DenseNet's growing chain of
 //!   concatenations becomes one buffer per dense block, each a prefix of the next.
 //!

@@ -99,8 +99,15 @@ impl ConstBlob {
     /// The offset of `bytes` in the data, appended unless already there.
     fn push(&mut self, bytes: &[u8]) -> usize {
         use std::hash::{DefaultHasher, Hasher};
+        // A key from the length and a sample of the bytes (weights can be hundreds of
+        // MiB); equal keys are compared in full.
         let mut h = DefaultHasher::new();
-        h.write(bytes);
+        h.write_usize(bytes.len());
+        let step = (bytes.len() / 64).max(1);
+        for chunk in bytes.chunks(8).step_by(step.div_ceil(8)).take(64) {
+            h.write(chunk);
+        }
+        h.write(&bytes[bytes.len().saturating_sub(32)..]);
         let same = self.pieces.entry(h.finish()).or_default();
         if let Some(&(at, _)) = same
             .iter()

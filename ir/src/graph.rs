@@ -326,22 +326,6 @@ impl Graph {
         Ok(())
     }
 
-    /// Whether `target` can be reached from `from` along edges (does `target` depend
-    /// on `from`?).
-    pub fn reaches(&self, from: NodeId, target: NodeId) -> bool {
-        let mut stack = vec![from];
-        let mut seen = HashSet::new();
-        while let Some(id) = stack.pop() {
-            if id == target {
-                return true;
-            }
-            if seen.insert(id) {
-                stack.extend(self.graph.neighbors_directed(id, Direction::Outgoing));
-            }
-        }
-        false
-    }
-
     /// Turns node `id` into constants with the given output values (one per output),
     /// keeping its tensor names: output 0 becomes the node itself, other outputs new
     /// constant nodes. The node's inputs are disconnected.
@@ -366,6 +350,7 @@ impl Graph {
         node.outputs.truncate(1);
         node.outputs[0].ty = first.ty();
         node.op = Op::Const(first);
+        node.tile = None;
     }
 
     /// Removes a node and its edges. Graph inputs cannot be removed.

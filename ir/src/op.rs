@@ -138,6 +138,16 @@ pub struct Conv {
     pub epilogue: Epilogue,
 }
 
+impl Conv {
+    /// A 1x1 kernel at stride 1 without padding: every output pixel is one input
+    /// pixel, so the convolution is a matrix product over the pixels.
+    pub fn is_pointwise(&self) -> bool {
+        self.kernel.iter().all(|&k| k == 1)
+            && self.strides.iter().all(|&s| s == 1)
+            && self.pads.iter().all(|&p| p == (0, 0))
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct ConvTranspose {
     pub kernel: Vec<usize>,

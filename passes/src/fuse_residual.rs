@@ -61,15 +61,14 @@ impl Pass for FuseResidual {
             let out = graph.value_type(Value::new(id, 0)).clone();
             for (y, r) in [(inputs[0], inputs[1]), (inputs[1], inputs[0])] {
                 let p = y.node;
+                // With the Add the only reader of the producer's one output, the
+                // residual cannot depend on the producer (nor be `y` itself).
                 let ok = y.port == 0
-                    && y != r
                     && fusable_producer(&graph.node(p).op)
                     && graph.node(p).op.epilogue().is_some_and(|e| e.is_empty())
                     && sole_user(graph, y) == Some(id)
                     && graph.value_type(y) == &out
-                    && graph.value_type(r) == &out
-                    // The residual must not depend on the producer: that would be a cycle.
-                    && !graph.reaches(p, r.node);
+                    && graph.value_type(r) == &out;
                 if !ok {
                     continue;
                 }

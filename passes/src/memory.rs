@@ -4,8 +4,10 @@
 //! Buffers are placed one at a time, each at the best-fitting gap among the buffers
 //! already placed whose lifetimes overlap its own, so buffers never live together share
 //! memory. The order matters and no one order is best for every program: the planner
-//! tries largest-first, earliest-first and longest-lived-first and keeps the smallest
-//! arena.
+//! tries largest-first, earliest-first, longest-lived-first and largest-area-first,
+//! then seeded random perturbations of the first two within a budget, and keeps the
+//! smallest arena; it stops as soon as the arena equals the peak of live bytes, which
+//! no plan can beat.
 
 /// A buffer to place: its size in bytes and the first and last step (inclusive) at
 /// which it is live.

@@ -37,9 +37,7 @@ impl Pass for PointwiseToMatMul {
                 continue;
             };
             let pointwise = c.groups == 1
-                && c.kernel.iter().all(|&k| k == 1)
-                && c.strides.iter().all(|&s| s == 1)
-                && c.pads.iter().all(|&p| p == (0, 0))
+                && c.is_pointwise()
                 && c.epilogue.activation != Some(cnnc_ir::op::Activation::PRelu);
             if !pointwise {
                 continue;

@@ -70,14 +70,11 @@ impl Pass for Tiling {
 
 fn conv_problem(c: &Conv, x: &[usize], y: &[usize]) -> Problem {
     let taps: usize = c.kernel.iter().product();
-    let pointwise = c.kernel.iter().all(|&k| k == 1)
-        && c.strides.iter().all(|&s| s == 1)
-        && c.pads.iter().all(|&p| p == (0, 0));
     Problem {
         m: y[1] / c.groups,
         n: y[2..].iter().product(),
         k: x[1] / c.groups * taps,
-        im2col: !pointwise,
+        im2col: !c.is_pointwise(),
     }
 }
 

@@ -24,7 +24,8 @@ pub fn sole_user(graph: &Graph, v: Value) -> Option<NodeId> {
     }
 }
 
-/// The nodes that read `v`, each once, if `v` is not a graph output.
+/// The nodes that read `v` (a node reading it twice is listed twice), if `v` is not a
+/// graph output.
 pub fn users(graph: &Graph, v: Value) -> Option<Vec<NodeId>> {
     if graph.is_output(v) {
         return None;

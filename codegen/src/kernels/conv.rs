@@ -8,7 +8,7 @@ use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{InstBuilder, Value};
 
 use super::gemm::{Bias, Post, Product, check_tile, default_tile};
-use super::{KernelCx, tasks_for};
+use super::{KernelCx, MAX_TASKS, MIN_TASK_WORK, tasks_for};
 use crate::CodegenError;
 use crate::emit::Fx;
 
@@ -72,10 +72,7 @@ impl Geometry {
     /// A 1x1 kernel reading every input pixel once, in order: the input is the GEMM's
     /// B as it is. (End padding would add output pixels, so the sizes must agree.)
     fn pointwise(&self) -> bool {
-        self.kernel == [1, 1, 1]
-            && self.stride == [1, 1, 1]
-            && self.pad == [0, 0, 0]
-            && self.input == self.output
+        self.kernel == [1, 1, 1] && self.stride == [1, 1, 1] && self.input == self.output
     }
 
     /// The outputs `o` of axis `a` whose input index `o * stride + k * dilation - pad`
@@ -234,12 +231,14 @@ pub fn emit(cx: &mut KernelCx, c: &Conv) -> Result<(), CodegenError> {
     let tile = cx.tile.unwrap_or_else(|| default_conv_tile(&g));
     check_tile(&tile)?;
     let rows = g.rows();
-    // Output rows per block: the tile's column block, in whole rows.
-    let r = (tile.col_block / g.output[2]).clamp(1, rows);
+    let macs = g.batch * g.cout * g.out_plane() * g.depth();
+    // Output rows per block: the tile's column block, in whole rows, but blocks
+    // enough for every task the work is worth.
+    let wanted = (macs / MIN_TASK_WORK).clamp(1, MAX_TASKS).div_ceil(g.batch);
+    let r = (tile.col_block / g.output[2]).clamp(1, rows.div_ceil(wanted));
     let blocks = rows.div_ceil(r);
     let rest = rows % r;
     let units = g.batch * blocks;
-    let macs = g.batch * g.cout * g.out_plane() * g.depth();
     let tasks = tasks_for(units, macs);
     let depth = g.depth();
     let block_floats = depth * r * g.output[2];

@@ -37,7 +37,7 @@ pub fn default_tile(k: usize, n: usize) -> Tile {
 pub fn check_tile(t: &Tile) -> Result<(), CodegenError> {
     if t.rows == 0 || t.cols == 0 || !t.cols.is_multiple_of(LANES) || t.k_block == 0 {
         return Err(CodegenError::Unsupported(format!(
-            "tile {t}: columns must be whole vectors of {LANES}"
+            "tile {t}: rows and blocks must be positive, columns whole vectors of {LANES}"
         )));
     }
     Ok(())
@@ -159,11 +159,11 @@ impl Fx<'_> {
             acc
         };
         // One pointer walks A's tile column and one B's tile row, the rows of A at
-        // constant offsets: no multiplications in the loop. (The offsets fit an i32
-        // for any tensor we accept; else each row's address is computed.)
+        // constant offsets: no multiplications in the loop. (Where the offsets do not
+        // fit an i32, rows of over half a GiB, each row's address is computed.)
         let (a_step, b_step) = (4 * p.a_col, 4 * p.b_row);
         let a_stride = 4 * p.a_row;
-        let direct = i32::try_from(a_stride * mr as i64).is_ok();
+        let direct = i32::try_from(a_stride * mr.saturating_sub(1) as i64).is_ok();
         let a0 = self.addr(a_rows[0], part.start, a_step, 0);
         let b_col = self.addr(p.b, j0, 4, 0);
         let b0 = self.addr(b_col, part.start, b_step, 0);
@@ -186,7 +186,7 @@ impl Fx<'_> {
                 let a = if direct {
                     fx.load(F32, pa, (a_stride * r as i64) as i32)
                 } else {
-                    let walked = fx.b.ins().isub(pa, a0);
+                    let walked = fx.b.ins().isub(pa, a_rows[0]);
                     let at = fx.b.ins().iadd(a_rows[r], walked);
                     fx.load(F32, at, 0)
                 };
