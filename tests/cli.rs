@@ -316,7 +316,7 @@ fn inspect_shows_ops_tiles_totals_passes_and_ir() {
     assert!(conv.contains("conv") && conv.contains("117600"), "{conv}");
     assert!(conv.split_whitespace().any(|w| w.contains("/k")), "{conv}");
     assert!(
-        report.contains("ops (reshapes excluded): 12 imported, 8 after passes"),
+        report.contains("ops (reshapes excluded): 12 imported, 10 after passes"),
         "{report}"
     );
     assert!(report.contains("multiply-adds: 416520"), "{report}");

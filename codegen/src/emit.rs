@@ -78,6 +78,14 @@ impl Fx<'_> {
         self.b.ins().load(ty, mem(), addr, offset)
     }
 
+    /// A load of memory that nothing writes while the kernel runs (weights, and the
+    /// inputs of an op that does not work in place): the optimizer may move it, so it
+    /// is placed next to its use and can become an instruction's memory operand.
+    pub fn load_fixed(&mut self, ty: Type, addr: Value, offset: i32) -> Value {
+        let flags = mem().with_readonly().with_can_move();
+        self.b.ins().load(ty, flags, addr, offset)
+    }
+
     pub fn store(&mut self, v: Value, addr: Value, offset: i32) {
         self.b.ins().store(mem(), v, addr, offset);
     }
@@ -99,48 +107,18 @@ impl Fx<'_> {
         &mut self,
         n: u64,
         init: &[Value],
-        mut body: impl FnMut(&mut Self, Value, &[Value]) -> Vec<Value>,
+        body: impl FnMut(&mut Self, Value, &[Value]) -> Vec<Value>,
     ) -> Vec<Value> {
         match n {
             0 => init.to_vec(),
             1 => {
                 let zero = self.iconst(0);
+                let mut body = body;
                 body(self, zero, init)
             }
             _ => {
-                let types: Vec<Type> = init
-                    .iter()
-                    .map(|&v| self.b.func.dfg.value_type(v))
-                    .collect();
-                let header = self.b.create_block();
-                let exit = self.b.create_block();
-                self.b.append_block_param(header, I64);
-                for &t in &types {
-                    self.b.append_block_param(header, t);
-                    self.b.append_block_param(exit, t);
-                }
-                let zero = self.iconst(0);
-                let args: Vec<_> = std::iter::once(zero)
-                    .chain(init.iter().copied())
-                    .map(Into::into)
-                    .collect();
-                self.b.ins().jump(header, &args);
-                self.b.switch_to_block(header);
-                let params = self.b.block_params(header).to_vec();
-                let next = body(self, params[0], &params[1..]);
-                let i1 = self.b.ins().iadd_imm_s(params[0], 1);
-                let more = self
-                    .b
-                    .ins()
-                    .icmp_imm_s(IntCC::UnsignedLessThan, i1, n as i64);
-                let back: Vec<_> = std::iter::once(i1)
-                    .chain(next.iter().copied())
-                    .map(Into::into)
-                    .collect();
-                let out: Vec<_> = next.iter().copied().map(Into::into).collect();
-                self.b.ins().brif(more, header, &back, exit, &out);
-                self.b.switch_to_block(exit);
-                self.b.block_params(exit).to_vec()
+                let (lo, hi) = (self.iconst(0), self.iconst(n as i64));
+                self.for_range_carry(lo, hi, init, body)
             }
         }
     }
@@ -169,6 +147,54 @@ impl Fx<'_> {
         let i1 = self.b.ins().iadd_imm_s(i, 1);
         self.b.ins().jump(header, &[i1.into()]);
         self.b.switch_to_block(exit);
+    }
+
+    /// Runs `body(i)` for `i` in `lo..hi` (run-time bounds, possibly empty), carrying
+    /// `init` through the iterations like [`Fx::for_n_carry`]. Returns the final values.
+    ///
+    /// The test is at the top and the exit reads the header's parameters, so each
+    /// value the body computes has one use (the back edge): a load used once by an
+    /// instruction can then become its memory operand, which Cranelift refuses for a
+    /// value with several uses (as a bottom test passing it to both targets makes).
+    pub fn for_range_carry(
+        &mut self,
+        lo: Value,
+        hi: Value,
+        init: &[Value],
+        mut body: impl FnMut(&mut Self, Value, &[Value]) -> Vec<Value>,
+    ) -> Vec<Value> {
+        let types: Vec<Type> = init
+            .iter()
+            .map(|&v| self.b.func.dfg.value_type(v))
+            .collect();
+        let (header, body_block, exit) = (
+            self.b.create_block(),
+            self.b.create_block(),
+            self.b.create_block(),
+        );
+        self.b.append_block_param(header, I64);
+        for &t in &types {
+            self.b.append_block_param(header, t);
+        }
+        let start: Vec<_> = std::iter::once(lo)
+            .chain(init.iter().copied())
+            .map(Into::into)
+            .collect();
+        self.b.ins().jump(header, &start);
+        self.b.switch_to_block(header);
+        let params = self.b.block_params(header).to_vec();
+        let more = self.b.ins().icmp(IntCC::SignedLessThan, params[0], hi);
+        self.b.ins().brif(more, body_block, &[], exit, &[]);
+        self.b.switch_to_block(body_block);
+        let next = body(self, params[0], &params[1..]);
+        let i1 = self.b.ins().iadd_imm_s(params[0], 1);
+        let back: Vec<_> = std::iter::once(i1)
+            .chain(next.iter().copied())
+            .map(Into::into)
+            .collect();
+        self.b.ins().jump(header, &back);
+        self.b.switch_to_block(exit);
+        params[1..].to_vec()
     }
 
     /// `if cond { then() }`.

@@ -28,7 +28,7 @@ use cnnc_ir::op::{
     Activation, Binary, Conv, ConvTranspose, CoordMode, DepthToSpaceMode, Epilogue, Gemm, Lrn,
     NearestMode, PadMode, Pool, PoolKind, ReduceKind, Resize, ResizeMode, SliceAxis, Tile, Unary,
 };
-use cnnc_ir::{DType, Graph, Op, Tensor, TensorType, Value};
+use cnnc_ir::{DType, Graph, Layout, Op, Tensor, TensorType, Value};
 use common::{Rng, check};
 
 const RTOL: f64 = 1e-4;
@@ -869,6 +869,171 @@ fn fused_case(rng: &mut Rng) -> Case {
 #[test]
 fn fused_products() {
     run_family("fused_products", 800, fused_case);
+}
+
+// ---------------------------------------------------------------------------------
+// Blocked layouts: direct convolution on NCHWc tensors, and the ops that keep the
+// layout (elementwise on equal shapes, channel concatenation), between reorders.
+
+const BLOCKED: Layout = Layout::Blocked { block: 4 };
+
+impl B {
+    /// `v` reordered to `to`.
+    fn reorder(&mut self, v: Value, to: Layout) -> Value {
+        self.node(Op::Reorder { to }, &[v])
+    }
+
+    /// A node whose output is blocked (a convolution; elementwise ops follow by
+    /// themselves).
+    fn blocked(&mut self, op: Op, ins: &[Value]) -> Value {
+        let y = self.node(op, ins);
+        self.g.node_mut(y.node).outputs[0].ty.layout = BLOCKED;
+        y
+    }
+}
+
+/// A random blocked convolution of `x` (blocked, `c` channels, spatial `hw`), plain or
+/// depthwise: output channels in whole blocks, per-group channels too when grouped, with every padding,
+/// stride and dilation the geometry allows, a random epilogue and maybe a tile.
+fn blocked_conv(
+    rng: &mut Rng,
+    b: &mut B,
+    x: Value,
+    c: usize,
+    hw: [usize; 2],
+) -> (Value, Vec<usize>) {
+    let depthwise = c.is_multiple_of(4) && chance(rng, 3);
+    let groups = if depthwise {
+        c
+    } else if c.is_multiple_of(4) && chance(rng, 4) {
+        rng.pick(&divisors(c / 4))
+    } else {
+        1
+    };
+    let m = if depthwise {
+        c
+    } else {
+        4 * groups * rng.range(1, if groups > 1 { 2 } else { 6 })
+    };
+    let mut attrs = Conv {
+        kernel: vec![],
+        strides: vec![],
+        dilations: vec![],
+        pads: vec![],
+        groups,
+        epilogue: Epilogue {
+            residual: chance(rng, 3),
+            activation: random_activation(rng, true),
+        },
+    };
+    let mut out = vec![b.g.value_type(x).shape[0], m];
+    for &len in &hw {
+        let k = if chance(rng, 8) { 7 } else { rng.range(1, 5) };
+        let d = if k == 7 { 1 } else { rng.range(1, 2) };
+        let s = if chance(rng, 6) {
+            k + 1
+        } else {
+            rng.range(1, 3)
+        };
+        let span = (k - 1) * d + 1;
+        let mp = (span - 1).min(3);
+        let (mut pb, mut pe) = (rng.range(0, mp), rng.range(0, mp));
+        if len + pb + pe < span {
+            pe = span - len - pb;
+            pb = pb.min(span - 1);
+        }
+        attrs.kernel.push(k);
+        attrs.strides.push(s);
+        attrs.dilations.push(d);
+        attrs.pads.push((pb, pe));
+        out.push((len + pb + pe - span) / s + 1);
+    }
+    let mut ws = vec![m, c / groups];
+    ws.extend(&attrs.kernel);
+    b.desc += &format!(" conv{attrs:?} w={ws:?}");
+    let w = b.constant(rng.tensor(&ws));
+    let bias = rng.tensor(&[m]);
+    let bias = b.param(bias, rng.bool());
+    let mut ins = vec![x, w, bias];
+    if attrs.epilogue.residual {
+        let r = rng.tensor(&out);
+        let r = b.input(r);
+        ins.push(b.reorder(r, BLOCKED));
+    }
+    if attrs.epilogue.activation == Some(Activation::PRelu) {
+        let t = rng.tensor(&[m, 1, 1]);
+        ins.push(b.param(t, rng.bool()));
+    }
+    if !attrs.epilogue.residual && attrs.epilogue.activation.is_none() && rng.bool() {
+        ins.pop();
+    }
+    let op = if depthwise {
+        Op::DepthwiseConv(attrs)
+    } else {
+        Op::Conv(attrs)
+    };
+    let y = b.blocked(op, &ins);
+    if !depthwise && chance(rng, 3) {
+        // Pixels by channels, and cache blocks of output channels (whole tiles or not).
+        let tile = Tile {
+            rows: rng.range(1, 6),
+            cols: 4 * rng.range(1, 5),
+            k_block: 1,
+            col_block: 4 * rng.range(1, 8),
+        };
+        b.desc += &format!(" tile={tile}");
+        b.g.node_mut(y.node).tile = Some(tile);
+    }
+    (y, out)
+}
+
+fn blocked_case(rng: &mut Rng) -> Case {
+    let batch = rng.range(1, 2);
+    let c = rng.pick(&[1, 2, 3, 4, 5, 7, 8, 12, 16, 20]);
+    let hw = if chance(rng, 6) {
+        [1, 1]
+    } else {
+        [rng.range(1, 13), rng.range(1, 13)]
+    };
+    let mut b = B::new(format!("x=[{batch}, {c}, {}, {}]", hw[0], hw[1]));
+    let x = rng.tensor(&[batch, c, hw[0], hw[1]]);
+    let x = b.input(x);
+    let xb = b.reorder(x, BLOCKED);
+    let (y, shape) = blocked_conv(rng, &mut b, xb, c, hw);
+    let kind = rng.range(0, 4);
+    let y = match kind {
+        // A second convolution reading the first (chains of blocked layers).
+        0 => blocked_conv(rng, &mut b, y, shape[1], [shape[2], shape[3]]).0,
+        // Elementwise ops keep the layout.
+        1 => {
+            b.desc += " relu+add";
+            let r = b.node(Op::Unary(Unary::Relu), &[y]);
+            b.node(Op::Binary(Binary::Mul), &[r, y])
+        }
+        // Concatenation along channels of two blocked tensors.
+        2 => {
+            b.desc += " concat";
+            let other = rng.tensor(&shape);
+            let other = b.input(other);
+            let other = b.reorder(other, BLOCKED);
+            b.node(Op::Concat { axis: 1 }, &[other, y])
+        }
+        _ => y,
+    };
+    let y = b.reorder(y, Layout::Plain);
+    b.out(y);
+    if kind == 0 {
+        // Sums of up to 600 products of the first convolution's outputs (up to about
+        // 10): f32 rounding of such sums reaches 1e-4 absolute.
+        b.done(1e-3, 1e-3)
+    } else {
+        b.done(RTOL, ATOL)
+    }
+}
+
+#[test]
+fn blocked_conv_family() {
+    run_family("blocked_conv", 600, blocked_case);
 }
 
 // ---------------------------------------------------------------------------------

@@ -167,6 +167,15 @@ impl Graph {
         });
     }
 
+    /// Makes the graph outputs that are `old` be `new` (keeping their names).
+    pub fn replace_output(&mut self, old: Value, new: Value) {
+        for o in &mut self.outputs {
+            if o.value == old {
+                o.value = new;
+            }
+        }
+    }
+
     pub fn inputs(&self) -> &[NodeId] {
         &self.inputs
     }

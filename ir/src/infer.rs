@@ -4,7 +4,7 @@
 //! so a node's recorded output types always agree with its op. All arithmetic on
 //! dimensions is checked: the numbers come from model files.
 
-use crate::op::{Activation, Binary, Epilogue, Op, Unary};
+use crate::op::{Activation, Binary, Epilogue, LayoutRule, Op, Unary};
 use crate::types::checked_numel;
 use crate::{DType, IrError, TensorType, ensure};
 
@@ -169,8 +169,21 @@ impl Op {
         }
     }
 
-    /// Output types for these input types, or why the inputs do not fit the op.
+    /// Output types for these input types, or why the inputs do not fit the op. The
+    /// outputs are plain, except that an op which follows its input's layout (see
+    /// [`LayoutRule::Follows`]) keeps it; a convolution's layout is the layout pass's
+    /// choice, recorded on its output.
     pub fn infer(&self, inputs: &[&TensorType]) -> Result<Vec<TensorType>, IrError> {
+        let mut out = self.infer_shapes(inputs)?;
+        if self.layout_rule() == LayoutRule::Follows
+            && let (Some(x), [y]) = (inputs.first(), out.as_mut_slice())
+        {
+            y.layout = x.layout;
+        }
+        Ok(out)
+    }
+
+    fn infer_shapes(&self, inputs: &[&TensorType]) -> Result<Vec<TensorType>, IrError> {
         let (lo, hi) = self.arity();
         ensure!(
             inputs.len() >= lo && inputs.len() <= hi,

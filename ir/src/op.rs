@@ -201,7 +201,10 @@ pub struct Gemm {
 
 /// The blocking of a matrix product `C[M, N] += A[M, K] B[K, N]` (a convolution's
 /// output channels by pixels, through im2col), chosen by the tiling pass from a cost
-/// model of the target and followed by code generation.
+/// model of the target and followed by code generation. For a convolution on blocked
+/// channels (the direct kernel), `rows` are output pixels of a row, `cols` output
+/// channels, `k_block` its input channels and `col_block` the output channels of a
+/// cache block (whose weights stay in L2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Tile {
     /// Rows of C per register tile.
@@ -390,7 +393,32 @@ pub enum CoordMode {
     TfHalfPixelForNn,
 }
 
+/// How an op treats tensors in a blocked-channel layout: the contract between the
+/// layout pass, the verifier and code generation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LayoutRule {
+    /// Converts between layouts (`Reorder`).
+    Converts,
+    /// Either plain throughout, or its data input, residual and output blocked alike
+    /// (2-D convolutions, plain and depthwise, which have a kernel for each).
+    Chooses,
+    /// Its output has its inputs' layout, which they share: elementwise ops on equal
+    /// shapes and channel concatenation work on the stored elements as they are.
+    Follows,
+    /// Plain inputs and outputs only.
+    Plain,
+}
+
 impl Op {
+    pub fn layout_rule(&self) -> LayoutRule {
+        match self {
+            Op::Reorder { .. } => LayoutRule::Converts,
+            Op::Conv(c) | Op::DepthwiseConv(c) if c.kernel.len() == 2 => LayoutRule::Chooses,
+            Op::Unary(_) | Op::Binary(_) | Op::Concat { .. } => LayoutRule::Follows,
+            _ => LayoutRule::Plain,
+        }
+    }
+
     /// Short lowercase name used by the printer and in error messages.
     pub fn name(&self) -> &'static str {
         match self {

@@ -3,8 +3,9 @@
 
 use std::collections::HashSet;
 
+use crate::op::LayoutRule;
 use crate::types::Layout;
-use crate::{DType, Graph, IrError, Op};
+use crate::{DType, Graph, IrError, Op, Output, TensorType, Value};
 
 /// Checks that the graph is acyclic, that every node's inputs are connected without
 /// gaps, that every node's recorded output types are what its op infers from its
@@ -49,6 +50,7 @@ pub fn verify(graph: &Graph) -> Result<(), IrError> {
                     "recorded output types {recorded:?} differ from inferred {expected:?}"
                 ))));
             }
+            check_layouts(graph, &node.op, &inputs, &node.outputs).map_err(located)?;
         }
         if let Some(t) = node.tile {
             let product = matches!(node.op, Op::Conv(_) | Op::Gemm(_) | Op::MatMul { .. });
@@ -83,4 +85,87 @@ pub fn verify(graph: &Graph) -> Result<(), IrError> {
         }
     }
     Ok(())
+}
+
+/// The layouts of a node's inputs and outputs against its op's [`LayoutRule`]. A
+/// blocked tensor whose channels do not fill whole blocks has padding lanes, which
+/// only a reorder (that zeroes them) may write and only a convolution may read.
+fn check_layouts(
+    graph: &Graph,
+    op: &Op,
+    inputs: &[Value],
+    outputs: &[Output],
+) -> Result<(), IrError> {
+    let ins: Vec<&TensorType> = inputs.iter().map(|&v| graph.value_type(v)).collect();
+    let blocked = |t: &TensorType| t.layout != Layout::Plain;
+    let padded = |t: &TensorType| match t.layout {
+        Layout::Blocked { block } => !t.shape[1].is_multiple_of(block as usize),
+        Layout::Plain => false,
+    };
+    let bad = |what: &str| Err(IrError::invalid(format!("layouts: {what}")));
+    let out = &outputs[0].ty;
+    match op.layout_rule() {
+        LayoutRule::Converts => Ok(()),
+        LayoutRule::Plain => {
+            if ins
+                .iter()
+                .copied()
+                .chain(outputs.iter().map(|o| &o.ty))
+                .any(blocked)
+            {
+                return bad("this op reads and writes plain tensors only");
+            }
+            Ok(())
+        }
+        LayoutRule::Follows => {
+            if ins.iter().any(|t| t.layout != out.layout) {
+                return bad("inputs and output must share one layout");
+            }
+            if blocked(out) {
+                if ins.iter().any(|t| padded(t)) || padded(out) {
+                    return bad("blocked operands must fill whole channel blocks");
+                }
+                let same = ins.iter().all(|t| t.shape == ins[0].shape);
+                let ok = match op {
+                    Op::Binary(_) => same,
+                    Op::Concat { axis } => *axis == 1,
+                    _ => true,
+                };
+                if !ok {
+                    return bad("blocked operands must be equal shapes (or a channel concat)");
+                }
+            }
+            Ok(())
+        }
+        LayoutRule::Chooses => {
+            let (Op::Conv(c) | Op::DepthwiseConv(c)) = op else {
+                return Ok(());
+            };
+            let Layout::Blocked { block } = out.layout else {
+                if ins.iter().copied().any(blocked) {
+                    return bad("a plain convolution reads plain tensors only");
+                }
+                return Ok(());
+            };
+            let block = block as usize;
+            let (cin, cout) = (ins[0].shape[1], out.shape[1]);
+            let (cg, mg) = (cin / c.groups, cout / c.groups);
+            let grouped_ok = match op {
+                Op::DepthwiseConv(_) => cin == cout,
+                _ => c.groups == 1 || (cg.is_multiple_of(block) && mg.is_multiple_of(block)),
+            };
+            if ins[0].layout != out.layout || padded(out) || !grouped_ok {
+                return bad(
+                    "a blocked convolution reads and writes one block size, whole blocks of output channels (and of each group's channels, or one per input channel if depthwise)",
+                );
+            }
+            if ins[1..3.min(ins.len())].iter().any(|t| blocked(t)) {
+                return bad("weights and bias stay plain");
+            }
+            if c.epilogue.residual && ins[3].layout != out.layout {
+                return bad("the residual must have the output's layout");
+            }
+            Ok(())
+        }
+    }
 }

@@ -10,6 +10,7 @@ mod fold_constants;
 mod fold_pad;
 mod fuse_activation;
 mod fuse_residual;
+mod layout;
 mod manager;
 pub mod memory;
 mod pack_weights;
@@ -120,6 +121,7 @@ pub fn all_passes() -> Vec<Box<dyn Pass>> {
         Box::new(fuse_residual::FuseResidual),
         Box::new(fuse_activation::FuseActivation),
         Box::new(squeeze_excite::SqueezeExcite),
+        Box::new(layout::AssignLayout),
         Box::new(pointwise_to_matmul::PointwiseToMatMul),
         Box::new(pack_weights::PackWeights),
         Box::new(eliminate_identities::EliminateIdentities("cleanup")),

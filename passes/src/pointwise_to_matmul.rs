@@ -36,7 +36,10 @@ impl Pass for PointwiseToMatMul {
             let Op::Conv(c) = &graph.node(id).op else {
                 continue;
             };
-            let pointwise = c.groups == 1
+            // A blocked convolution has its own pointwise kernel in its layout.
+            let plain = graph.node(id).outputs[0].ty.layout == cnnc_ir::Layout::Plain;
+            let pointwise = plain
+                && c.groups == 1
                 && c.is_pointwise()
                 && c.epilogue.activation != Some(cnnc_ir::op::Activation::PRelu);
             if !pointwise {

@@ -16,6 +16,10 @@
 //! rows, fewer vectors, scalar columns) at their own cost, and keeps the cheapest tile;
 //! ties go to the larger tile, whose epilogue is spread over more work.
 //!
+//! A convolution on blocked channels has a direct kernel instead: its tile is output
+//! pixels of a row by output channel vectors, costed the same way per input channel
+//! (see `direct_step_cycles`).
+//!
 //! `k_block`: the A sliver (`rows x k_block`) and B sliver (`k_block x cols`) a tile
 //! reads stay in half of L1, with the blocks of K as equal as possible. `col_block`:
 //! the B panel one pass over a block reads (`k_block x col_block`) stays in half of
@@ -23,7 +27,7 @@
 //! quarter of it.
 
 use cnnc_ir::op::{Conv, Tile};
-use cnnc_ir::{Graph, IrError, Op};
+use cnnc_ir::{Graph, IrError, Layout, Op};
 
 use crate::{Pass, TargetInfo};
 
@@ -54,10 +58,13 @@ impl Pass for Tiling {
     fn run(&self, graph: &mut Graph, target: &TargetInfo) -> Result<usize, IrError> {
         let mut changes = 0;
         for id in graph.topo_order()? {
-            let Some(problem) = problem(graph, id) else {
+            let tile = if let Some(d) = direct_problem(graph, id) {
+                choose_direct_tile(d, target)
+            } else if let Some(problem) = problem(graph, id) {
+                choose_tile(problem, target)
+            } else {
                 continue;
             };
-            let tile = choose_tile(problem, target);
             let node = graph.node_mut(id);
             if node.tile != Some(tile) {
                 node.tile = Some(tile);
@@ -107,6 +114,100 @@ fn problem(graph: &Graph, id: cnnc_ir::NodeId) -> Option<Problem> {
             })
         }
         _ => None,
+    }
+}
+
+/// A convolution on blocked channels (the direct kernel): per group, `vectors` output
+/// channel vectors by `width` pixels of an output row, over `channels` input channels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DirectProblem {
+    pub vectors: usize,
+    pub width: usize,
+    pub channels: usize,
+    /// Weight bytes per output channel (input channels padded to whole vectors, times
+    /// the kernel taps).
+    pub weights_per_channel: usize,
+}
+
+fn direct_problem(graph: &Graph, id: cnnc_ir::NodeId) -> Option<DirectProblem> {
+    let node = graph.node(id);
+    let (Op::Conv(c), Layout::Blocked { block }) = (&node.op, node.outputs[0].ty.layout) else {
+        return None;
+    };
+    let (y, block) = (&node.outputs[0].ty.shape, block as usize);
+    let channels = graph.value_type(graph.inputs_of(id)[0]).shape[1];
+    let taps: usize = c.kernel.iter().product();
+    Some(DirectProblem {
+        vectors: y[1] / c.groups / block,
+        width: y[3],
+        channels,
+        weights_per_channel: (channels / c.groups).div_ceil(block) * block * taps * 4,
+    })
+}
+
+/// Input channels per iteration of the direct kernel's inner loop (its `UNROLL`).
+const DIRECT_UNROLL: usize = 2;
+
+/// Cycles per input channel of a direct-convolution tile of `pixels` x `vectors`. The
+/// weights are FMA memory operands (half of them: Cranelift loads the second unrolled
+/// channel's separately), each pixel's input a broadcast (a load and a shuffle), each
+/// FMA a copy of the broadcast; per iteration, a weight pointer per pixel, the input
+/// pointer and the counter.
+fn direct_step_cycles(pixels: usize, vectors: usize, t: &TargetInfo) -> f64 {
+    let fmas = pixels * vectors;
+    let loads = pixels + fmas;
+    let ops = 2 * fmas + 2 * pixels + fmas / 2 + (pixels + LOOP_OPS) / DIRECT_UNROLL;
+    (fmas as f64 / t.fma_per_cycle)
+        .max(ops as f64 / t.issue_width)
+        .max(loads as f64 / t.loads_per_cycle)
+        .max(t.fma_latency)
+}
+
+/// The direct kernel's tile: `rows` output pixels of a row by `cols` output channels
+/// (whole vectors); `k_block` all input channels; `col_block` the output channels of a
+/// cache block, whose weights stay in half of L2 while the rows run through them.
+pub fn choose_direct_tile(p: DirectProblem, target: &TargetInfo) -> Tile {
+    let mut best: Option<(f64, usize, usize)> = None;
+    for vectors in 1..=p.vectors.clamp(1, 4) {
+        for pixels in 1..=p.width.clamp(1, 12) {
+            // Accumulators, the unrolled broadcasts and the copy of one.
+            if pixels * vectors + DIRECT_UNROLL + 1 + 1 > target.vector_registers {
+                continue;
+            }
+            let (full_v, rest_v) = (p.vectors / vectors, p.vectors % vectors);
+            let (full_p, rest_p) = (p.width / pixels, p.width % pixels);
+            let row = |v: usize| {
+                let mut c = full_p as f64 * direct_step_cycles(pixels, v, target);
+                if rest_p > 0 {
+                    c += direct_step_cycles(rest_p, v, target);
+                }
+                c
+            };
+            let mut cycles = full_v as f64 * row(vectors);
+            if rest_v > 0 {
+                cycles += row(rest_v);
+            }
+            let better = match best {
+                None => true,
+                Some((c, px, v)) => {
+                    cycles < c * (1.0 - 1e-9) || (cycles <= c && pixels * vectors > px * v)
+                }
+            };
+            if better {
+                best = Some((cycles, pixels, vectors));
+            }
+        }
+    }
+    let (_, rows, vectors) = best.expect("a one-pixel tile always fits");
+    let cols = vectors * target.lanes;
+    // Output channels whose weights fill half of L2, in whole tiles.
+    let fit = target.l2_bytes / 2 / p.weights_per_channel.max(1);
+    let all = (p.vectors * target.lanes).next_multiple_of(cols);
+    Tile {
+        rows,
+        cols,
+        k_block: p.channels.max(1),
+        col_block: (fit / cols * cols).clamp(cols, all),
     }
 }
 

@@ -2,7 +2,9 @@
 //! matrix product over the pixel axis, `[M, C] x [N, C, pixels] -> [N, M, pixels]`,
 //! between two reshapes, with the bias as `[M, 1]` and the epilogue kept. The tests show
 //! bias, batch, residual and activation cases, 1-D and 3-D maps, run-time weights, and
-//! the 1x1 convolutions that must stay (strided, padded, grouped, PRelu).
+//! the 1x1 convolutions that must stay (strided, padded, grouped, PRelu). At -O2 the
+//! pass sees only the convolutions layout assignment leaves plain (the blocked ones
+//! have a direct kernel); the model cuts here are prepared without it.
 
 mod common;
 
@@ -130,7 +132,7 @@ fn squeezenet_fire_module() {
         .input("r2", &[1, 64, 5, 5])
         .strip("fire2/")
         .outputs(&["r9"]);
-    let r = rewrite_prepared(PASS, g);
+    let r = rewrite_prepared_plain(PASS, g);
     insta::assert_snapshot!("squeezenet_fire_module", r.text());
     assert_eq!((r.changes, r.count("conv")), (2, 1));
 }
@@ -144,7 +146,7 @@ fn resnet50_strided_projection_stays() {
         .strip("gpu_0/")
         .randomize(3)
         .outputs(&["r47"]);
-    let r = rewrite_prepared(PASS, g);
+    let r = rewrite_prepared_plain(PASS, g);
     insta::assert_snapshot!("resnet50_strided_projection_stays", r.text());
     assert_eq!((r.changes, r.count("conv")), (2, 2));
 }

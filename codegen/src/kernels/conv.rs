@@ -1,8 +1,9 @@
-//! Convolution, 1-D to 3-D, with groups and dilation: im2col into per-task scratch,
+//! Convolution on plain tensors, 1-D to 3-D, with groups and dilation: im2col into per-task scratch,
 //! one block of output rows at a time, then the GEMM micro-kernel with the bias in its
 //! epilogue. A pointwise convolution (1x1, stride 1, no padding) reads its input as
 //! the GEMM operand directly.
 
+use cnnc_ir::Layout;
 use cnnc_ir::op::{Activation, Conv, Epilogue, Tile};
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{InstBuilder, Value};
@@ -222,6 +223,9 @@ fn default_conv_tile(g: &Geometry) -> Tile {
 }
 
 pub fn emit(cx: &mut KernelCx, c: &Conv) -> Result<(), CodegenError> {
+    if let Layout::Blocked { block } = cx.outputs[0].1.layout {
+        return super::direct_conv::emit(cx, c, block as usize);
+    }
     let g = Geometry::of(c, &cx.inputs[0].ty.shape, &cx.outputs[0].1.shape);
     let (x, w, out) = (cx.input(0), cx.input(1), cx.output(0));
     let extra = epilogue_args(cx, &c.epilogue, g.cout)?;

@@ -1,7 +1,8 @@
-//! Depthwise convolution (one group per input channel, `k` output channels each), 1-D to
-//! 3-D: per output plane, each kernel tap adds `w * input row` to the output row (four
+//! Depthwise convolution (one group per input channel, `k` output channels each) on
+//! plain tensors, 1-D to 3-D: per output plane, each kernel tap adds `w * input row` to the output row (four
 //! lanes at a time at stride 1), then the epilogue runs over the finished rows.
 
+use cnnc_ir::Layout;
 use cnnc_ir::op::{Activation, Conv};
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::types::{F32, F32X4};
@@ -31,6 +32,9 @@ fn valid(
 }
 
 pub fn emit(cx: &mut KernelCx, c: &Conv) -> Result<(), CodegenError> {
+    if let Layout::Blocked { block } = cx.outputs[0].1.layout {
+        return super::depthwise_blocked::emit(cx, c, block as usize);
+    }
     let xs = cx.inputs[0].ty.shape.clone();
     let ys = cx.outputs[0].1.shape.clone();
     let (batch, cin, m) = (xs[0], xs[1], ys[1]);

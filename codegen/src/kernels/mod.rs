@@ -8,6 +8,8 @@
 mod conv;
 mod conv_transpose;
 mod depthwise;
+mod depthwise_blocked;
+mod direct_conv;
 mod elementwise;
 mod gemm;
 mod movement;

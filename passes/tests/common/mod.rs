@@ -195,6 +195,20 @@ pub fn rewrite(name: &str, graph: Graph) -> Rewrite {
     }
 }
 
+/// [`rewrite_prepared`] without layout assignment, for the passes that rewrite what it
+/// leaves plain.
+pub fn rewrite_prepared_plain(name: &str, mut graph: Graph) -> Rewrite {
+    let passes = all_passes();
+    let at = passes
+        .iter()
+        .position(|p| p.name() == name)
+        .unwrap_or_else(|| panic!("no pass named {name}"));
+    for p in passes[..at].iter().filter(|p| p.name() != "assign_layout") {
+        apply(p.name(), &mut graph);
+    }
+    rewrite(name, graph)
+}
+
 /// [`rewrite`] after the passes before `name` have prepared the graph.
 pub fn rewrite_prepared(name: &str, mut graph: Graph) -> Rewrite {
     prepare(name, &mut graph);

@@ -1,0 +1,193 @@
+//! Depthwise 2-D convolution on blocked-channel tensors (NCHWc, one vector of channels
+//! per block, one output channel per input channel): vectorized over the channel
+//! block, register-blocked along the output row.
+//!
+//! A tile is `wt` output pixels of one row and one channel block: per kernel tap one
+//! weight vector (packed at compile time as `[block][kh][kw][4]`) multiplies the `wt`
+//! input vectors into `wt` accumulators. As in the direct convolution, a row's valid
+//! kernel rows are computed once per row and the columns split at compile time into
+//! segments sharing their valid kernel columns, so padding costs no branch per pixel.
+
+use cnnc_ir::op::Conv;
+use cranelift_codegen::ir::types::F32X4;
+use cranelift_codegen::ir::{InstBuilder, Value};
+
+use super::conv::{Geometry, epilogue_args};
+use super::direct_conv::segments;
+use super::{KernelCx, MAX_TASKS, MIN_TASK_WORK, tasks_for};
+use crate::CodegenError;
+use crate::emit::{Fx, LANES};
+
+/// Output pixels per tile: eight accumulators hide the FMA latency, and with the
+/// weight and its copy leave room in the sixteen vector registers.
+const PIXELS: usize = 8;
+
+/// The weights `[C, 1, kh, kw]` as `[C/4][kh][kw][4]`.
+fn pack(w: &[f32], channels: usize, taps: usize) -> Vec<f32> {
+    let mut out = Vec::with_capacity(channels * taps);
+    for block in 0..channels / LANES {
+        for t in 0..taps {
+            for lane in 0..LANES {
+                out.push(w[(block * LANES + lane) * taps + t]);
+            }
+        }
+    }
+    out
+}
+
+/// Fixed sizes and the run-time bases of one row of one channel block.
+struct Row {
+    /// Input at the row of the first valid kernel row, column of pixel 0, tap 0.
+    x: Value,
+    /// Weights of the block at the first valid kernel row.
+    w: Value,
+    y: Value,
+    residual: Option<Value>,
+    bias: Option<Value>,
+    slope: Option<Value>,
+    kh_lo: Value,
+    kh_hi: Value,
+}
+
+impl Fx<'_> {
+    #[allow(clippy::too_many_arguments)]
+    fn depthwise_tile(
+        &mut self,
+        g: &Geometry,
+        r: &Row,
+        ow0: Value,
+        wt: usize,
+        kw: (usize, usize),
+        activation: Option<cnnc_ir::op::Activation>,
+    ) {
+        let x = self.addr(r.x, ow0, (16 * g.stride[2]) as i64, 0);
+        let y = self.addr(r.y, ow0, 16, 0);
+        let init: Vec<Value> = (0..wt)
+            .map(|_| match r.bias {
+                Some(b) => self.load(F32X4, b, 0),
+                None => self.splat_const(0.0),
+            })
+            .collect();
+        let x_step = (g.dilation[1] * g.input[2] * 16) as i64;
+        let w_step = (g.kernel[2] * 16) as i64;
+        let mut carried = vec![x, r.w];
+        carried.extend(init);
+        let out = self.for_range_carry(r.kh_lo, r.kh_hi, &carried, |fx, _, c| {
+            let (px, pw) = (c[0], c[1]);
+            let mut acc = c[2..].to_vec();
+            for k in kw.0..kw.1 {
+                let wv = fx.load_fixed(F32X4, pw, (16 * k) as i32);
+                for (p, a) in acc.iter_mut().enumerate() {
+                    let col = p * g.stride[2] + k * g.dilation[2];
+                    let xv = fx.load_fixed(F32X4, px, (16 * col) as i32);
+                    *a = fx.fma(xv, wv, *a);
+                }
+            }
+            let mut next = vec![
+                fx.b.ins().iadd_imm_s(px, x_step),
+                fx.b.ins().iadd_imm_s(pw, w_step),
+            ];
+            next.extend(acc);
+            next
+        });
+        let residual = r.residual.map(|res| self.addr(res, ow0, 16, 0));
+        let slope = r.slope.map(|s| self.load(F32X4, s, 0));
+        for (p, &a) in out[2..].iter().enumerate() {
+            let mut v = a;
+            if let Some(res) = residual {
+                let rv = self.load(F32X4, res, (16 * p) as i32);
+                v = self.b.ins().fadd(v, rv);
+            }
+            if let Some(act) = activation {
+                v = self.activate(act, v, slope);
+            }
+            self.store(v, y, (16 * p) as i32);
+        }
+    }
+}
+
+pub fn emit(cx: &mut KernelCx, c: &Conv, block: usize) -> Result<(), CodegenError> {
+    let g = Geometry::of(c, &cx.inputs[0].ty.shape, &cx.outputs[0].1.shape);
+    if block != LANES || c.kernel.len() != 2 || g.cin != g.cout || !g.cout.is_multiple_of(LANES) {
+        return Err(CodegenError::Unsupported(format!(
+            "a blocked depthwise convolution needs 2-D, blocks of {LANES}, one output channel per input channel in whole blocks ({} to {} channels, block {block})",
+            g.cin, g.cout
+        )));
+    }
+    let Some(weights) = cx.inputs[1].constant else {
+        return Err(CodegenError::Unsupported(
+            "a blocked depthwise convolution needs constant weights".into(),
+        ));
+    };
+    let taps = g.kernel[1] * g.kernel[2];
+    let packed = pack(&weights.view::<f32>()?, g.cout, taps);
+    let (x, out) = (cx.input(0), cx.output(0));
+    let w = cx.table(&packed);
+    let extra = epilogue_args(cx, &c.epilogue, g.cout)?;
+    let own = cx.inputs.len() - c.epilogue.extra_inputs();
+    let bias = (own > 2).then(|| cx.input(2));
+    let activation = c.epilogue.activation;
+
+    let [_, ih_n, iw_n] = g.input;
+    let [_, oh_n, ow_n] = g.output;
+    let blocks = g.batch * g.cout / LANES;
+    let x_block = (ih_n * iw_n * 16) as i64;
+    let y_block = (oh_n * ow_n * 16) as i64;
+    let macs = g.batch * g.cout * oh_n * ow_n * taps;
+    // Units: blocks of rows of one channel block, enough for every task.
+    let wanted = (macs / MIN_TASK_WORK).clamp(1, MAX_TASKS);
+    let rows = oh_n.div_ceil(wanted.div_ceil(blocks).clamp(1, oh_n));
+    let row_blocks = oh_n.div_ceil(rows);
+    let units = blocks * row_blocks;
+    let tasks = tasks_for(units, macs);
+    let segs = segments(&g);
+    let channel_blocks = g.cout / LANES;
+    cx.launch(tasks, |fx, task, ptrs| {
+        let (lo, hi) = fx.task_range(task, units, tasks);
+        fx.for_range(lo, hi, |fx, u| {
+            let rb = fx.b.ins().urem_imm_u(u, row_blocks as i64);
+            let nb = fx.b.ins().udiv_imm_u(u, row_blocks as i64);
+            // The channel block within its image, for the per-channel tables.
+            let cb = fx.b.ins().urem_imm_u(nb, channel_blocks as i64);
+            let x_b = fx.addr(ptrs[x], nb, x_block, -(16 * g.pad[2] as i64));
+            let y_b = fx.addr(ptrs[out], nb, y_block, 0);
+            let r_b = extra.residual.map(|k| fx.addr(ptrs[k], nb, y_block, 0));
+            let w_b = fx.addr(ptrs[w], cb, (taps * 16) as i64, 0);
+            let bias_b = bias.map(|k| fx.addr(ptrs[k], cb, 16, 0));
+            let slope_b = extra.slope.map(|k| fx.addr(ptrs[k], cb, 16, 0));
+            let r0 = fx.b.ins().imul_imm_s(rb, rows as i64);
+            let r1 = fx.b.ins().iadd_imm_s(r0, rows as i64);
+            let last = fx.iconst(oh_n as i64);
+            let r1 = fx.b.ins().smin(r1, last);
+            fx.for_range(r0, r1, |fx, oh| {
+                let (kh_lo, kh_hi, ih) = fx.valid_rows(&g, oh);
+                let row_y = (ow_n * 16) as i64;
+                let r = Row {
+                    x: fx.addr(x_b, ih, (iw_n * 16) as i64, 0),
+                    w: fx.addr(w_b, kh_lo, (g.kernel[2] * 16) as i64, 0),
+                    y: fx.addr(y_b, oh, row_y, 0),
+                    residual: r_b.map(|rb| fx.addr(rb, oh, row_y, 0)),
+                    bias: bias_b,
+                    slope: slope_b,
+                    kh_lo,
+                    kh_hi,
+                };
+                for seg in &segs {
+                    let (n_full, rem) = (seg.len / PIXELS, seg.len % PIXELS);
+                    if n_full > 0 {
+                        fx.for_n(n_full as u64, |fx, t| {
+                            let ow0 = fx.b.ins().imul_imm_s(t, PIXELS as i64);
+                            let ow0 = fx.b.ins().iadd_imm_s(ow0, seg.start as i64);
+                            fx.depthwise_tile(&g, &r, ow0, PIXELS, seg.kw, activation);
+                        });
+                    }
+                    if rem > 0 {
+                        let ow0 = fx.iconst((seg.start + n_full * PIXELS) as i64);
+                        fx.depthwise_tile(&g, &r, ow0, rem, seg.kw, activation);
+                    }
+                }
+            });
+        });
+        Ok(())
+    })
+}

@@ -1,0 +1,458 @@
+//! Direct 2-D convolution on blocked-channel tensors (NCHWc with one vector of channels
+//! per block, see `Layout::Blocked`), any stride, dilation, padding and grouping whose
+//! per-group channels fill whole blocks.
+//!
+//! The register tile is `wt` output pixels of one row by `ov` vectors of output
+//! channels (`wt * ov` accumulators, 12 by default: 3 pixels x 4 vectors). Per input
+//! channel each pixel's input value is broadcast once and multiplied into the `ov`
+//! weight vectors, which are FMA memory operands read from weights packed at compile
+//! time in the order the tile walks them: `[group][vector group][input block][kh][kw]
+//! [lane][vector][4]`. Padding never costs a branch per element: a row's valid kernel
+//! rows are computed once per row, and the columns are split at compile time into
+//! segments that share their valid kernel columns (left border, interior, right
+//! border), each walked by full tiles and one narrower tail tile.
+
+use cnnc_ir::op::{Conv, Tile};
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::types::{F32, F32X4};
+use cranelift_codegen::ir::{InstBuilder, Value};
+
+use super::conv::{Geometry, epilogue_args};
+use super::{KernelCx, MAX_TASKS, MIN_TASK_WORK, tasks_for};
+use crate::CodegenError;
+use crate::emit::{Fx, LANES};
+
+/// Input channels per iteration of the innermost loop: two halves the loop's
+/// overhead (and the moves Cranelift makes on its back edge) per multiply-add while
+/// only one more broadcast is live.
+const UNROLL: usize = 2;
+
+/// Accumulators of the default register tile: with one broadcast input and the copy
+/// Cranelift makes of it for each FMA, 14 of the 16 vector registers.
+const ACCUMULATORS: usize = 12;
+
+/// The default register tile for `vectors` output channel vectors per group: up to
+/// four vectors, as many pixels as keep [`ACCUMULATORS`] accumulators; cache blocks of
+/// output channels with 512 KiB of weights.
+pub fn default_tile(vectors: usize, weights_per_channel: usize) -> Tile {
+    let ov = vectors.clamp(1, 4);
+    Tile {
+        rows: ACCUMULATORS / ov,
+        cols: ov * LANES,
+        k_block: 1,
+        col_block: ((512 << 10) / weights_per_channel.max(1)).max(1),
+    }
+}
+
+/// Output columns `start..start + len` of a row that read the same kernel columns.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) struct Segment {
+    pub start: usize,
+    pub len: usize,
+    pub kw: (usize, usize),
+}
+
+/// The columns split where their valid kernel columns change.
+pub(super) fn segments(g: &Geometry) -> Vec<Segment> {
+    let mut out: Vec<Segment> = Vec::new();
+    for ow in 0..g.output[2] {
+        let kw = (0..g.kernel[2])
+            .filter(|&k| {
+                let iw = (ow * g.stride[2] + k * g.dilation[2]) as isize - g.pad[2] as isize;
+                iw >= 0 && (iw as usize) < g.input[2]
+            })
+            .fold(None, |r: Option<(usize, usize)>, k| {
+                Some(r.map_or((k, k + 1), |(lo, _)| (lo, k + 1)))
+            })
+            .unwrap_or((0, 0));
+        match out.last_mut() {
+            Some(s) if s.kw == kw => s.len += 1,
+            _ => out.push(Segment {
+                start: ow,
+                len: 1,
+                kw,
+            }),
+        }
+    }
+    out
+}
+
+/// The weights `[M, C/groups, kh, kw]` in the order the tiles read them, zero for the
+/// padding lanes of the last input block.
+fn pack(w: &[f32], g: &Geometry, ov: usize) -> Vec<f32> {
+    let (cg, mg) = (g.cin / g.groups, g.cout / g.groups);
+    let (cb, mb) = (cg.div_ceil(LANES), mg / LANES);
+    let (kh_n, kw_n) = (g.kernel[1], g.kernel[2]);
+    let mut out = Vec::with_capacity(g.groups * mb * cb * kh_n * kw_n * LANES * LANES);
+    for grp in 0..g.groups {
+        let mut v0 = 0;
+        while v0 < mb {
+            let vs = ov.min(mb - v0);
+            for ib in 0..cb {
+                for kh in 0..kh_n {
+                    for kw in 0..kw_n {
+                        for lane in 0..LANES {
+                            let ci = ib * LANES + lane;
+                            for v in 0..vs {
+                                for o in 0..LANES {
+                                    let m = grp * mg + (v0 + v) * LANES + o;
+                                    out.push(if ci < cg {
+                                        w[((m * cg + ci) * kh_n + kh) * kw_n + kw]
+                                    } else {
+                                        0.0
+                                    });
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            v0 += vs;
+        }
+    }
+    out
+}
+
+/// Run-time values one tile needs.
+struct TileAt {
+    /// Input at the first input block, the row of the first valid kernel row and the
+    /// column of pixel 0 with kernel column 0 (possibly left of the row).
+    x: Value,
+    /// Weights of this vector group at the first input block and valid kernel row.
+    w: Value,
+    /// Output (and residual) at pixel 0 of the first vector.
+    y: Value,
+    residual: Option<Value>,
+    /// Bias and PRelu slope at the first channel of the vector group.
+    bias: Option<Value>,
+    slope: Option<Value>,
+    kh_lo: Value,
+    kh_hi: Value,
+}
+
+/// Byte strides and sizes fixed for the whole convolution.
+struct Shape {
+    g: Geometry,
+    /// Input blocks per group.
+    cb: usize,
+    /// Bytes between input blocks, input rows, output vectors (channel blocks).
+    x_block: i64,
+    x_row: i64,
+    y_block: i64,
+    activation: Option<cnnc_ir::op::Activation>,
+}
+
+impl Fx<'_> {
+    /// The kernel rows `kh_lo..kh_hi` that output row `oh` reads inside the input
+    /// (`0 <= oh * stride + kh * dilation - pad < H`), and the input row of `kh_lo`.
+    pub(super) fn valid_rows(&mut self, g: &Geometry, oh: Value) -> (Value, Value, Value) {
+        let (sh, dh, ph) = (g.stride[1] as i64, g.dilation[1] as i64, g.pad[1] as i64);
+        let ih0 = self.b.ins().imul_imm_s(oh, sh);
+        let ih0 = self.b.ins().iadd_imm_s(ih0, -ph);
+        let zero = self.iconst(0);
+        let neg = self.b.ins().ineg(ih0);
+        let neg = self.b.ins().smax(neg, zero);
+        let h = self.iconst(g.input[1] as i64);
+        let room = self.b.ins().isub(h, ih0);
+        let room = self.b.ins().smax(room, zero);
+        let (kh_lo, kh_hi) = if dh == 1 {
+            (neg, room)
+        } else {
+            let a = self.b.ins().iadd_imm_s(neg, dh - 1);
+            let b = self.b.ins().iadd_imm_s(room, dh - 1);
+            (
+                self.b.ins().udiv_imm_u(a, dh),
+                self.b.ins().udiv_imm_u(b, dh),
+            )
+        };
+        let kn = self.iconst(g.kernel[1] as i64);
+        let kh_hi = self.b.ins().smin(kh_hi, kn);
+        let kh_hi = self.b.ins().smax(kh_hi, kh_lo);
+        let ih = self.b.ins().imul_imm_s(kh_lo, dh);
+        let ih = self.b.ins().iadd(ih, ih0);
+        (kh_lo, kh_hi, ih)
+    }
+
+    /// The multiply-adds of one kernel row (valid columns `kw`) into the accumulators,
+    /// from the input row at `px` and the row's weights at `pw`: a loop of one input
+    /// channel per iteration, so that Cranelift's elaboration (which orders pure
+    /// instructions depth-first from the loop's results) keeps one broadcast live at a
+    /// time. Each pixel reads the weights through its own copy of the pointer: equal
+    /// loads would be merged into one with several uses, which could not be folded into
+    /// the FMAs as memory operands and would take a register each.
+    #[allow(clippy::too_many_arguments)]
+    fn kernel_row(
+        &mut self,
+        s: &Shape,
+        px: Value,
+        pw: Value,
+        acc: &[Value],
+        wt: usize,
+        ov: usize,
+        kw: (usize, usize),
+    ) -> Vec<Value> {
+        let g = &s.g;
+        let taps = kw.1 - kw.0;
+        if taps == 0 {
+            return acc.to_vec();
+        }
+        let w_tap = (LANES * ov * 16) as i64;
+        let px = self.add(px, (16 * kw.0 * g.dilation[2]) as i64);
+        let pw = self.add(pw, kw.0 as i64 * w_tap);
+        // With dilation 1 the taps' channels are consecutive in memory: one loop.
+        let (outer, steps) = if g.dilation[2] == 1 {
+            (1, taps * LANES)
+        } else {
+            (taps, LANES)
+        };
+        let mut carried = vec![px, pw];
+        carried.extend(acc);
+        let out = self.for_n_carry(outer as u64, &carried, |fx, _, c| {
+            let mut lane_carried = vec![c[0]];
+            lane_carried.extend(std::iter::repeat_n(c[1], wt));
+            lane_carried.extend(&c[2..]);
+            let done = fx.for_n_carry((steps / UNROLL) as u64, &lane_carried, |fx, _, l| {
+                let (x, ws) = (l[0], &l[1..1 + wt]);
+                let mut acc = l[1 + wt..].to_vec();
+                for p in 0..wt {
+                    let col = p * g.stride[2];
+                    for u in 0..UNROLL {
+                        let xs = fx.load_fixed(F32, x, (16 * col + 4 * u) as i32);
+                        let xv = fx.b.ins().splat(F32X4, xs);
+                        for v in 0..ov {
+                            let wv = fx.load_fixed(F32X4, ws[p], (16 * (u * ov + v)) as i32);
+                            acc[p * ov + v] = fx.fma(xv, wv, acc[p * ov + v]);
+                        }
+                    }
+                }
+                let mut next = vec![fx.b.ins().iadd_imm_s(x, 4 * UNROLL as i64)];
+                for &w in ws {
+                    next.push(fx.b.ins().iadd_imm_s(w, (UNROLL * ov * 16) as i64));
+                }
+                next.extend(acc);
+                next
+            });
+            let mut next = vec![
+                fx.b.ins().iadd_imm_s(c[0], (16 * g.dilation[2]) as i64),
+                fx.b.ins().iadd_imm_s(c[1], w_tap),
+            ];
+            next.extend(&done[1 + wt..]);
+            next
+        });
+        out[2..].to_vec()
+    }
+
+    /// One register tile: `wt` pixels by `ov` vectors over every input channel and the
+    /// valid kernel rows, then bias, residual and activation, stored.
+    fn direct_tile(&mut self, s: &Shape, at: &TileAt, wt: usize, ov: usize, kw: (usize, usize)) {
+        let g = &s.g;
+        let init: Vec<Value> = (0..wt * ov)
+            .map(|t| match at.bias {
+                Some(b) => self.load(F32X4, b, (16 * (t % ov)) as i32),
+                None => self.splat_const(0.0),
+            })
+            .collect();
+        // Weights bytes per kernel row and per input block.
+        let w_row = (g.kernel[2] * LANES * ov * LANES * 4) as i64;
+        let w_block = w_row * g.kernel[1] as i64;
+        let x_step = g.dilation[1] as i64 * s.x_row;
+        let mut carried = vec![at.x, at.w];
+        carried.extend(init);
+        let out = self.for_n_carry(s.cb as u64, &carried, |fx, _, c| {
+            let mut inner = fx.for_range_carry(at.kh_lo, at.kh_hi, c, |fx, _, k| {
+                let acc = fx.kernel_row(s, k[0], k[1], &k[2..], wt, ov, kw);
+                let mut next = vec![
+                    fx.b.ins().iadd_imm_s(k[0], x_step),
+                    fx.b.ins().iadd_imm_s(k[1], w_row),
+                ];
+                next.extend(acc);
+                next
+            });
+            inner[0] = fx.b.ins().iadd_imm_s(c[0], s.x_block);
+            inner[1] = fx.b.ins().iadd_imm_s(c[1], w_block);
+            inner
+        });
+        for p in 0..wt {
+            for v in 0..ov {
+                let off = (p * 16) as i64 + v as i64 * s.y_block;
+                let mut y = out[2 + p * ov + v];
+                if let Some(r) = at.residual {
+                    let r = self.load(F32X4, r, off as i32);
+                    y = self.b.ins().fadd(y, r);
+                }
+                if let Some(a) = s.activation {
+                    let slope = at.slope.map(|sl| self.load(F32X4, sl, (16 * v) as i32));
+                    y = self.activate(a, y, slope);
+                }
+                self.store(y, at.y, off as i32);
+            }
+        }
+    }
+}
+
+pub fn emit(cx: &mut KernelCx, c: &Conv, block: usize) -> Result<(), CodegenError> {
+    let g = Geometry::of(c, &cx.inputs[0].ty.shape, &cx.outputs[0].1.shape);
+    let (cg, mg) = (g.cin / g.groups, g.cout / g.groups);
+    let whole_groups = g.groups == 1 || cg.is_multiple_of(LANES);
+    if block != LANES || c.kernel.len() != 2 || !mg.is_multiple_of(LANES) || !whole_groups {
+        return Err(CodegenError::Unsupported(format!(
+            "a blocked convolution needs 2-D, blocks of {LANES} and whole blocks of each group's channels (block {block}, {} to {} channels in {} groups)",
+            g.cin, g.cout, g.groups
+        )));
+    }
+    let Some(weights) = cx.inputs[1].constant else {
+        return Err(CodegenError::Unsupported(
+            "a blocked convolution needs constant weights".into(),
+        ));
+    };
+    let mb = mg / LANES;
+    let weights_per_channel = cg.div_ceil(LANES) * LANES * g.kernel[1] * g.kernel[2] * 4;
+    let tile = cx
+        .tile
+        .unwrap_or_else(|| default_tile(mb, weights_per_channel));
+    if tile.rows == 0 || tile.cols == 0 || !tile.cols.is_multiple_of(LANES) || tile.col_block == 0 {
+        return Err(CodegenError::Unsupported(format!(
+            "tile {tile}: a blocked convolution needs pixels and whole vectors"
+        )));
+    }
+    let (wt, ov) = (tile.rows, (tile.cols / LANES).min(mb));
+    let packed = pack(&weights.view::<f32>()?, &g, ov);
+    let (x, out) = (cx.input(0), cx.output(0));
+    let w = cx.table(&packed);
+    let extra = epilogue_args(cx, &c.epilogue, g.cout)?;
+    let own = cx.inputs.len() - c.epilogue.extra_inputs();
+    let bias = (own > 2).then(|| cx.input(2));
+
+    let cb = cg.div_ceil(LANES);
+    let [_, ih_n, iw_n] = g.input;
+    let [_, oh_n, ow_n] = g.output;
+    let [_, kh_n, kw_n] = g.kernel;
+    let s = Shape {
+        g,
+        cb,
+        x_block: (ih_n * iw_n * LANES * 4) as i64,
+        x_row: (iw_n * LANES * 4) as i64,
+        y_block: (oh_n * ow_n * LANES * 4) as i64,
+        activation: c.epilogue.activation,
+    };
+    let segs = segments(&g);
+    // Vector groups per convolution group: full ones, then one of `tail` vectors.
+    let (full, tail) = (mb / ov, mb % ov);
+    let packed_group = (cb * kh_n * kw_n * LANES * LANES * 4) as i64;
+    let macs = g.batch * g.cout * oh_n * ow_n * cb * LANES * kh_n * kw_n;
+    // Rows per unit: blocks enough for every task the work is worth.
+    // Vector groups are taken a cache block at a time (the tile's `col_block` output
+    // channels, whose weights stay in L2); a unit of work is a block of output rows of
+    // one image, group and cache block, and each of its rows runs every vector group
+    // of the block, so the input rows it reads stay in cache across them. Row blocks
+    // are made small enough for every task the work is worth.
+    let chunk = (tile.col_block / (ov * LANES)).clamp(1, full.max(1));
+    let chunks = full.div_ceil(chunk).max(1);
+    let images = g.batch * g.groups * chunks;
+    let wanted = (macs / MIN_TASK_WORK).clamp(1, MAX_TASKS);
+    let rows = oh_n.div_ceil(wanted.div_ceil(images).clamp(1, oh_n));
+    let row_blocks = oh_n.div_ceil(rows);
+    let units = images * row_blocks;
+    let tasks = tasks_for(units, macs);
+    let x_image = (g.cin.div_ceil(LANES) * ih_n * iw_n * LANES * 4) as i64;
+    let y_image = (g.cout * oh_n * ow_n * 4) as i64;
+    let ptrs_of = |ptrs: &[Value], k: Option<usize>| k.map(|k| ptrs[k]);
+    cx.launch(tasks, |fx, task, ptrs| {
+        let (lo, hi) = if tasks > 1 {
+            fx.task_range(task, units, tasks)
+        } else {
+            (fx.iconst(0), fx.iconst(units as i64))
+        };
+        let (bias_p, res_p, slope_p) = (
+            ptrs_of(ptrs, bias),
+            ptrs_of(ptrs, extra.residual),
+            ptrs_of(ptrs, extra.slope),
+        );
+        fx.for_range(lo, hi, |fx, u| {
+            let rb = fx.b.ins().urem_imm_u(u, row_blocks as i64);
+            let q = fx.b.ins().udiv_imm_u(u, row_blocks as i64);
+            let ch = fx.b.ins().urem_imm_u(q, chunks as i64);
+            let q = fx.b.ins().udiv_imm_u(q, chunks as i64);
+            let grp = fx.b.ins().urem_imm_u(q, g.groups as i64);
+            let n = fx.b.ins().udiv_imm_u(q, g.groups as i64);
+            let x_img = fx.addr(ptrs[x], n, x_image, 0);
+            let x_grp = fx.addr(x_img, grp, cb as i64 * s.x_block, 0);
+            // The group's first output vector (channel block) in the image.
+            let vec0 = fx.b.ins().imul_imm_s(grp, mb as i64);
+            let y_img = fx.addr(ptrs[out], n, y_image, 0);
+            let y_grp = fx.addr(y_img, vec0, s.y_block, 0);
+            let r_grp = res_p.map(|r| {
+                let img = fx.addr(r, n, y_image, 0);
+                fx.addr(img, vec0, s.y_block, 0)
+            });
+            let bias_grp = bias_p.map(|b| fx.addr(b, vec0, 16, 0));
+            let slope_grp = slope_p.map(|sl| fx.addr(sl, vec0, 16, 0));
+            let w_grp = fx.addr(ptrs[w], grp, mb as i64 * packed_group, 0);
+            let r0 = fx.b.ins().imul_imm_s(rb, rows as i64);
+            let r1 = fx.b.ins().iadd_imm_s(r0, rows as i64);
+            let last = fx.iconst(oh_n as i64);
+            let r1 = fx.b.ins().smin(r1, last);
+            fx.for_range(r0, r1, |fx, oh| {
+                let (kh_lo, kh_hi, ih) = fx.valid_rows(&g, oh);
+                let x_row = fx.addr(x_grp, ih, s.x_row, -(16 * g.pad[2] as i64));
+                // The row of vector group `vg` (a run-time value), which has `vectors`
+                // vectors (`ov`, or fewer for the last group).
+                let row = |fx: &mut Fx, vg: Value, vectors: usize| {
+                    let v_in = fx.b.ins().imul_imm_s(vg, ov as i64);
+                    let ov = vectors;
+                    let w_vg = fx.addr(w_grp, v_in, packed_group, 0);
+                    let w_row = (kw_n * LANES * ov * LANES * 4) as i64;
+                    let w_at = fx.addr(w_vg, kh_lo, w_row, 0);
+                    let y_vec = fx.addr(y_grp, v_in, s.y_block, 0);
+                    let y_row = fx.addr(y_vec, oh, (ow_n * 16) as i64, 0);
+                    let r_row = r_grp.map(|r| {
+                        let r = fx.addr(r, v_in, s.y_block, 0);
+                        fx.addr(r, oh, (ow_n * 16) as i64, 0)
+                    });
+                    let bias_at = bias_grp.map(|b| fx.addr(b, v_in, 16, 0));
+                    let slope_at = slope_grp.map(|sl| fx.addr(sl, v_in, 16, 0));
+                    for seg in &segs {
+                        let at = |fx: &mut Fx, ow0: Value| {
+                            let xc = fx.addr(x_row, ow0, (16 * g.stride[2]) as i64, 0);
+                            TileAt {
+                                x: xc,
+                                w: w_at,
+                                y: fx.addr(y_row, ow0, 16, 0),
+                                residual: r_row.map(|r| fx.addr(r, ow0, 16, 0)),
+                                bias: bias_at,
+                                slope: slope_at,
+                                kh_lo,
+                                kh_hi,
+                            }
+                        };
+                        let (n_full, rem) = (seg.len / wt, seg.len % wt);
+                        if n_full > 0 {
+                            fx.for_n(n_full as u64, |fx, t| {
+                                let ow0 = fx.b.ins().imul_imm_s(t, wt as i64);
+                                let ow0 = fx.b.ins().iadd_imm_s(ow0, seg.start as i64);
+                                let a = at(fx, ow0);
+                                fx.direct_tile(&s, &a, wt, ov, seg.kw);
+                            });
+                        }
+                        if rem > 0 {
+                            let ow0 = fx.iconst((seg.start + n_full * wt) as i64);
+                            let a = at(fx, ow0);
+                            fx.direct_tile(&s, &a, rem, ov, seg.kw);
+                        }
+                    }
+                };
+                let vg0 = fx.b.ins().imul_imm_s(ch, chunk as i64);
+                let vg1 = fx.b.ins().iadd_imm_s(vg0, chunk as i64);
+                let all = fx.iconst(full as i64);
+                let vg1 = fx.b.ins().smin(vg1, all);
+                fx.for_range(vg0, vg1, |fx, vg| row(fx, vg, ov));
+                if tail > 0 {
+                    // The narrower last vector group belongs to the last cache block.
+                    let last = fx.b.ins().icmp_imm_s(IntCC::Equal, ch, chunks as i64 - 1);
+                    fx.if_then(last, |fx| row(fx, all, tail));
+                }
+            });
+        });
+        Ok(())
+    })
+}

@@ -1,0 +1,187 @@
+//! Layout assignment: 2-D convolutions (plain and depthwise) write blocked-channel
+//! tensors (NCHWc with one vector of channels per block), and the ops between them that work on stored
+//! elements as they are (elementwise ops on equal shapes, channel concatenation) keep
+//! the blocked layout. Reorders are inserted only where a consumer needs plain NCHW:
+//! the graph outputs and every op without a blocked kernel.
+//!
+//! A convolution is blocked when its output channels (and, grouped, each group's input
+//! and output channels) fill whole blocks, a depthwise one only when its input already
+//! is blocked (it moves as many bytes as it computes, so a reorder would cost as much
+//! as the kernel saves). A convolution's input may not fill whole blocks (the graph's
+//! RGB input): the reorder into it zeroes the padding lanes, and the packed weights of
+//! those lanes are zero. Every other blocked tensor fills whole blocks, so elementwise ops never
+//! compute on padding.
+
+use std::collections::HashMap;
+
+use cnnc_ir::op::{Conv, LayoutRule};
+use cnnc_ir::{Graph, IrError, Layout, NodeId, Op, TensorType, Value};
+
+use crate::util::Names;
+use crate::{Pass, TargetInfo};
+
+pub struct AssignLayout;
+
+/// Whether a convolution (with constant weights) has a blocked kernel for these types:
+/// whole blocks of output channels, of each group's channels when grouped, and one
+/// output channel per input channel when depthwise.
+fn blockable(op: &Op, x: &TensorType, y: &TensorType, block: usize) -> bool {
+    let (cin, cout) = (x.shape[1], y.shape[1]);
+    let whole = |n: usize| n.is_multiple_of(block);
+    let groups_fit = match op {
+        Op::Conv(c) => c.groups == 1 || (whole(cin / c.groups) && whole(cout / c.groups)),
+        Op::DepthwiseConv(_) => cin == cout,
+        _ => false,
+    };
+    x.rank() == 4 && whole(cout) && groups_fit
+}
+
+/// The data inputs that must share a blocked convolution's layout: x and the residual.
+fn conv_data_ports(c: &Conv) -> Vec<usize> {
+    let mut ports = vec![0];
+    if c.epilogue.residual {
+        ports.push(3);
+    }
+    ports
+}
+
+struct Reorders {
+    names: Names,
+    /// One reorder per value and layout, shared by every consumer.
+    made: HashMap<(Value, Layout), Value>,
+    count: usize,
+}
+
+impl Reorders {
+    /// `v` in layout `to`: itself, or a (shared) reorder of it.
+    fn of(&mut self, graph: &mut Graph, v: Value, to: Layout) -> Result<Value, IrError> {
+        if graph.value_type(v).layout == to {
+            return Ok(v);
+        }
+        if let Some(&r) = self.made.get(&(v, to)) {
+            return Ok(r);
+        }
+        let suffix = match to {
+            Layout::Plain => "plain".to_string(),
+            Layout::Blocked { block } => format!("c{block}"),
+        };
+        let name = self
+            .names
+            .fresh(&format!("{}/{suffix}", graph.value_name(v)));
+        let r = graph.add(name, Op::Reorder { to }, &[v])?;
+        self.made.insert((v, to), r);
+        self.count += 1;
+        Ok(r)
+    }
+}
+
+/// Points input `port` of node `id` at `v`.
+fn set_input(graph: &mut Graph, id: NodeId, port: usize, v: Value) -> Result<(), IrError> {
+    let mut inputs = graph.inputs_of(id);
+    if inputs[port] == v {
+        return Ok(());
+    }
+    inputs[port] = v;
+    let op = graph.node(id).op.clone();
+    let tile = graph.node(id).tile;
+    let layouts: Vec<Layout> = graph.node(id).outputs.iter().map(|o| o.ty.layout).collect();
+    graph.rewrite(id, op, &inputs)?;
+    let node = graph.node_mut(id);
+    node.tile = tile;
+    for (o, l) in node.outputs.iter_mut().zip(layouts) {
+        o.ty.layout = l;
+    }
+    Ok(())
+}
+
+impl Pass for AssignLayout {
+    fn name(&self) -> &'static str {
+        "assign_layout"
+    }
+
+    fn run(&self, graph: &mut Graph, target: &TargetInfo) -> Result<usize, IrError> {
+        let block = target.lanes;
+        let blocked = Layout::Blocked {
+            block: block as u32,
+        };
+        let mut reorders = Reorders {
+            names: Names::of(graph),
+            made: HashMap::new(),
+            count: 0,
+        };
+        let mut changes = 0;
+        for id in graph.topo_order()? {
+            let inputs = graph.inputs_of(id);
+            let op = graph.node(id).op.clone();
+            match op.layout_rule() {
+                LayoutRule::Converts => {}
+                LayoutRule::Chooses => {
+                    let (Op::Conv(c) | Op::DepthwiseConv(c)) = &op else {
+                        continue;
+                    };
+                    let x = graph.value_type(inputs[0]);
+                    let y = &graph.node(id).outputs[0].ty;
+                    let constant = crate::util::constant(graph, inputs[1]).is_some();
+                    // A depthwise convolution moves as many bytes as it computes: not
+                    // worth a reorder of its input.
+                    let worth = matches!(op, Op::Conv(_)) || x.layout == blocked;
+                    if !constant || !worth || !blockable(&op, x, y, block) {
+                        for (port, &v) in inputs.iter().enumerate() {
+                            let p = reorders.of(graph, v, Layout::Plain)?;
+                            set_input(graph, id, port, p)?;
+                        }
+                        continue;
+                    }
+                    for port in conv_data_ports(c) {
+                        let v = reorders.of(graph, inputs[port], blocked)?;
+                        set_input(graph, id, port, v)?;
+                    }
+                    graph.node_mut(id).outputs[0].ty.layout = blocked;
+                    changes += 1;
+                }
+                LayoutRule::Follows => {
+                    let types: Vec<&TensorType> =
+                        inputs.iter().map(|&v| graph.value_type(v)).collect();
+                    let whole = |t: &TensorType| {
+                        t.dtype == cnnc_ir::DType::F32
+                            && t.rank() == 4
+                            && t.shape[1].is_multiple_of(block)
+                    };
+                    let shapes_fit = match &op {
+                        Op::Binary(_) => types.iter().all(|t| t.shape == types[0].shape),
+                        Op::Concat { axis } => *axis == 1,
+                        _ => true,
+                    };
+                    let keep = shapes_fit
+                        && types.iter().all(|t| t.layout == blocked && whole(t))
+                        && whole(&graph.node(id).outputs[0].ty);
+                    if keep {
+                        graph.node_mut(id).outputs[0].ty.layout = blocked;
+                        changes += 1;
+                    } else {
+                        for (port, &v) in inputs.iter().enumerate() {
+                            let p = reorders.of(graph, v, Layout::Plain)?;
+                            set_input(graph, id, port, p)?;
+                        }
+                    }
+                }
+                LayoutRule::Plain => {
+                    for (port, &v) in inputs.iter().enumerate() {
+                        let p = reorders.of(graph, v, Layout::Plain)?;
+                        set_input(graph, id, port, p)?;
+                    }
+                }
+            }
+        }
+        // Graph outputs are plain NCHW: the reorder takes over the output's name.
+        let outputs: Vec<Value> = graph.outputs().iter().map(|o| o.value).collect();
+        for v in outputs {
+            if graph.value_type(v).layout == Layout::Plain {
+                continue;
+            }
+            let r = reorders.of(graph, v, Layout::Plain)?;
+            graph.replace_output(v, r);
+        }
+        Ok(changes + reorders.count)
+    }
+}

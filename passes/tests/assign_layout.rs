@@ -1,0 +1,148 @@
+//! assign_layout: 2-D convolutions with constant weights and whole blocks of output
+//! channels write blocked (NCHW4c) tensors; elementwise ops on equal shapes and channel
+//! concatenations of blocked tensors stay blocked; reorders appear only where a
+//! consumer needs plain NCHW (graph outputs, pools, LRN, broadcasting ops), one per
+//! tensor however many consumers need it. The tests show chains from real models and
+//! every reason a convolution or a follower stays plain.
+
+mod common;
+
+use cnnc_ir::op::{Binary, Lrn, Pool, PoolKind, Unary};
+use cnnc_ir::{Graph, Layout, Op, Value};
+use common::*;
+
+const PASS: &str = "assign_layout";
+
+fn relu(g: &mut Graph, name: &str, x: Value) -> Value {
+    g.add(name, Op::Unary(Unary::Relu), &[x]).unwrap()
+}
+
+/// The layout of the tensor `name` after the pass.
+fn layout_of(r: &Rewrite, name: &str) -> Layout {
+    let g = &r.after;
+    let id = g
+        .node_ids()
+        .find(|&id| g.node(id).outputs[0].name == name)
+        .unwrap_or_else(|| panic!("no tensor {name}"));
+    g.node(id).outputs[0].ty.layout
+}
+
+const C4: Layout = Layout::Blocked { block: 4 };
+
+#[test]
+fn rgb_stem_conv_relu_pool() {
+    // The RGB input (3 channels) is reordered into a padded block; the max pool has
+    // no blocked kernel, so the ReLU's output goes back to plain once.
+    let mut g = Graph::new();
+    let x = input(&mut g, "image", &[1, 3, 9, 9]);
+    let y = add_conv(&mut g, "stem", x, 8, Op::Conv(conv2d(3, 2, 1, 1)), true);
+    let y = relu(&mut g, "relu", y);
+    let pool = Op::Pool(Pool {
+        kind: PoolKind::Max,
+        kernel: vec![2, 2],
+        strides: vec![2, 2],
+        dilations: vec![1, 1],
+        pads: vec![(0, 0); 2],
+        ceil_mode: false,
+    });
+    let p = g.add("pool", pool, &[y]).unwrap();
+    g.add_output("pool", p);
+    let r = rewrite(PASS, g);
+    insta::assert_snapshot!("rgb_stem_conv_relu_pool", r.text());
+    assert_eq!((r.changes, r.count("reorder")), (4, 2));
+    assert_eq!(layout_of(&r, "relu"), C4);
+}
+
+#[test]
+fn squeezenet_fire_module() {
+    // Squeeze, both expands and their concatenation stay blocked: the concat writes
+    // whole channel blocks, so it can still place its pieces in place.
+    let g = cut("onnx-conformance/models/squeezenet_random")
+        .input("r2", &[1, 64, 5, 5])
+        .strip("fire2/")
+        .outputs(&["r9"]);
+    let r = rewrite_prepared(PASS, g);
+    insta::assert_snapshot!("squeezenet_fire_module", r.text());
+    assert_eq!(r.count("reorder"), 2);
+    assert_eq!(layout_of(&r, "r9"), C4);
+}
+
+#[test]
+fn resnet50_bottleneck_with_residual() {
+    // The residual (the block's input) is read blocked by the last convolution.
+    let g = cut("onnx-conformance/models/resnet50")
+        .input("r35", &[1, 256, 6, 6])
+        .strip("gpu_0/")
+        .randomize(3)
+        .outputs(&["r47"]);
+    let r = rewrite_prepared(PASS, g);
+    insta::assert_snapshot!("resnet50_bottleneck_with_residual", r.text());
+    assert_eq!(r.count("reorder"), 2);
+}
+
+#[test]
+fn one_reorder_for_every_plain_consumer() {
+    // A blocked tensor read by LRN and by a broadcasting Mul: both read one plain copy;
+    // the graph output that is the blocked tensor itself gets its own name back.
+    let mut g = Graph::new();
+    let x = input(&mut g, "x", &[1, 4, 5, 5]);
+    let y = add_conv(&mut g, "conv", x, 4, Op::Conv(conv2d(3, 1, 1, 1)), true);
+    let lrn = Op::Lrn(Lrn {
+        size: 3,
+        alpha: 1e-4,
+        beta: 0.75,
+        bias: 1.0,
+    });
+    let n = g.add("lrn", lrn, &[y]).unwrap();
+    let s = random_const(&mut g, "scale", &[4, 1, 1]);
+    let m = g.add("mul", Op::Binary(Binary::Mul), &[y, s]).unwrap();
+    g.add_output("lrn", n);
+    g.add_output("mul", m);
+    g.add_output("conv", y);
+    let r = rewrite(PASS, g);
+    insta::assert_snapshot!("one_reorder_for_every_plain_consumer", r.text());
+    assert_eq!(r.count("reorder"), 2);
+    assert_eq!(layout_of(&r, "mul"), Layout::Plain);
+}
+
+#[test]
+fn residual_add_of_two_blocked_convs_stays_blocked() {
+    let mut g = Graph::new();
+    let x = input(&mut g, "x", &[2, 8, 4, 4]);
+    let a = add_conv(&mut g, "a", x, 8, Op::Conv(conv2d(1, 1, 0, 1)), true);
+    let b = add_conv(&mut g, "b", x, 8, Op::Conv(conv2d(3, 1, 1, 2)), false);
+    let s = g.add("sum", Op::Binary(Binary::Add), &[a, b]).unwrap();
+    let y = relu(&mut g, "relu", s);
+    g.add_output("y", y);
+    let r = rewrite(PASS, g);
+    insta::assert_snapshot!("residual_add_of_two_blocked_convs_stays_blocked", r.text());
+    assert_eq!(layout_of(&r, "sum"), C4);
+    assert_eq!(r.count("reorder"), 2);
+}
+
+#[test]
+fn convolutions_that_stay_plain() {
+    // 6 output channels (not whole blocks), run-time weights, a 1-D convolution, and
+    // groups of 2 channels: no blocked kernel, so nothing changes.
+    let mut g = Graph::new();
+    let x = input(&mut g, "x", &[1, 4, 6, 6]);
+    let a = add_conv(&mut g, "six", x, 6, Op::Conv(conv2d(3, 1, 1, 1)), true);
+    g.add_output("six", a);
+    let w = input(&mut g, "w", &[4, 4, 1, 1]);
+    let b = g
+        .add("runtime_w", Op::Conv(conv2d(1, 1, 0, 1)), &[x, w])
+        .unwrap();
+    g.add_output("runtime_w", b);
+    let line = input(&mut g, "line", &[1, 4, 9]);
+    let mut c1 = conv2d(3, 1, 1, 1);
+    c1.kernel = vec![3];
+    c1.strides = vec![1];
+    c1.dilations = vec![1];
+    c1.pads = vec![(1, 1)];
+    let c = add_conv(&mut g, "one_d", line, 4, Op::Conv(c1), true);
+    g.add_output("one_d", c);
+    let d = add_conv(&mut g, "grouped", x, 8, Op::Conv(conv2d(3, 1, 1, 2)), true);
+    g.add_output("grouped", d);
+    let r = rewrite(PASS, g);
+    r.assert_unchanged();
+}
