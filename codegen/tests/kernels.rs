@@ -521,7 +521,16 @@ fn pool_case(rng: &mut Rng) -> Case {
         ceil_mode: rng.bool(),
     };
     let large = spatial == 2 && chance(rng, 10);
-    let mut xs = vec![rng.range(1, 2), if large { 16 } else { rng.range(1, 5) }];
+    // Blocked channels (NCHW4c, between reorders) for a third of the 2-D cases.
+    let blocked = spatial == 2 && chance(rng, 3);
+    let channels = if large {
+        16
+    } else if blocked {
+        4 * rng.range(1, 3)
+    } else {
+        rng.range(1, 5)
+    };
+    let mut xs = vec![rng.range(1, 2), channels];
     let max_in = if large { 28 } else { [12, 10, 6][spatial - 1] };
     for _ in 0..spatial {
         let k = rng.range(1, [5, 5, 3][spatial - 1]);
@@ -538,12 +547,18 @@ fn pool_case(rng: &mut Rng) -> Case {
         attrs.pads.push((pb, pe));
         xs.push(len);
     }
-    let desc = format!("{attrs:?} x={xs:?}");
+    let desc = format!("{attrs:?} x={xs:?} blocked={blocked}");
     let mut b = B::new(desc);
     let x = rng.tensor(&xs);
     let x = specials(rng, x, &mut b.desc);
     let x = b.input(x);
-    let y = b.node(Op::Pool(attrs), &[x]);
+    let y = if blocked {
+        let xb = b.reorder(x, BLOCKED);
+        let y = b.node(Op::Pool(attrs), &[xb]);
+        b.reorder(y, Layout::Plain)
+    } else {
+        b.node(Op::Pool(attrs), &[x])
+    };
     b.out(y);
     b.done(RTOL, ATOL)
 }
@@ -569,11 +584,22 @@ fn global_pool_case(rng: &mut Rng) -> Case {
             count_include_pad: false,
         }
     };
-    let mut b = B::new(format!("global {kind:?} x={xs:?}"));
+    // Blocked channels (NCHW4c, between reorders) for a third of the 2-D cases.
+    let blocked = xs.len() == 4 && chance(rng, 3);
+    if blocked {
+        xs[1] = 4 * rng.range(1, 4);
+    }
+    let mut b = B::new(format!("global {kind:?} x={xs:?} blocked={blocked}"));
     let x = rng.tensor(&xs);
     let x = specials(rng, x, &mut b.desc);
     let x = b.input(x);
-    let y = b.node(Op::GlobalPool(kind), &[x]);
+    let y = if blocked {
+        let xb = b.reorder(x, BLOCKED);
+        let y = b.node(Op::GlobalPool(kind), &[xb]);
+        b.reorder(y, Layout::Plain)
+    } else {
+        b.node(Op::GlobalPool(kind), &[x])
+    };
     b.out(y);
     b.done(RTOL, ATOL)
 }

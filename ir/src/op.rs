@@ -403,7 +403,8 @@ pub enum LayoutRule {
     /// (2-D convolutions, plain and depthwise, which have a kernel for each).
     Chooses,
     /// Its output has its inputs' layout, which they share: elementwise ops on equal
-    /// shapes and channel concatenation work on the stored elements as they are.
+    /// shapes and channel concatenation work on the stored elements as they are, and
+    /// pooling on a channel block's vectors as on single channels.
     Follows,
     /// Plain inputs and outputs only.
     Plain,
@@ -414,7 +415,9 @@ impl Op {
         match self {
             Op::Reorder { .. } => LayoutRule::Converts,
             Op::Conv(c) | Op::DepthwiseConv(c) if c.kernel.len() == 2 => LayoutRule::Chooses,
-            Op::Unary(_) | Op::Binary(_) | Op::Concat { .. } => LayoutRule::Follows,
+            Op::Unary(_) | Op::Binary(_) | Op::Concat { .. } | Op::Pool(_) | Op::GlobalPool(_) => {
+                LayoutRule::Follows
+            }
             _ => LayoutRule::Plain,
         }
     }

@@ -1,12 +1,16 @@
-//! Max and average pooling (windowed, 1-D to 3-D) and global pooling.
+//! Max and average pooling (windowed, 1-D to 3-D) and global pooling, on plain tensors
+//! one float at a time and on blocked-channel tensors (NCHWc) one vector of a channel
+//! block at a time: a blocked tensor is a plain one of `C/4` planes whose elements are
+//! vectors.
 //!
 //! Each axis has compile-time tables giving, per output index, the kernel positions
 //! that fall inside the input and the count an average divides by, so the window
 //! loops never test bounds per element.
 
+use cnnc_ir::Layout;
 use cnnc_ir::op::{Pool, PoolKind};
 use cranelift_codegen::ir::types::{F32, F32X4, I64};
-use cranelift_codegen::ir::{InstBuilder, Value};
+use cranelift_codegen::ir::{InstBuilder, Type, Value};
 
 use super::conv::three;
 use super::{KernelCx, tasks_for};
@@ -84,7 +88,7 @@ pub fn emit(cx: &mut KernelCx, p: &Pool) -> Result<(), CodegenError> {
         .iter()
         .map(|t| (cx.table(&t.lo), cx.table(&t.hi), cx.table(&t.count)))
         .collect();
-    let planes = xs[0] * xs[1];
+    let (planes, ty, elem) = element(&cx.inputs[0].ty.layout, xs[0] * xs[1]);
     let in_plane: usize = input.iter().product();
     let out_plane: usize = output.iter().product();
     let tasks = tasks_for(
@@ -100,15 +104,15 @@ pub fn emit(cx: &mut KernelCx, p: &Pool) -> Result<(), CodegenError> {
             fx.load(if which == 2 { F32 } else { I64 }, at, 0)
         };
         fx.for_range(lo, hi, |fx, plane| {
-            let src = fx.addr(ptrs[x], plane, 4 * in_plane as i64, 0);
-            let dst = fx.addr(ptrs[y], plane, 4 * out_plane as i64, 0);
+            let src = fx.addr(ptrs[x], plane, elem * in_plane as i64, 0);
+            let dst = fx.addr(ptrs[y], plane, elem * out_plane as i64, 0);
             fx.for_n(output[0] as u64, |fx, od| {
                 let (kd0, kd1, cd) = (t(fx, 0, 0, od), t(fx, 0, 1, od), t(fx, 0, 2, od));
                 fx.for_n(output[1] as u64, |fx, oh| {
                     let (kh0, kh1, ch) = (t(fx, 1, 0, oh), t(fx, 1, 1, oh), t(fx, 1, 2, oh));
                     fx.for_n(output[2] as u64, |fx, ow| {
                         let (kw0, kw1, cw) = (t(fx, 2, 0, ow), t(fx, 2, 1, ow), t(fx, 2, 2, ow));
-                        let init = fx.f32(if max { f32::NEG_INFINITY } else { 0.0 });
+                        let init = fx.fconst(ty, if max { f32::NEG_INFINITY } else { 0.0 });
                         let bounds = [kd0, kd1, kh0, kh1, kw0, kw1];
                         let acc = window(
                             fx,
@@ -118,7 +122,7 @@ pub fn emit(cx: &mut KernelCx, p: &Pool) -> Result<(), CodegenError> {
                             &dil,
                             &pads,
                             &input,
-                            src,
+                            (src, elem),
                             init,
                             max,
                         );
@@ -127,13 +131,18 @@ pub fn emit(cx: &mut KernelCx, p: &Pool) -> Result<(), CodegenError> {
                         } else {
                             let c = fx.b.ins().fmul(cd, ch);
                             let c = fx.b.ins().fmul(c, cw);
+                            let c = if ty == F32 {
+                                c
+                            } else {
+                                fx.b.ins().splat(ty, c)
+                            };
                             fx.b.ins().fdiv(acc, c)
                         };
                         let o = fx.b.ins().imul_imm_s(od, output[1] as i64);
                         let o = fx.b.ins().iadd(o, oh);
                         let o = fx.b.ins().imul_imm_s(o, output[2] as i64);
                         let o = fx.b.ins().iadd(o, ow);
-                        let at = fx.addr(dst, o, 4, 0);
+                        let at = fx.addr(dst, o, elem, 0);
                         fx.store(v, at, 0);
                     });
                 });
@@ -143,7 +152,17 @@ pub fn emit(cx: &mut KernelCx, p: &Pool) -> Result<(), CodegenError> {
     })
 }
 
-/// Folds the window of output position `o` into `acc` (max or sum).
+/// Planes of a pooled tensor with `channel_planes` planes in the plain layout, and the
+/// type and bytes of one of their elements.
+fn element(layout: &Layout, channel_planes: usize) -> (usize, Type, i64) {
+    match layout {
+        Layout::Plain => (channel_planes, F32, 4),
+        Layout::Blocked { block } => (channel_planes / *block as usize, F32X4, 16),
+    }
+}
+
+/// Folds the window of output position `o` into `acc` (max or sum); `src` is the
+/// input plane, of elements of `elem` bytes (the type of `acc`).
 #[allow(clippy::too_many_arguments)]
 fn window(
     fx: &mut Fx,
@@ -153,7 +172,7 @@ fn window(
     dil: &[usize; 3],
     pads: &[(usize, usize); 3],
     input: &[usize; 3],
-    src: Value,
+    (src, elem): (Value, i64),
     acc: Value,
     max: bool,
 ) -> Value {
@@ -172,12 +191,13 @@ fn window(
             let ih = fx.b.ins().iadd(ih, base[1]);
             let row = fx.b.ins().imul_imm_s(id, input[1] as i64);
             let row = fx.b.ins().iadd(row, ih);
-            let row_at = fx.addr(src, row, 4 * input[2] as i64, 0);
+            let row_at = fx.addr(src, row, elem * input[2] as i64, 0);
             carry_range(fx, bounds[4], bounds[5], acc, |fx, kw, acc| {
                 let iw = fx.b.ins().imul_imm_s(kw, dil[2] as i64);
                 let iw = fx.b.ins().iadd(iw, base[2]);
-                let at = fx.addr(row_at, iw, 4, 0);
-                let v = fx.load(F32, at, 0);
+                let at = fx.addr(row_at, iw, elem, 0);
+                let ty = fx.b.func.dfg.value_type(acc);
+                let v = fx.load(ty, at, 0);
                 if max {
                     fx.b.ins().fmax(acc, v)
                 } else {
@@ -200,9 +220,10 @@ fn carry_range(
     let header = fx.b.create_block();
     let body_block = fx.b.create_block();
     let exit = fx.b.create_block();
+    let ty = fx.b.func.dfg.value_type(init);
     fx.b.append_block_param(header, I64);
-    fx.b.append_block_param(header, F32);
-    fx.b.append_block_param(exit, F32);
+    fx.b.append_block_param(header, ty);
+    fx.b.append_block_param(exit, ty);
     fx.b.ins().jump(header, &[lo.into(), init.into()]);
     fx.b.switch_to_block(header);
     let (i, acc) = (fx.b.block_params(header)[0], fx.b.block_params(header)[1]);
@@ -218,11 +239,39 @@ fn carry_range(
 
 pub fn emit_global(cx: &mut KernelCx, kind: PoolKind) -> Result<(), CodegenError> {
     let xs = cx.inputs[0].ty.shape.clone();
-    let planes = xs[0] * xs[1];
     let plane: usize = xs[2..].iter().product();
     let (x, y) = (cx.input(0), cx.output(0));
-    let tasks = tasks_for(planes, planes * plane);
     let max = matches!(kind, PoolKind::Max);
+    let (planes, ty, _) = element(&cx.inputs[0].ty.layout, xs[0] * xs[1]);
+    if ty == F32X4 {
+        let tasks = tasks_for(planes, planes * plane * LANES);
+        return cx.launch(tasks, |fx, task, ptrs| {
+            let (lo, hi) = fx.task_range(task, planes, tasks);
+            fx.for_range(lo, hi, |fx, p| {
+                let src = fx.addr(ptrs[x], p, 16 * plane as i64, 0);
+                let init = fx.splat_const(if max { f32::NEG_INFINITY } else { 0.0 });
+                let v = fx.for_n_carry(plane as u64, &[init], |fx, i, acc| {
+                    let at = fx.addr(src, i, 16, 0);
+                    let v = fx.load(F32X4, at, 0);
+                    vec![if max {
+                        fx.b.ins().fmax(acc[0], v)
+                    } else {
+                        fx.b.ins().fadd(acc[0], v)
+                    }]
+                })[0];
+                let v = if max {
+                    v
+                } else {
+                    let n = fx.splat_const(plane as f32);
+                    fx.b.ins().fdiv(v, n)
+                };
+                let at = fx.addr(ptrs[y], p, 16, 0);
+                fx.store(v, at, 0);
+            });
+            Ok(())
+        });
+    }
+    let tasks = tasks_for(planes, planes * plane);
     cx.launch(tasks, |fx, task, ptrs| {
         let (lo, hi) = fx.task_range(task, planes, tasks);
         fx.for_range(lo, hi, |fx, p| {
