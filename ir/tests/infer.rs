@@ -2143,8 +2143,9 @@ fn identity_keeps_type_and_layout() {
 // ---------------------------------------------------------------------------------------
 
 #[test]
-fn outputs_are_plain_layout() {
-    // Ops that compute a new type produce the plain layout even from a blocked input.
+fn layouts_of_outputs() {
+    // Ops that follow their input's layout (pools, elementwise, concat) keep a blocked
+    // one; a convolution's output layout is the layout pass's choice, plain by default.
     let x = TensorType {
         layout: Layout::Blocked { block: 8 },
         ..f32t(&[1, 16, 4, 4])
@@ -2153,7 +2154,9 @@ fn outputs_are_plain_layout() {
         max_pool(&[2, 2], &[2, 2], &[(0, 0), (0, 0)], false),
         std::slice::from_ref(&x),
     );
-    assert_eq!(out.layout, Layout::Plain);
+    assert_eq!(out.layout, x.layout);
+    let out = ok1(Op::Unary(Unary::Relu), std::slice::from_ref(&x));
+    assert_eq!(out.layout, x.layout);
     let out = ok1(conv_plain(&[1, 1], 1), &[x, f32t(&[8, 16, 1, 1])]);
     assert_eq!(out.layout, Layout::Plain);
 }
