@@ -254,3 +254,23 @@ impl fmt::Debug for Tensor {
         }
     }
 }
+
+/// The transpose of the row-major `rows x cols` matrix `v` (`cols x rows`, row-major),
+/// a 32 x 32 block at a time so that reads and writes both stay in cache: a 400 MB
+/// fully connected layer transposes in a fraction of a second instead of seconds.
+pub fn transpose_2d<T: Copy + Default>(v: &[T], rows: usize, cols: usize) -> Vec<T> {
+    const B: usize = 32;
+    debug_assert_eq!(v.len(), rows * cols);
+    let mut t = vec![T::default(); rows * cols];
+    for r0 in (0..rows).step_by(B) {
+        for c0 in (0..cols).step_by(B) {
+            for r in r0..(r0 + B).min(rows) {
+                for c in c0..(c0 + B).min(cols) {
+                    t[c * rows + r] = v[r * cols + c];
+                }
+            }
+        }
+    }
+    t
+}
+

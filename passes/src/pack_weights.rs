@@ -3,7 +3,7 @@
 //! transposed once, here, to the row-major `[K, N]` the GEMM tile reads.
 
 use cnnc_ir::op::Gemm;
-use cnnc_ir::{Graph, IrError, Op, Tensor};
+use cnnc_ir::{Graph, IrError, Op, Tensor, transpose_2d};
 
 use crate::util::{Names, constant};
 use crate::{Pass, TargetInfo};
@@ -30,16 +30,7 @@ impl Pass for PackWeights {
             // A splat (an untrained or randomized model) stays one value.
             let packed = match b.splat_value() {
                 Some(s) => Tensor::splat(vec![k, n], s)?,
-                None => {
-                    let v = b.view::<f32>()?;
-                    let mut t = vec![0f32; n * k];
-                    for j in 0..n {
-                        for p in 0..k {
-                            t[p * n + j] = v[j * k + p];
-                        }
-                    }
-                    Tensor::from_vec(vec![k, n], t)?
-                }
+                None => Tensor::from_vec(vec![k, n], transpose_2d(&b.view::<f32>()?, n, k))?,
             };
             let op = Op::Gemm(Gemm {
                 trans_b: false,

@@ -479,13 +479,7 @@ pub fn emit_gemm(cx: &mut KernelCx, g: &Gemm) -> Result<(), CodegenError> {
     let b = match (g.trans_b, cx.inputs[1].constant) {
         (false, _) => cx.input(1),
         (true, Some(t)) => {
-            let v = t.view::<f32>()?;
-            let mut bt = vec![0f32; k * n];
-            for j in 0..n {
-                for p in 0..k {
-                    bt[p * n + j] = v[j * k + p];
-                }
-            }
+            let bt = cnnc_ir::transpose_2d(&t.view::<f32>()?, n, k);
             cx.table(&bt)
         }
         (true, None) => {
