@@ -39,6 +39,7 @@ pub struct Compiler {
     options: ImportOptions,
     opt_level: OptLevel,
     stop_after: Option<String>,
+    profile: bool,
 }
 
 impl Default for Compiler {
@@ -100,6 +101,7 @@ impl Compiler {
             options: ImportOptions::default(),
             opt_level: OptLevel::O2,
             stop_after: None,
+            profile: false,
         }
     }
 
@@ -155,6 +157,13 @@ impl Compiler {
 
     /// Runs the passes only up to and including `pass` (to find which pass changes
     /// an answer, or to measure what a pass gains).
+    /// Also compiles the profiled entry point, for [`CompiledModel::run_profiled`]
+    /// (JIT only; object files never carry it).
+    pub fn profile(mut self, on: bool) -> Self {
+        self.profile = on;
+        self
+    }
+
     pub fn stop_after(mut self, pass: &str) -> Self {
         self.stop_after = Some(pass.to_string());
         self
@@ -231,7 +240,8 @@ impl Compiler {
             ));
         }
         let isa = target::isa(None, self.cpu.as_deref(), Linking::Jit)?;
-        let (info, exe) = cnnc_codegen::compile_jit(graph, isa, &self.symbol("model"), None)?;
+        let (info, exe) =
+            cnnc_codegen::compile_jit(graph, isa, &self.symbol("model"), self.profile, None)?;
         Ok(CompiledModel::new(info, exe, self.threads))
     }
 
@@ -338,6 +348,30 @@ impl CompiledModel {
     /// Runs the model. Each input must have the shape and element type the model
     /// declares (`inputs()`); the outputs come back in model order.
     pub fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, Error> {
+        self.run_with(inputs, None)
+    }
+
+    /// [`CompiledModel::run`], calling `on_step(k)` as soon as step `k` (see
+    /// `info().steps`) has finished: with a clock read there, the time of each step.
+    /// The model must be compiled with [`Compiler::profile`].
+    pub fn run_profiled(
+        &self,
+        inputs: &[Tensor],
+        on_step: &mut dyn FnMut(usize),
+    ) -> Result<Vec<Tensor>, Error> {
+        if !self.exe.can_profile() {
+            return Err(Error::Usage(
+                "the model was compiled without profiling (Compiler::profile)".into(),
+            ));
+        }
+        self.run_with(inputs, Some(on_step))
+    }
+
+    fn run_with(
+        &self,
+        inputs: &[Tensor],
+        on_step: Option<&mut dyn FnMut(usize)>,
+    ) -> Result<Vec<Tensor>, Error> {
         if inputs.len() != self.info.inputs.len() {
             return Err(Error::Usage(format!(
                 "the model takes {} inputs ({}), {} given",
@@ -380,12 +414,24 @@ impl CompiledModel {
             // SAFETY: inputs were checked against the model's shapes, outputs and the
             // workspace are allocated at the sizes the compiler reported.
             unsafe {
-                self.exe.run(
-                    in_ptrs.as_ptr(),
-                    out_ptrs.as_ptr(),
-                    ws.as_mut_ptr(),
-                    self.pool.as_ref(),
-                )
+                match on_step {
+                    None => self.exe.run(
+                        in_ptrs.as_ptr(),
+                        out_ptrs.as_ptr(),
+                        ws.as_mut_ptr(),
+                        self.pool.as_ref(),
+                    ),
+                    Some(f) => self
+                        .exe
+                        .run_profiled(
+                            in_ptrs.as_ptr(),
+                            out_ptrs.as_ptr(),
+                            ws.as_mut_ptr(),
+                            self.pool.as_ref(),
+                            f,
+                        )
+                        .expect("checked by run_profiled"),
+                }
             }
         };
         if status != 0 {

@@ -37,6 +37,7 @@ pub mod aot;
 mod compiler;
 pub mod inspect;
 pub mod npy;
+pub mod profile;
 pub mod verify;
 
 /// Everything that can go wrong, with the file and node it concerns.

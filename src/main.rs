@@ -126,6 +126,10 @@ struct BenchArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+    /// Also time every layer (the kernels of each node): median ms, share and GFLOP/s
+    /// per layer and per op kind.
+    #[arg(long)]
+    per_layer: bool,
     #[command(flatten)]
     model_args: ModelArgs,
 }
@@ -336,10 +340,14 @@ fn run(args: RunArgs) -> Result<ExitCode, Error> {
 
 fn bench(args: BenchArgs) -> Result<ExitCode, Error> {
     let model = Model::load(&args.model)?;
-    let c = compiler(&args.model_args)?.threads(args.threads);
+    let c = compiler(&args.model_args)?
+        .threads(args.threads)
+        .profile(args.per_layer);
     let start = Instant::now();
-    let compiled = with_spinner(format!("compiling {}", args.model.display()), || {
-        c.compile(&model)
+    let (graph, compiled) = with_spinner(format!("compiling {}", args.model.display()), || {
+        let graph = c.graph(&model)?;
+        let compiled = c.compile_graph(&graph)?;
+        Ok::<_, Error>((graph, compiled))
     })?;
     let compile_ms = start.elapsed().as_secs_f64() * 1e3;
     // Deterministic inputs in [-1, 1).
@@ -376,8 +384,15 @@ fn bench(args: BenchArgs) -> Result<ExitCode, Error> {
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
     let (min, max) = (times[0], times[times.len() - 1]);
+    let layers = if args.per_layer {
+        Some(cnnc::profile::per_layer(
+            &compiled, &graph, &inputs, 0, args.iters,
+        )?)
+    } else {
+        None
+    };
     if args.json {
-        let j = serde_json::json!({
+        let mut j = serde_json::json!({
             "model": args.model.display().to_string(),
             "threads": compiled.threads(),
             "iters": times.len(),
@@ -386,8 +401,14 @@ fn bench(args: BenchArgs) -> Result<ExitCode, Error> {
             "max_ms": max,
             "compile_ms": compile_ms,
         });
+        if let Some(layers) = &layers {
+            j["layers"] = serde_json::to_value(layers).expect("plain data");
+        }
         println!("{j}");
     } else {
+        if let Some(layers) = &layers {
+            print!("{}", cnnc::profile::table(layers));
+        }
         println!(
             "{}: median {median:.3} ms, min {min:.3} ms, max {max:.3} ms ({} runs, {} threads); compile {compile_ms:.0} ms",
             args.model.display(),

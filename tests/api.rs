@@ -131,3 +131,28 @@ fn jit_refuses_a_foreign_target() {
         .unwrap();
     assert!(e.to_string().contains("host"), "{e}");
 }
+
+#[test]
+fn profiled_runs_call_back_after_every_step_with_the_same_outputs() {
+    let model = lenet();
+    let input = Tensor::from_vec(vec![1, 1, 28, 28], vec![0.5f32; 784]).unwrap();
+    let plain = Compiler::new().compile(&model).unwrap();
+    let err = plain
+        .run_profiled(&[input.clone()], &mut |_| {})
+        .unwrap_err();
+    assert!(err.to_string().contains("profil"), "{err}");
+    for threads in [1, 2] {
+        let profiled = Compiler::new()
+            .threads(threads)
+            .profile(true)
+            .compile(&model)
+            .unwrap();
+        let mut seen = Vec::new();
+        let out = profiled
+            .run_profiled(&[input.clone()], &mut |k| seen.push(k))
+            .unwrap();
+        let steps = profiled.info().steps.len();
+        assert_eq!(seen, (0..steps).collect::<Vec<_>>());
+        assert!(out[0].bitwise_eq(&plain.run(&[input.clone()]).unwrap()[0]));
+    }
+}

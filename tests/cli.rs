@@ -291,6 +291,34 @@ fn bench_reports_json() {
 }
 
 #[test]
+fn bench_per_layer_times_every_step() {
+    let args = ["bench", &lenet_path(), "--iters", "3", "--warmup", "1"];
+    let out = cnnc(&[&args[..], &["--per-layer"]].concat());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report = text(&out.stdout);
+    let header = report.lines().next().unwrap();
+    for column in ["node", "op", "ms", "%", "MACs", "GFLOP/s"] {
+        assert!(header.contains(column), "{header}");
+    }
+    let conv = report.lines().find(|l| l.starts_with("c1 ")).unwrap();
+    assert!(conv.contains("conv") && conv.contains("117600"), "{conv}");
+    assert!(report.contains("per op (sum of medians"), "{report}");
+    // JSON: one entry per step, in run order, the first layer first.
+    let out = cnnc(&[&args[..], &["--per-layer", "--json", "--threads", "2"]].concat());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let j: serde_json::Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    let layers = j["layers"].as_array().unwrap();
+    assert_eq!(layers[0]["name"], "c1", "{j}");
+    assert_eq!(layers[0]["macs"], 117600);
+    assert!(
+        layers
+            .iter()
+            .all(|l| l["median_ms"].as_f64().unwrap() >= 0.0)
+    );
+    assert!(layers.iter().any(|l| l["op"] == "softmax"));
+}
+
+#[test]
 fn verify_with_every_backend() {
     let case = format!("{}/examples/lenet", env!("CARGO_MANIFEST_DIR"));
     for backend in ["ref", "jit", "aot"] {

@@ -16,11 +16,13 @@ use crate::{CodegenError, Listing};
 const CODE_RESERVE: usize = 1 << 30;
 
 /// Compiles `graph` for the host and loads it. The constant data stays in an aligned
-/// buffer owned by the returned executable.
+/// buffer owned by the returned executable. With `profile`, the executable also has
+/// the profiled entry point (a hook after every step).
 pub fn compile_jit(
     graph: &Graph,
     isa: OwnedTargetIsa,
     name: &str,
+    profile: bool,
     listing: Option<&mut Listing>,
 ) -> Result<(ModelInfo, Executable), CodegenError> {
     let constants_at = Arc::new(AtomicUsize::new(0));
@@ -36,11 +38,19 @@ pub fn compile_jit(
         .map_err(|e| CodegenError::Internal(format!("reserving code memory: {e}")))?;
     builder.memory_provider(Box::new(arena));
     let mut module = JITModule::new(builder);
-    let lowered = program::lower(graph, &mut module, name, Constants::Import, listing)?;
+    let lowered = program::lower(
+        graph,
+        &mut module,
+        name,
+        Constants::Import,
+        profile,
+        listing,
+    )?;
     let constants = AlignedBuffer::from_bytes(&lowered.constants);
     constants_at.store(constants.as_ptr() as usize, Ordering::Release);
     module.finalize_definitions()?;
     let code = module.get_finalized_function(lowered.entry);
+    let profiled = lowered.profiled.map(|id| module.get_finalized_function(id));
     // SAFETY: `entry` was declared with the signature of `abi::RunFn`.
     let run = unsafe { std::mem::transmute::<*const u8, abi::RunFn>(code) };
     let owner = Box::new(Owner {
@@ -48,7 +58,14 @@ pub fn compile_jit(
         _constants: constants,
     });
     // SAFETY: the owner keeps the code and its constant data alive.
-    let exe = unsafe { Executable::new(run, lowered.info.workspace_size, owner) };
+    let mut exe = unsafe { Executable::new(run, lowered.info.workspace_size, owner) };
+    if let Some(code) = profiled {
+        // SAFETY: the profiled entry was declared with the signature of
+        // `abi::ProfiledRunFn` and lives in the same code as `run`.
+        exe = unsafe {
+            exe.with_profiled(std::mem::transmute::<*const u8, abi::ProfiledRunFn>(code))
+        };
+    }
     Ok((lowered.info, exe))
 }
 

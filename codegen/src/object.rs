@@ -18,7 +18,7 @@ pub fn compile_object(
 ) -> Result<(ModelInfo, Vec<u8>), CodegenError> {
     let builder = ObjectBuilder::new(isa, name, cranelift_module::default_libcall_names())?;
     let mut module = ObjectModule::new(builder);
-    let lowered = program::lower(graph, &mut module, name, Constants::Define, listing)?;
+    let lowered = program::lower(graph, &mut module, name, Constants::Define, false, listing)?;
     let bytes = module
         .finish()
         .emit()

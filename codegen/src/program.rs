@@ -51,6 +51,19 @@ pub struct ModelInfo {
     pub constant_bytes: usize,
     /// Number of kernel launches per run.
     pub launches: usize,
+    /// What each step of a run computes, in order: the node it runs (or the graph
+    /// output a copy fills), for per-step timing.
+    pub steps: Vec<StepInfo>,
+}
+
+/// One step of a run: the kernel launches of one node.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepInfo {
+    /// The name of the node's (first) output tensor, as `cnnc inspect` lists it, or
+    /// `output NAME` for a copy into a graph output.
+    pub name: String,
+    /// The op's short name (`conv`, `copy`, ...).
+    pub op: String,
 }
 
 /// Where a buffer is at run time.
@@ -76,6 +89,9 @@ pub struct Lowered {
     pub info: ModelInfo,
     /// `run_threaded(inputs, outputs, workspace, parallel_for, pool) -> i32`.
     pub entry: FuncId,
+    /// With profiling: the same with `(hook, hook_ctx)` after `pool`, calling
+    /// `hook(hook_ctx, step)` after each step (see `abi::ProfiledRunFn`).
+    pub profiled: Option<FuncId>,
     /// The constant data, 64-byte aligned pieces (for `Constants::Import`, under the
     /// symbol `{name}_constants`).
     pub constants: Vec<u8>,
@@ -144,9 +160,11 @@ pub fn lower(
     module: &mut dyn Module,
     name: &str,
     constants: Constants,
+    profile: bool,
     mut listing: Option<&mut Listing>,
 ) -> Result<Lowered, CodegenError> {
     let features = Features::of(module.isa());
+    let mut step_info = Vec::new();
     let mut ctx = module.make_context();
     let mut fctx = FunctionBuilderContext::new();
     let mut counter = 0usize;
@@ -202,6 +220,10 @@ pub fn lower(
         .map_err(|e| e.at(&node.name, node.op.name()))?;
         let (args, launches) = cx.finish();
         steps.push(Step { args, launches });
+        step_info.push(StepInfo {
+            name: node.outputs[0].name.clone(),
+            op: node.op.name().to_string(),
+        });
     }
 
     // Graph outputs: a value computed by a kernel is written straight into the
@@ -245,6 +267,10 @@ pub fn lower(
         )?;
         let (args, launches) = cx.finish();
         steps.push(Step { args, launches });
+        step_info.push(StepInfo {
+            name: format!("output {}", out.name),
+            op: "copy".into(),
+        });
     }
 
     // Lifetimes of arena buffers, in steps: a buffer lives while any value in it does.
@@ -369,6 +395,7 @@ pub fn lower(
         peak_live_bytes: plan.peak_live,
         constant_bytes,
         launches: steps.iter().map(|s| s.launches.len()).sum(),
+        steps: step_info,
     };
     let launches: Vec<(Vec<Loc>, Vec<Launch>)> = locs
         .into_iter()
@@ -379,12 +406,26 @@ pub fn lower(
         module,
         &mut ctx,
         &mut fctx,
-        name,
+        (name, false),
         &info,
         data,
         &launches,
         listing.as_deref_mut(),
     )?;
+    let profiled = if profile {
+        Some(emit_entry(
+            module,
+            &mut ctx,
+            &mut fctx,
+            (name, true),
+            &info,
+            data,
+            &launches,
+            None,
+        )?)
+    } else {
+        None
+    };
     emit_wrappers(
         module,
         &mut ctx,
@@ -397,6 +438,7 @@ pub fn lower(
     Ok(Lowered {
         info,
         entry,
+        profiled,
         constants: blob,
     })
 }
@@ -415,11 +457,15 @@ const NULL_TENSOR: i64 = cnnc_runtime::abi::status::NULL_TENSOR as i64;
 const NULL_WORKSPACE: i64 = cnnc_runtime::abi::status::NULL_WORKSPACE as i64;
 
 #[allow(clippy::too_many_arguments)]
+/// `{name}_run_threaded`, or with `profiled` the local `{name}_run_profiled`, which
+/// takes `(hook, hook_ctx)` after the pool and calls `hook(hook_ctx, step)` after each
+/// step.
+#[allow(clippy::too_many_arguments)]
 fn emit_entry(
     module: &mut dyn Module,
     ctx: &mut Context,
     fctx: &mut FunctionBuilderContext,
-    name: &str,
+    (name, profiled): (&str, bool),
     info: &ModelInfo,
     data: Option<DataId>,
     steps: &[(Vec<Loc>, Vec<Launch>)],
@@ -427,11 +473,15 @@ fn emit_entry(
 ) -> Result<FuncId, CodegenError> {
     let call_conv = module.isa().default_call_conv();
     let mut sig = Signature::new(call_conv);
-    for _ in 0..5 {
+    for _ in 0..if profiled { 7 } else { 5 } {
         sig.params.push(AbiParam::new(I64));
     }
     sig.returns.push(AbiParam::new(I32));
-    let id = module.declare_function(&format!("{name}_run_threaded"), Linkage::Export, &sig)?;
+    let id = if profiled {
+        module.declare_function(&format!("{name}_run_profiled"), Linkage::Local, &sig)?
+    } else {
+        module.declare_function(&format!("{name}_run_threaded"), Linkage::Export, &sig)?
+    };
     ctx.func.signature = sig;
     ctx.func.name = UserFuncName::user(0, id.as_u32());
     let mut task_sig = Signature::new(call_conv);
@@ -441,6 +491,9 @@ fn emit_entry(
     for _ in 0..4 {
         pfor_sig.params.push(AbiParam::new(I64));
     }
+    let mut hook_sig = Signature::new(call_conv);
+    hook_sig.params.push(AbiParam::new(I64));
+    hook_sig.params.push(AbiParam::new(I64));
     let func_refs: HashMap<FuncId, cranelift_codegen::ir::FuncRef> = steps
         .iter()
         .flat_map(|(_, l)| l.iter().map(|l| l.func))
@@ -494,7 +547,8 @@ fn emit_entry(
         ));
         let has_pool = b.ins().icmp_imm_s(IntCC::NotEqual, pfor, 0);
         let pfor_sig = b.import_signature(pfor_sig);
-        for (locs, launches) in steps {
+        let hook = profiled.then(|| (p[5], p[6], b.import_signature(hook_sig)));
+        for (step, (locs, launches)) in steps.iter().enumerate() {
             for (k, loc) in locs.iter().enumerate() {
                 let ptr = match *loc {
                     Loc::Input(i) => in_ptrs[i],
@@ -535,6 +589,10 @@ fn emit_entry(
                     .icmp_imm_s(IntCC::UnsignedLessThan, i1, l.tasks as i64);
                 b.ins().brif(more, head, &[i1.into()], done, &[]);
                 b.switch_to_block(done);
+            }
+            if let Some((hook, hook_ctx, sig)) = hook {
+                let k = b.ins().iconst(I64, step as i64);
+                b.ins().call_indirect(sig, hook, &[hook_ctx, k]);
             }
         }
         let ok = b.ins().iconst(I32, 0);

@@ -273,4 +273,3 @@ pub fn transpose_2d<T: Copy + Default>(v: &[T], rows: usize, cols: usize) -> Vec
     }
     t
 }
-

@@ -22,6 +22,22 @@ pub type RunFn = unsafe extern "C" fn(
     pool: *mut c_void,
 ) -> i32;
 
+/// Called by a profiled run after each step (the launches of one node) with the
+/// step's index.
+pub type StepHook = unsafe extern "C" fn(ctx: *mut c_void, step: usize);
+
+/// The JIT-only profiled entry point: [`RunFn`] that calls `hook(hook_ctx, step)`
+/// after each step.
+pub type ProfiledRunFn = unsafe extern "C" fn(
+    inputs: *const *const f32,
+    outputs: *const *mut f32,
+    workspace: *mut u8,
+    parallel_for: Option<ParallelFor>,
+    pool: *mut c_void,
+    hook: StepHook,
+    hook_ctx: *mut c_void,
+) -> i32;
+
 /// Status codes returned by the entry points.
 pub mod status {
     pub const OK: i32 = 0;

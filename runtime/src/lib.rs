@@ -20,6 +20,7 @@ pub use workspace::{ALIGN, AlignedBuffer};
 /// Generated code in memory: its entry point, and whatever owns the code pages.
 pub struct Executable {
     run: abi::RunFn,
+    profiled: Option<abi::ProfiledRunFn>,
     workspace_size: usize,
     _code: Box<dyn Any + Send>,
 }
@@ -35,9 +36,25 @@ impl Executable {
     pub unsafe fn new(run: abi::RunFn, workspace_size: usize, code: Box<dyn Any + Send>) -> Self {
         Executable {
             run,
+            profiled: None,
             workspace_size,
             _code: code,
         }
+    }
+
+    /// Adds the profiled entry point of the same code.
+    ///
+    /// # Safety
+    /// `profiled` must point into the code kept alive by this executable and follow
+    /// [`abi::ProfiledRunFn`], running the same steps as `run`.
+    pub unsafe fn with_profiled(mut self, profiled: abi::ProfiledRunFn) -> Self {
+        self.profiled = Some(profiled);
+        self
+    }
+
+    /// Whether [`Executable::run_profiled`] is available.
+    pub fn can_profile(&self) -> bool {
+        self.profiled.is_some()
     }
 
     pub fn workspace_size(&self) -> usize {
@@ -65,6 +82,38 @@ impl Executable {
         };
         // SAFETY: forwarded from the caller.
         unsafe { (self.run)(inputs, outputs, workspace, pfor, ctx) }
+    }
+
+    /// [`Executable::run`] through the profiled entry point, calling `on_step(step)`
+    /// after each step; `None` when the code was compiled without it.
+    ///
+    /// # Safety
+    /// As for [`Executable::run`].
+    pub unsafe fn run_profiled(
+        &self,
+        inputs: *const *const f32,
+        outputs: *const *mut f32,
+        workspace: *mut u8,
+        pool: Option<&ThreadPool>,
+        on_step: &mut dyn FnMut(usize),
+    ) -> Option<i32> {
+        unsafe extern "C" fn hook(ctx: *mut c_void, step: usize) {
+            // SAFETY: `ctx` is the `&mut &mut dyn FnMut` below, alive during the run.
+            let f = unsafe { &mut *(ctx as *mut &mut dyn FnMut(usize)) };
+            f(step);
+        }
+        let run = self.profiled?;
+        let (pfor, ctx): (Option<abi::ParallelFor>, *mut c_void) = match pool {
+            Some(p) if p.threads() > 1 => (
+                Some(pool_parallel_for),
+                p as *const ThreadPool as *mut c_void,
+            ),
+            _ => (None, std::ptr::null_mut()),
+        };
+        let mut on_step = on_step;
+        let hook_ctx = &mut on_step as *mut &mut dyn FnMut(usize) as *mut c_void;
+        // SAFETY: forwarded from the caller; the hook context outlives the call.
+        Some(unsafe { run(inputs, outputs, workspace, pfor, ctx, hook, hook_ctx) })
     }
 }
 

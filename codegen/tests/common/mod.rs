@@ -46,7 +46,8 @@ pub fn compile(graph: &Graph) -> (ModelInfo, Executable) {
     let mut g = graph.clone();
     cnnc_passes::fold_constants(&mut g).unwrap();
     let isa = target::isa(None, None, Linking::Jit).unwrap();
-    compile_jit(&g, isa, "test", None).unwrap_or_else(|e| panic!("{e}\n{}", cnnc_ir::print(&g)))
+    compile_jit(&g, isa, "test", false, None)
+        .unwrap_or_else(|e| panic!("{e}\n{}", cnnc_ir::print(&g)))
 }
 
 /// Runs compiled code on `inputs`, on one thread or through a pool.
