@@ -138,7 +138,7 @@ fn profiled_runs_call_back_after_every_step_with_the_same_outputs() {
     let input = Tensor::from_vec(vec![1, 1, 28, 28], vec![0.5f32; 784]).unwrap();
     let plain = Compiler::new().compile(&model).unwrap();
     let err = plain
-        .run_profiled(&[input.clone()], &mut |_| {})
+        .run_profiled(std::slice::from_ref(&input), &mut |_| {})
         .unwrap_err();
     assert!(err.to_string().contains("profil"), "{err}");
     for threads in [1, 2] {
@@ -149,10 +149,10 @@ fn profiled_runs_call_back_after_every_step_with_the_same_outputs() {
             .unwrap();
         let mut seen = Vec::new();
         let out = profiled
-            .run_profiled(&[input.clone()], &mut |k| seen.push(k))
+            .run_profiled(std::slice::from_ref(&input), &mut |k| seen.push(k))
             .unwrap();
         let steps = profiled.info().steps.len();
         assert_eq!(seen, (0..steps).collect::<Vec<_>>());
-        assert!(out[0].bitwise_eq(&plain.run(&[input.clone()]).unwrap()[0]));
+        assert!(out[0].bitwise_eq(&plain.run(std::slice::from_ref(&input)).unwrap()[0]));
     }
 }

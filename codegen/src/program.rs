@@ -456,7 +456,6 @@ fn info_of(graph: &Graph, v: Value, name: Option<&str>) -> TensorInfo {
 const NULL_TENSOR: i64 = cnnc_runtime::abi::status::NULL_TENSOR as i64;
 const NULL_WORKSPACE: i64 = cnnc_runtime::abi::status::NULL_WORKSPACE as i64;
 
-#[allow(clippy::too_many_arguments)]
 /// `{name}_run_threaded`, or with `profiled` the local `{name}_run_profiled`, which
 /// takes `(hook, hook_ctx)` after the pool and calls `hook(hook_ctx, step)` after each
 /// step.
