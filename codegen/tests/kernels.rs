@@ -1026,7 +1026,7 @@ fn blocked_case(rng: &mut Rng) -> Case {
     let x = b.input(x);
     let xb = b.reorder(x, BLOCKED);
     let (y, shape) = blocked_conv(rng, &mut b, xb, c, hw);
-    let kind = rng.range(0, 4);
+    let kind = rng.range(0, 6);
     let y = match kind {
         // A second convolution reading the first (chains of blocked layers).
         0 => blocked_conv(rng, &mut b, y, shape[1], [shape[2], shape[3]]).0,
@@ -1043,6 +1043,21 @@ fn blocked_case(rng: &mut Rng) -> Case {
             let other = b.input(other);
             let other = b.reorder(other, BLOCKED);
             b.node(Op::Concat { axis: 1 }, &[other, y])
+        }
+        // Per-channel scale and shift (plain parameters).
+        3 => {
+            b.desc += " scale_shift";
+            let scale = b.constant(rng.tensor(&[shape[1]]));
+            let shift = b.constant(rng.tensor(&[shape[1]]));
+            b.node(Op::ScaleShift, &[y, scale, shift])
+        }
+        // A squeeze-and-excitation gate per image and channel, blocked too.
+        4 => {
+            b.desc += " channel_scale";
+            let gate = rng.tensor(&[shape[0], shape[1], 1, 1]);
+            let gate = b.input(gate);
+            let gate = b.reorder(gate, BLOCKED);
+            b.node(Op::ChannelScale, &[y, gate])
         }
         _ => y,
     };

@@ -175,8 +175,10 @@ impl Op {
     /// choice, recorded on its output.
     pub fn infer(&self, inputs: &[&TensorType]) -> Result<Vec<TensorType>, IrError> {
         let mut out = self.infer_shapes(inputs)?;
-        if self.layout_rule() == LayoutRule::Follows
-            && let (Some(x), [y]) = (inputs.first(), out.as_mut_slice())
+        if matches!(
+            self.layout_rule(),
+            LayoutRule::Follows | LayoutRule::FollowsFirst
+        ) && let (Some(x), [y]) = (inputs.first(), out.as_mut_slice())
         {
             y.layout = x.layout;
         }

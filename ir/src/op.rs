@@ -404,8 +404,12 @@ pub enum LayoutRule {
     Chooses,
     /// Its output has its inputs' layout, which they share: elementwise ops on equal
     /// shapes and channel concatenation work on the stored elements as they are, and
-    /// pooling on a channel block's vectors as on single channels.
+    /// pooling and per-image channel scaling on a channel block's vectors as on single
+    /// channels.
     Follows,
+    /// Its output has its first input's layout; the other inputs are per-channel
+    /// parameters, plain (ScaleShift's scale and shift).
+    FollowsFirst,
     /// Plain inputs and outputs only.
     Plain,
 }
@@ -415,9 +419,13 @@ impl Op {
         match self {
             Op::Reorder { .. } => LayoutRule::Converts,
             Op::Conv(c) | Op::DepthwiseConv(c) if c.kernel.len() == 2 => LayoutRule::Chooses,
-            Op::Unary(_) | Op::Binary(_) | Op::Concat { .. } | Op::Pool(_) | Op::GlobalPool(_) => {
-                LayoutRule::Follows
-            }
+            Op::Unary(_)
+            | Op::Binary(_)
+            | Op::Concat { .. }
+            | Op::Pool(_)
+            | Op::GlobalPool(_)
+            | Op::ChannelScale => LayoutRule::Follows,
+            Op::ScaleShift => LayoutRule::FollowsFirst,
             _ => LayoutRule::Plain,
         }
     }

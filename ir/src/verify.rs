@@ -137,6 +137,15 @@ fn check_layouts(
             }
             Ok(())
         }
+        LayoutRule::FollowsFirst => {
+            if ins[0].layout != out.layout || ins[1..].iter().any(|t| blocked(t)) {
+                return bad("the data input and output share a layout, the parameters are plain");
+            }
+            if padded(ins[0]) {
+                return bad("blocked operands must fill whole channel blocks");
+            }
+            Ok(())
+        }
         LayoutRule::Chooses => {
             let (Op::Conv(c) | Op::DepthwiseConv(c)) = op else {
                 return Ok(());

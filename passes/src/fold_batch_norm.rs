@@ -5,7 +5,9 @@
 //! normalization with constant statistics becomes one `ScaleShift`.
 //!
 //! The same folding takes a multiplication or addition by a per-channel constant (how
-//! some converters spell a batch normalization: `Mul` by `[C,1,1]`, then `Add`).
+//! some converters spell a batch normalization: `Mul` by `[C,1,1]`, then `Add`); with
+//! no producer to fold into, it becomes a `ScaleShift` (a `Mul` and the `Add` after it
+//! one), which has a per-channel kernel in either layout.
 
 use cnnc_ir::op::Gemm;
 use cnnc_ir::{Graph, IrError, NodeId, Op, Tensor, Value};
@@ -169,6 +171,51 @@ fn channel_affine(graph: &Graph, id: NodeId) -> Option<(Vec<f64>, Vec<f64>, Valu
     None
 }
 
+/// Whether the constant operand of node `id` has more than one value (a channel axis,
+/// not a scalar).
+fn per_channel_constant(graph: &Graph, id: NodeId) -> bool {
+    graph
+        .inputs_of(id)
+        .iter()
+        .any(|&v| constant(graph, v).is_some_and(|t| t.numel() > 1))
+}
+
+/// Constants `[C]` for a `ScaleShift` replacing node `id`.
+fn channel_params(
+    graph: &mut Graph,
+    id: NodeId,
+    k: Vec<f64>,
+    shift: Vec<f64>,
+) -> Result<(Value, Value), IrError> {
+    let name = graph.node(id).name.clone();
+    let c = k.len();
+    let s = graph.add_const(format!("{name}/scale"), floats(k, vec![c])?);
+    let b = graph.add_const(format!("{name}/shift"), floats(shift, vec![c])?);
+    Ok((s, b))
+}
+
+/// When `y` is a `ScaleShift` of `x` with constant parameters that only node `id`
+/// reads: `x` and the composed affine map (`y * k + shift` of `x * s + b`).
+fn after_scale_shift(
+    graph: &Graph,
+    id: NodeId,
+    y: Value,
+    k: &[f64],
+    shift: &[f64],
+) -> Option<(Value, Vec<f64>, Vec<f64>)> {
+    if !matches!(graph.node(y.node).op, Op::ScaleShift) || sole_user(graph, y) != Some(id) {
+        return None;
+    }
+    let inputs = graph.inputs_of(y.node);
+    let param = |v: Value| constant(graph, v).map(|t| t.to_f64s());
+    let (s, b) = (param(inputs[1])?, param(inputs[2])?);
+    (s.len() == k.len() && b.len() == k.len()).then(|| {
+        let k2 = (0..k.len()).map(|c| s[c] * k[c]).collect();
+        let b2 = (0..k.len()).map(|c| b[c] * k[c] + shift[c]).collect();
+        (inputs[0], k2, b2)
+    })
+}
+
 impl Pass for FoldBatchNorm {
     fn name(&self) -> &'static str {
         "fold_batch_norm"
@@ -190,8 +237,18 @@ impl Pass for FoldBatchNorm {
                     );
                 if folds && fold_into(graph, y.node, &k, &shift)? {
                     replace_node(graph, id, y);
-                    changes += 1;
+                } else if let Some((x, k, shift)) = after_scale_shift(graph, id, y, &k, &shift) {
+                    // `Mul` then `Add`: one scale-shift.
+                    let (s, b) = channel_params(graph, id, k, shift)?;
+                    graph.rewrite(id, Op::ScaleShift, &[x, s, b])?;
+                } else if per_channel_constant(graph, id) {
+                    let (s, b) = channel_params(graph, id, k, shift)?;
+                    graph.rewrite(id, Op::ScaleShift, &[y, s, b])?;
+                } else {
+                    // A scalar stays a plain elementwise op.
+                    continue;
                 }
+                changes += 1;
                 continue;
             }
             let Op::BatchNorm { epsilon } = graph.node(id).op else {
@@ -211,10 +268,7 @@ impl Pass for FoldBatchNorm {
             if folds && fold_into(graph, x.node, &k, &shift)? {
                 replace_node(graph, id, x);
             } else {
-                let name = graph.node(id).name.clone();
-                let c = k.len();
-                let s = graph.add_const(format!("{name}/scale"), floats(k, vec![c])?);
-                let b = graph.add_const(format!("{name}/shift"), floats(shift, vec![c])?);
+                let (s, b) = channel_params(graph, id, k, shift)?;
                 graph.rewrite(id, Op::ScaleShift, &[x, s, b])?;
             }
             changes += 1;

@@ -1,7 +1,8 @@
 //! Layout assignment: 2-D convolutions (plain and depthwise) write blocked-channel
-//! tensors (NCHWc with one vector of channels per block), and the ops between them that work on stored
-//! elements as they are (elementwise ops on equal shapes, channel concatenation) keep
-//! the blocked layout. Reorders are inserted only where a consumer needs plain NCHW:
+//! tensors (NCHWc with one vector of channels per block), and the ops between them
+//! that work on stored elements as they are (elementwise ops on equal shapes, channel
+//! concatenation) or on a channel block's vectors as on channels (pools, per-channel
+//! scale and shift, squeeze-and-excitation gates) keep the blocked layout. Reorders are inserted only where a consumer needs plain NCHW:
 //! the graph outputs and every op without a blocked kernel.
 //!
 //! A convolution is blocked when its output channels (and, grouped, each group's input
@@ -163,6 +164,16 @@ impl Pass for AssignLayout {
                             let p = reorders.of(graph, v, Layout::Plain)?;
                             set_input(graph, id, port, p)?;
                         }
+                    }
+                }
+                LayoutRule::FollowsFirst => {
+                    let x = graph.value_type(inputs[0]);
+                    if x.layout == blocked && x.rank() == 4 && x.shape[1].is_multiple_of(block) {
+                        graph.node_mut(id).outputs[0].ty.layout = blocked;
+                        changes += 1;
+                    } else {
+                        let p = reorders.of(graph, inputs[0], Layout::Plain)?;
+                        set_input(graph, id, 0, p)?;
                     }
                 }
                 LayoutRule::Plain => {

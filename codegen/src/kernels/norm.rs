@@ -1,5 +1,6 @@
 //! BatchNormalization (a per-channel scale and shift), InstanceNormalization and LRN.
 
+use cnnc_ir::Layout;
 use cnnc_ir::op::Lrn;
 use cranelift_codegen::ir::types::{F32, F32X4};
 use cranelift_codegen::ir::{InstBuilder, Value};
@@ -228,6 +229,9 @@ pub fn lrn(cx: &mut KernelCx, l: &Lrn) -> Result<(), CodegenError> {
 
 /// `x * scale[c] + shift[c]` per channel.
 pub fn scale_shift(cx: &mut KernelCx) -> Result<(), CodegenError> {
+    if cx.inputs[0].ty.layout != Layout::Plain {
+        return per_block(cx, true);
+    }
     let xs = cx.inputs[0].ty.shape.clone();
     let c = xs[1];
     let plane: usize = xs[2..].iter().product();
@@ -250,8 +254,52 @@ pub fn scale_shift(cx: &mut KernelCx) -> Result<(), CodegenError> {
     })
 }
 
+/// On blocked tensors: per image and channel block, `x * scale + shift` with the
+/// block's vectors of the plain `[C]` scale and shift (`affine`), or `x * gate` with
+/// the block's vector of the blocked `[N, C, 1...]` gate, which is stored like a plain
+/// `[N, C]` (one pixel of whole blocks).
+fn per_block(cx: &mut KernelCx, affine: bool) -> Result<(), CodegenError> {
+    let xs = cx.inputs[0].ty.shape.clone();
+    let plane: usize = xs[2..].iter().product();
+    let blocks = xs[0] * xs[1] / LANES;
+    let channel_blocks = xs[1] / LANES;
+    let (x, p1, y) = (cx.input(0), cx.input(1), cx.output(0));
+    let p2 = affine.then(|| cx.input(2));
+    let tasks = tasks_for(blocks, blocks * plane * LANES);
+    cx.launch(tasks, |fx, task, ptrs| {
+        let (lo, hi) = fx.task_range(task, blocks, tasks);
+        fx.for_range(lo, hi, |fx, nb| {
+            let (k, b) = if affine {
+                let cb = fx.b.ins().urem_imm_u(nb, channel_blocks as i64);
+                let ka = fx.addr(ptrs[p1], cb, 16, 0);
+                let ba = fx.addr(ptrs[p2.expect("affine")], cb, 16, 0);
+                (fx.load(F32X4, ka, 0), Some(fx.load(F32X4, ba, 0)))
+            } else {
+                let ga = fx.addr(ptrs[p1], nb, 16, 0);
+                (fx.load(F32X4, ga, 0), None)
+            };
+            let src = fx.addr(ptrs[x], nb, 16 * plane as i64, 0);
+            let dst = fx.addr(ptrs[y], nb, 16 * plane as i64, 0);
+            fx.for_n(plane as u64, |fx, i| {
+                let s = fx.addr(src, i, 16, 0);
+                let v = fx.load(F32X4, s, 0);
+                let r = match b {
+                    Some(b) => fx.fma(v, k, b),
+                    None => fx.b.ins().fmul(v, k),
+                };
+                let d = fx.addr(dst, i, 16, 0);
+                fx.store(r, d, 0);
+            });
+        });
+        Ok(())
+    })
+}
+
 /// `x[n, c, ...] * gate[n, c]`: one multiplier per plane.
 pub fn channel_scale(cx: &mut KernelCx) -> Result<(), CodegenError> {
+    if cx.inputs[0].ty.layout != Layout::Plain {
+        return per_block(cx, false);
+    }
     let xs = cx.inputs[0].ty.shape.clone();
     let plane: usize = xs[2..].iter().product();
     let planes = xs[0] * xs[1];
