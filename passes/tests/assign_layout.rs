@@ -146,3 +146,33 @@ fn convolutions_that_stay_plain() {
     let r = rewrite(PASS, g);
     r.assert_unchanged();
 }
+
+#[test]
+fn max_pool_after_a_plain_op_is_blocked() {
+    // AlexNet/GoogLeNet: LRN (plain) then a max pool before a convolution. The pool's
+    // blocked kernel is worth reordering its input; the convolution then reads it.
+    let mut g = Graph::new();
+    let x = input(&mut g, "x", &[1, 8, 9, 9]);
+    let lrn = Op::Lrn(Lrn {
+        size: 3,
+        alpha: 1e-4,
+        beta: 0.75,
+        bias: 1.0,
+    });
+    let n = g.add("lrn", lrn, &[x]).unwrap();
+    let pool = Op::Pool(Pool {
+        kind: PoolKind::Max,
+        kernel: vec![3, 3],
+        strides: vec![2, 2],
+        dilations: vec![1, 1],
+        pads: vec![(0, 0); 2],
+        ceil_mode: true,
+    });
+    let p = g.add("pool", pool, &[n]).unwrap();
+    let y = add_conv(&mut g, "conv", p, 8, Op::Conv(conv2d(1, 1, 0, 1)), true);
+    g.add_output("y", y);
+    let r = rewrite(PASS, g);
+    insta::assert_snapshot!("max_pool_after_a_plain_op_is_blocked", r.text());
+    assert_eq!(layout_of(&r, "pool"), C4);
+    assert_eq!(r.count("reorder"), 2);
+}

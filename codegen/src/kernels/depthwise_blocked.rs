@@ -1,14 +1,15 @@
-//! Depthwise 2-D convolution on blocked-channel tensors (NCHWc, one vector of channels
-//! per block, one output channel per input channel): vectorized over the channel
-//! block, register-blocked along the output row.
+//! Window ops on blocked-channel tensors (NCHWc, one vector of channels per block, one
+//! output channel per input channel), 2-D: depthwise convolution and max pooling,
+//! vectorized over the channel block, register-blocked along the output row.
 //!
 //! A tile is `wt` output pixels of one row and one channel block: per kernel tap one
 //! weight vector (packed at compile time as `[block][kh][kw][4]`) multiplies the `wt`
-//! input vectors into `wt` accumulators. As in the direct convolution, a row's valid
+//! input vectors into `wt` accumulators, or the input vectors are folded into running
+//! maxima. As in the direct convolution, a row's valid
 //! kernel rows are computed once per row and the columns split at compile time into
 //! segments sharing their valid kernel columns, so padding costs no branch per pixel.
 
-use cnnc_ir::op::Conv;
+use cnnc_ir::op::{Activation, Conv, Pool};
 use cranelift_codegen::ir::types::F32X4;
 use cranelift_codegen::ir::{InstBuilder, Value};
 
@@ -35,6 +36,15 @@ fn pack(w: &[f32], channels: usize, taps: usize) -> Vec<f32> {
     out
 }
 
+/// What a window computes.
+#[derive(Clone, Copy, PartialEq)]
+enum Window {
+    /// Weighted sum plus bias and epilogue (depthwise convolution).
+    Depthwise { activation: Option<Activation> },
+    /// Maximum (NaN-propagating) of the valid taps.
+    Max,
+}
+
 /// Fixed sizes and the run-time bases of one row of one channel block.
 struct Row {
     /// Input at the row of the first valid kernel row, column of pixel 0, tap 0.
@@ -58,14 +68,15 @@ impl Fx<'_> {
         ow0: Value,
         wt: usize,
         kw: (usize, usize),
-        activation: Option<cnnc_ir::op::Activation>,
+        window: Window,
     ) {
         let x = self.addr(r.x, ow0, (16 * g.stride[2]) as i64, 0);
         let y = self.addr(r.y, ow0, 16, 0);
         let init: Vec<Value> = (0..wt)
-            .map(|_| match r.bias {
-                Some(b) => self.load(F32X4, b, 0),
-                None => self.splat_const(0.0),
+            .map(|_| match (window, r.bias) {
+                (Window::Max, _) => self.splat_const(f32::NEG_INFINITY),
+                (_, Some(b)) => self.load(F32X4, b, 0),
+                (_, None) => self.splat_const(0.0),
             })
             .collect();
         let x_step = (g.dilation[1] * g.input[2] * 16) as i64;
@@ -76,11 +87,14 @@ impl Fx<'_> {
             let (px, pw) = (c[0], c[1]);
             let mut acc = c[2..].to_vec();
             for k in kw.0..kw.1 {
-                let wv = fx.load_fixed(F32X4, pw, (16 * k) as i32);
+                let wv = (window != Window::Max).then(|| fx.load_fixed(F32X4, pw, (16 * k) as i32));
                 for (p, a) in acc.iter_mut().enumerate() {
                     let col = p * g.stride[2] + k * g.dilation[2];
                     let xv = fx.load_fixed(F32X4, px, (16 * col) as i32);
-                    *a = fx.fma(xv, wv, *a);
+                    *a = match wv {
+                        Some(wv) => fx.fma(xv, wv, *a),
+                        None => fx.b.ins().fmax(*a, xv),
+                    };
                 }
             }
             let mut next = vec![
@@ -98,7 +112,10 @@ impl Fx<'_> {
                 let rv = self.load(F32X4, res, (16 * p) as i32);
                 v = self.b.ins().fadd(v, rv);
             }
-            if let Some(act) = activation {
+            if let Window::Depthwise {
+                activation: Some(act),
+            } = window
+            {
                 v = self.activate(act, v, slope);
             }
             self.store(v, y, (16 * p) as i32);
@@ -126,7 +143,48 @@ pub fn emit(cx: &mut KernelCx, c: &Conv, block: usize) -> Result<(), CodegenErro
     let extra = epilogue_args(cx, &c.epilogue, g.cout)?;
     let own = cx.inputs.len() - c.epilogue.extra_inputs();
     let bias = (own > 2).then(|| cx.input(2));
-    let activation = c.epilogue.activation;
+    let window = Window::Depthwise {
+        activation: c.epilogue.activation,
+    };
+    emit_window(
+        cx,
+        &g,
+        window,
+        (x, out, Some(w)),
+        (bias, extra.residual, extra.slope),
+    )
+}
+
+/// 2-D max pooling of a blocked tensor.
+pub fn max_pool(cx: &mut KernelCx, p: &Pool) -> Result<(), CodegenError> {
+    let (xs, ys) = (&cx.inputs[0].ty.shape, &cx.outputs[0].1.shape);
+    let g = Geometry {
+        batch: xs[0],
+        cin: xs[1],
+        cout: xs[1],
+        groups: xs[1],
+        input: [1, xs[2], xs[3]],
+        output: [1, ys[2], ys[3]],
+        kernel: [1, p.kernel[0], p.kernel[1]],
+        stride: [1, p.strides[0], p.strides[1]],
+        dilation: [1, p.dilations[0], p.dilations[1]],
+        pad: [0, p.pads[0].0, p.pads[1].0],
+    };
+    let (x, out) = (cx.input(0), cx.output(0));
+    emit_window(cx, &g, Window::Max, (x, out, None), (None, None, None))
+}
+
+/// The launch of a window op: argument slots of the input, output and packed weights,
+/// then of the bias, residual and PRelu slope.
+fn emit_window(
+    cx: &mut KernelCx,
+    g: &Geometry,
+    window: Window,
+    (x, out, w): (usize, usize, Option<usize>),
+    (bias, residual, slope): (Option<usize>, Option<usize>, Option<usize>),
+) -> Result<(), CodegenError> {
+    let g = *g;
+    let taps = g.kernel[1] * g.kernel[2];
 
     let [_, ih_n, iw_n] = g.input;
     let [_, oh_n, ow_n] = g.output;
@@ -151,10 +209,11 @@ pub fn emit(cx: &mut KernelCx, c: &Conv, block: usize) -> Result<(), CodegenErro
             let cb = fx.b.ins().urem_imm_u(nb, channel_blocks as i64);
             let x_b = fx.addr(ptrs[x], nb, x_block, -(16 * g.pad[2] as i64));
             let y_b = fx.addr(ptrs[out], nb, y_block, 0);
-            let r_b = extra.residual.map(|k| fx.addr(ptrs[k], nb, y_block, 0));
-            let w_b = fx.addr(ptrs[w], cb, (taps * 16) as i64, 0);
+            let r_b = residual.map(|k| fx.addr(ptrs[k], nb, y_block, 0));
+            // Max pooling has no weights; its (unused) weight pointer is the input's.
+            let w_b = fx.addr(ptrs[w.unwrap_or(x)], cb, (taps * 16) as i64, 0);
             let bias_b = bias.map(|k| fx.addr(ptrs[k], cb, 16, 0));
-            let slope_b = extra.slope.map(|k| fx.addr(ptrs[k], cb, 16, 0));
+            let slope_b = slope.map(|k| fx.addr(ptrs[k], cb, 16, 0));
             let r0 = fx.b.ins().imul_imm_s(rb, rows as i64);
             let r1 = fx.b.ins().iadd_imm_s(r0, rows as i64);
             let last = fx.iconst(oh_n as i64);
@@ -178,12 +237,12 @@ pub fn emit(cx: &mut KernelCx, c: &Conv, block: usize) -> Result<(), CodegenErro
                         fx.for_n(n_full as u64, |fx, t| {
                             let ow0 = fx.b.ins().imul_imm_s(t, PIXELS as i64);
                             let ow0 = fx.b.ins().iadd_imm_s(ow0, seg.start as i64);
-                            fx.depthwise_tile(&g, &r, ow0, PIXELS, seg.kw, activation);
+                            fx.depthwise_tile(&g, &r, ow0, PIXELS, seg.kw, window);
                         });
                     }
                     if rem > 0 {
                         let ow0 = fx.iconst((seg.start + n_full * PIXELS) as i64);
-                        fx.depthwise_tile(&g, &r, ow0, rem, seg.kw, activation);
+                        fx.depthwise_tile(&g, &r, ow0, rem, seg.kw, window);
                     }
                 }
             });

@@ -60,6 +60,10 @@ fn axis_tables(
 }
 
 pub fn emit(cx: &mut KernelCx, p: &Pool) -> Result<(), CodegenError> {
+    if p.kind == PoolKind::Max && p.kernel.len() == 2 && cx.inputs[0].ty.layout != Layout::Plain {
+        // Register-blocked along rows, no tables: the depthwise kernel's structure.
+        return super::depthwise_blocked::max_pool(cx, p);
+    }
     let xs = cx.inputs[0].ty.shape.clone();
     let ys = cx.outputs[0].1.shape.clone();
     let spatial = xs.len() - 2;
