@@ -140,6 +140,9 @@ struct Shape {
     x_row: i64,
     y_block: i64,
     activation: Option<cnnc_ir::op::Activation>,
+    /// Every output row reads every kernel row (no vertical padding is reached): the
+    /// kernel-row loop has a constant count (none at all for one row, as in 1x1).
+    all_rows: bool,
 }
 
 impl Fx<'_> {
@@ -259,7 +262,7 @@ impl Fx<'_> {
         let mut carried = vec![at.x, at.w];
         carried.extend(init);
         let out = self.for_n_carry(s.cb as u64, &carried, |fx, _, c| {
-            let mut inner = fx.for_range_carry(at.kh_lo, at.kh_hi, c, |fx, _, k| {
+            let row = |fx: &mut Fx, _: Value, k: &[Value]| {
                 let acc = fx.kernel_row(s, k[0], k[1], &k[2..], wt, ov, kw);
                 let mut next = vec![
                     fx.b.ins().iadd_imm_s(k[0], x_step),
@@ -267,15 +270,25 @@ impl Fx<'_> {
                 ];
                 next.extend(acc);
                 next
-            });
+            };
+            let mut inner = if s.all_rows {
+                fx.for_n_carry(g.kernel[1] as u64, c, row)
+            } else {
+                fx.for_range_carry(at.kh_lo, at.kh_hi, c, row)
+            };
             inner[0] = fx.b.ins().iadd_imm_s(c[0], s.x_block);
             inner[1] = fx.b.ins().iadd_imm_s(c[1], w_block);
             inner
         });
+        self.direct_epilogue(s, at, &out[2..], wt, ov);
+    }
+
+    /// Residual, activation and store of a finished tile.
+    fn direct_epilogue(&mut self, s: &Shape, at: &TileAt, acc: &[Value], wt: usize, ov: usize) {
         for p in 0..wt {
             for v in 0..ov {
                 let off = (p * 16) as i64 + v as i64 * s.y_block;
-                let mut y = out[2 + p * ov + v];
+                let mut y = acc[p * ov + v];
                 if let Some(r) = at.residual {
                     let r = self.load(F32X4, r, off as i32);
                     y = self.b.ins().fadd(y, r);
@@ -334,6 +347,7 @@ pub fn emit(cx: &mut KernelCx, c: &Conv, block: usize) -> Result<(), CodegenErro
         x_row: (iw_n * LANES * 4) as i64,
         y_block: (oh_n * ow_n * LANES * 4) as i64,
         activation: c.epilogue.activation,
+        all_rows: g.pad[1] == 0 && (oh_n - 1) * g.stride[1] + (kh_n - 1) * g.dilation[1] < ih_n,
     };
     let segs = segments(&g);
     // Vector groups per convolution group: full ones, then one of `tail` vectors.
