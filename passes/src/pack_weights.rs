@@ -1,6 +1,8 @@
 //! Constant weights of matrix products laid out for the kernel at compile time: a Gemm
 //! whose constant B is transposed (`[N, K]`, as Linear layers export it) gets B
-//! transposed once, here, to the row-major `[K, N]` the GEMM tile reads.
+//! transposed once, here, to the row-major `[K, N]` the GEMM tile reads, unless A has
+//! one row (a fully connected layer at batch 1), which the matrix-vector kernel
+//! computes from B's `[N, K]` rows as they are.
 
 use cnnc_ir::op::Gemm;
 use cnnc_ir::{Graph, IrError, Op, Tensor, transpose_2d};
@@ -26,6 +28,10 @@ impl Pass for PackWeights {
             let Some(b) = constant(graph, inputs[1]).filter(|_| g.trans_b) else {
                 continue;
             };
+            // One row of A (batch 1): the matrix-vector kernel reads B's `[N, K]` rows.
+            if graph.node(id).outputs[0].ty.shape[0] == 1 {
+                continue;
+            }
             let (n, k) = (b.shape()[0], b.shape()[1]);
             // A splat (an untrained or randomized model) stays one value.
             let packed = match b.splat_value() {

@@ -96,6 +96,8 @@ fn problem(graph: &Graph, id: cnnc_ir::NodeId) -> Option<Problem> {
     let y = &node.outputs[0].ty.shape;
     match &node.op {
         Op::Conv(c) => Some(conv_problem(c, x, y)),
+        // One row with `[N, K]` weights: the matrix-vector kernel, which has no tile.
+        Op::Gemm(g) if g.trans_b && y[0] == 1 => None,
         Op::Gemm(g) => Some(Problem {
             m: y[0],
             n: y[1],

@@ -67,6 +67,11 @@ fn gemms_that_stay() {
     let v = input(&mut g, "v", &[4, 3]);
     let b = g.add("run_time", Op::Gemm(gemm(true)), &[x, v]).unwrap();
     g.add_output("run_time", b);
+    // One row of A (batch 1): the matrix-vector kernel reads B's [N, K] rows.
+    let one = input(&mut g, "one", &[1, 3]);
+    let w = random_const(&mut g, "w_nk", &[4, 3]);
+    let c = g.add("batch_one", Op::Gemm(gemm(true)), &[one, w]).unwrap();
+    g.add_output("batch_one", c);
     rewrite(PASS, g).assert_unchanged();
 }
 
@@ -75,7 +80,7 @@ fn splat_weight_stays_a_splat() {
     // The light zoo models' Linear weights are ConstantOfShape splats, which cost no
     // memory; transposed, a splat is the same splat.
     let mut g = Graph::new();
-    let x = input(&mut g, "x", &[1, 4]);
+    let x = input(&mut g, "x", &[2, 4]);
     let w = g.add_const("w", Tensor::splat(vec![6, 4], Scalar::F32(0.02)).unwrap());
     let y = g.add("fc", Op::Gemm(gemm(true)), &[x, w]).unwrap();
     g.add_output("y", y);

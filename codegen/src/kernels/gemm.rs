@@ -475,6 +475,9 @@ pub fn emit_gemm(cx: &mut KernelCx, g: &Gemm) -> Result<(), CodegenError> {
     let residual = post_args(cx, &g.epilogue)?;
     let own = cx.inputs.len() - g.epilogue.extra_inputs();
     let a = cx.input(0);
+    if m == 1 && g.trans_b {
+        return emit_gemv(cx, g, (a, residual), n, k);
+    }
     // B must be row-major [K, N]: transposed at compile time when constant.
     let b = match (g.trans_b, cx.inputs[1].constant) {
         (false, _) => cx.input(1),
@@ -534,6 +537,103 @@ pub fn emit_gemm(cx: &mut KernelCx, g: &Gemm) -> Result<(), CodegenError> {
             tile,
         };
         fx.gemm(&p, Some((task, tasks, split)));
+        Ok(())
+    })
+}
+
+/// Rows of B per step of the matrix-vector kernel, each with two accumulators (eight
+/// FMA chains hide the latency).
+const GEMV_ROWS: usize = 4;
+
+/// `y[j] = alpha * A[0, :] . B[j, :] + beta * C[j]`, epilogue: a Gemm of one row whose
+/// B is `[N, K]` (a fully connected layer at batch 1). Each output is a dot product of
+/// two contiguous rows, so B streams through once in memory order at full bandwidth,
+/// where the `[K, N]` tile would read short pieces of many rows.
+fn emit_gemv(
+    cx: &mut KernelCx,
+    g: &Gemm,
+    (a, residual): (usize, Option<usize>),
+    n: usize,
+    k: usize,
+) -> Result<(), CodegenError> {
+    let b = cx.input(1);
+    let own = cx.inputs.len() - g.epilogue.extra_inputs();
+    let cin = (own > 2).then(|| {
+        let (_, col) = matrix_strides(&cx.inputs[2].ty.shape.clone());
+        (cx.input(2), col)
+    });
+    let y_arg = cx.output(0);
+    let tasks = tasks_for(n.div_ceil(GEMV_ROWS), n * k);
+    let (alpha, beta, activation) = (g.alpha, g.beta, g.epilogue.activation);
+    let vecs = k / (2 * LANES);
+    cx.launch(tasks, |fx, task, ptrs| {
+        let groups = n / GEMV_ROWS;
+        // Task ranges over groups of rows; the last task also takes the rest.
+        let (lo, hi) = fx.task_range(task, groups, tasks);
+        let dot = |fx: &mut Fx, j0: Value, rows: usize| {
+            let b0 = fx.addr(ptrs[b], j0, 4 * k as i64, 0);
+            let zero = fx.splat_const(0.0);
+            let mut carried = vec![ptrs[a], b0];
+            carried.extend(vec![zero; 2 * rows]);
+            let out = fx.for_n_carry(vecs as u64, &carried, |fx, _, c| {
+                let (pa, pb) = (c[0], c[1]);
+                let x0 = fx.load_fixed(F32X4, pa, 0);
+                let x1 = fx.load_fixed(F32X4, pa, 16);
+                let mut next = vec![fx.b.ins().iadd_imm_s(pa, 32), fx.b.ins().iadd_imm_s(pb, 32)];
+                for r in 0..rows {
+                    let row = (4 * k * r) as i32;
+                    let w0 = fx.load_fixed(F32X4, pb, row);
+                    let w1 = fx.load_fixed(F32X4, pb, row + 16);
+                    next.push(fx.fma(w0, x0, c[2 + 2 * r]));
+                    next.push(fx.fma(w1, x1, c[3 + 2 * r]));
+                }
+                next
+            });
+            for r in 0..rows {
+                let v = fx.b.ins().fadd(out[2 + 2 * r], out[3 + 2 * r]);
+                let mut y = fx.hsum(v);
+                // The last K % 8 products, one at a time.
+                let row = fx.addr(ptrs[b], j0, 4 * k as i64, (4 * k * r) as i64);
+                for t in vecs * 2 * LANES..k {
+                    let xa = fx.load(F32, ptrs[a], (4 * t) as i32);
+                    let wb = fx.load(F32, row, (4 * t) as i32);
+                    y = fx.fma(xa, wb, y);
+                }
+                if alpha != 1.0 {
+                    let al = fx.f32(alpha);
+                    y = fx.b.ins().fmul(y, al);
+                }
+                let j = fx.b.ins().iadd_imm_s(j0, r as i64);
+                if let Some((c, col)) = cin {
+                    // Even with beta = 0, as ONNX defines Gemm: 0 * inf is NaN.
+                    let at = fx.addr(ptrs[c], j, 4 * col, 0);
+                    let c0 = fx.load(F32, at, 0);
+                    let bt = fx.f32(beta);
+                    y = fx.fma(c0, bt, y);
+                }
+                if let Some(res) = residual {
+                    let at = fx.addr(ptrs[res], j, 4, 0);
+                    let rv = fx.load(F32, at, 0);
+                    y = fx.b.ins().fadd(y, rv);
+                }
+                if let Some(act) = activation {
+                    y = fx.activate(act, y, None);
+                }
+                let at = fx.addr(ptrs[y_arg], j, 4, 0);
+                fx.store(y, at, 0);
+            }
+        };
+        fx.for_range(lo, hi, |fx, grp| {
+            let j0 = fx.b.ins().imul_imm_s(grp, GEMV_ROWS as i64);
+            dot(fx, j0, GEMV_ROWS);
+        });
+        if !n.is_multiple_of(GEMV_ROWS) {
+            let last = fx.b.ins().icmp_imm_s(IntCC::Equal, task, tasks as i64 - 1);
+            fx.if_then(last, |fx| {
+                let j0 = fx.iconst((groups * GEMV_ROWS) as i64);
+                dot(fx, j0, n % GEMV_ROWS);
+            });
+        }
         Ok(())
     })
 }
