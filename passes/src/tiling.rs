@@ -147,7 +147,8 @@ fn direct_problem(graph: &Graph, id: cnnc_ir::NodeId) -> Option<DirectProblem> {
     })
 }
 
-/// Input channels per iteration of the direct kernel's inner loop (its `UNROLL`).
+/// Input channels per iteration of the direct kernel's inner loop (`UNROLL` in
+/// `cnnc-codegen`'s `direct_conv.rs`, which this crate cannot name).
 const DIRECT_UNROLL: usize = 2;
 
 /// Cycles per input channel of a direct-convolution tile of `pixels` x `vectors`. The

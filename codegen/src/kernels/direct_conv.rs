@@ -27,8 +27,8 @@ use crate::emit::{Fx, LANES};
 /// only one more broadcast is live.
 const UNROLL: usize = 2;
 
-/// Accumulators of the default register tile: with one broadcast input and the copy
-/// Cranelift makes of it for each FMA, 14 of the 16 vector registers.
+/// Accumulators of the default register tile: with the two unrolled broadcasts and
+/// the copy Cranelift makes of one for each FMA, 15 of the 16 vector registers.
 const ACCUMULATORS: usize = 12;
 
 /// The default register tile for `vectors` output channel vectors per group: up to
