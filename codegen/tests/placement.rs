@@ -6,7 +6,7 @@
 mod common;
 
 use cnnc_ir::op::{Binary, Conv, Unary};
-use cnnc_ir::{Graph, Op, Tensor, TensorType, Value};
+use cnnc_ir::{Graph, Layout, Op, Tensor, TensorType, Value};
 use common::{Rng, check, compile};
 
 const SHAPE: [usize; 4] = [1, 3, 5, 7];
@@ -152,6 +152,44 @@ fn a_dense_block_concatenates_without_copies() {
     run_check(&g, 6);
     let (info, _) = compile(&g);
     assert_eq!(info.launches, 1 + 2 * layers + 1, "no copies");
+}
+
+/// The same dense block on blocked channels (NCHW4c, as layout assignment makes it):
+/// whole channel blocks make a blocked concatenation the same bytes as a plain one, so
+/// the pieces are still written in place.
+#[test]
+fn a_blocked_dense_block_concatenates_without_copies() {
+    let blocked = Layout::Blocked { block: 4 };
+    let mut g = Graph::new();
+    let mut rng = Rng(7);
+    let x = input(&mut g, "x", &[1, 8, 5, 7]);
+    let xb = g.add("x/c4", Op::Reorder { to: blocked }, &[x]).unwrap();
+    let growth = 4;
+    let mut features = unary(&mut g, "stem", Unary::Relu, xb);
+    let layers = 3;
+    for i in 0..layers {
+        let channels = g.value_type(features).shape[1];
+        let t = unary(&mut g, &format!("act{i}"), Unary::Tanh, features);
+        let w = g.add_const(format!("w{i}"), rng.tensor(&[growth, channels, 3, 3]));
+        let conv = Conv {
+            kernel: vec![3, 3],
+            strides: vec![1, 1],
+            dilations: vec![1, 1],
+            pads: vec![(1, 1), (1, 1)],
+            groups: 1,
+            epilogue: Default::default(),
+        };
+        let t = g.add(format!("conv{i}"), Op::Conv(conv), &[t, w]).unwrap();
+        g.node_mut(t.node).outputs[0].ty.layout = blocked;
+        features = concat(&mut g, &format!("concat{i}"), &[features, t]);
+    }
+    let y = unary(&mut g, "head", Unary::Sigmoid, features);
+    let y = g.add("y", Op::Reorder { to: Layout::Plain }, &[y]).unwrap();
+    g.add_output("y", y);
+    cnnc_ir::verify(&g).unwrap();
+    run_check(&g, 7);
+    let (info, _) = compile(&g);
+    assert_eq!(info.launches, 2 + 2 * layers + 2, "reorders, no copies");
 }
 
 /// A concatenation holding a piece that a later op reads must not be overwritten in
