@@ -15,7 +15,7 @@ use cranelift_codegen::ir::{InstBuilder, Value};
 
 use super::conv::{Geometry, epilogue_args};
 use super::direct_conv::segments;
-use super::{KernelCx, MAX_TASKS, MIN_TASK_WORK, tasks_for};
+use super::{KernelCx, row_blocks, tasks_for};
 use crate::CodegenError;
 use crate::emit::{Fx, LANES};
 
@@ -193,9 +193,7 @@ fn emit_window(
     let y_block = (oh_n * ow_n * 16) as i64;
     let macs = g.batch * g.cout * oh_n * ow_n * taps;
     // Units: blocks of rows of one channel block, enough for every task.
-    let wanted = (macs / MIN_TASK_WORK).clamp(1, MAX_TASKS);
-    let rows = oh_n.div_ceil(wanted.div_ceil(blocks).clamp(1, oh_n));
-    let row_blocks = oh_n.div_ceil(rows);
+    let (rows, row_blocks) = row_blocks(blocks, oh_n, macs);
     let units = blocks * row_blocks;
     let tasks = tasks_for(units, macs);
     let segs = segments(&g);

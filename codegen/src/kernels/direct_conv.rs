@@ -18,7 +18,7 @@ use cranelift_codegen::ir::types::{F32, F32X4};
 use cranelift_codegen::ir::{InstBuilder, Value};
 
 use super::conv::{Geometry, epilogue_args};
-use super::{KernelCx, MAX_TASKS, MIN_TASK_WORK, tasks_for};
+use super::{KernelCx, row_blocks, tasks_for};
 use crate::CodegenError;
 use crate::emit::{Fx, LANES};
 
@@ -363,9 +363,7 @@ pub fn emit(cx: &mut KernelCx, c: &Conv, block: usize) -> Result<(), CodegenErro
     let chunk = (tile.col_block / (ov * LANES)).clamp(1, full.max(1));
     let chunks = full.div_ceil(chunk).max(1);
     let images = g.batch * g.groups * chunks;
-    let wanted = (macs / MIN_TASK_WORK).clamp(1, MAX_TASKS);
-    let rows = oh_n.div_ceil(wanted.div_ceil(images).clamp(1, oh_n));
-    let row_blocks = oh_n.div_ceil(rows);
+    let (rows, row_blocks) = row_blocks(images, oh_n, macs);
     let units = images * row_blocks;
     let tasks = tasks_for(units, macs);
     let x_image = (g.cin.div_ceil(LANES) * ih_n * iw_n * LANES * 4) as i64;

@@ -73,6 +73,15 @@ pub fn tasks_for(units: usize, work: usize) -> usize {
     (work / MIN_TASK_WORK).clamp(1, MAX_TASKS).min(units.max(1))
 }
 
+/// Blocks of output rows for `planes` independent planes of `rows` rows totalling
+/// `work`: the rows per block and the number of blocks per plane, small enough that
+/// `planes * blocks` units give every task the work is worth.
+pub fn row_blocks(planes: usize, rows: usize, work: usize) -> (usize, usize) {
+    let wanted = (work / MIN_TASK_WORK).clamp(1, MAX_TASKS);
+    let per_block = rows.div_ceil(wanted.div_ceil(planes.max(1)).clamp(1, rows.max(1)));
+    (per_block, rows.div_ceil(per_block.max(1)))
+}
+
 pub struct KernelCx<'a> {
     pub module: &'a mut dyn Module,
     pub ctx: &'a mut Context,
