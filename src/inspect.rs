@@ -1,6 +1,8 @@
 //! `cnnc inspect`: what the compiler made of a model. A table of the ops (output shape,
-//! layout, tile, multiply-adds, bytes), totals, the memory plan, the pass log and the IR.
+//! layout, tile, multiply-adds, bytes, and with `--time` the median time of each),
+//! totals, the memory plan, the pass log and the IR.
 
+use std::collections::HashMap;
 use std::fmt::Write;
 
 use cnnc_ir::{Graph, Layout, NodeId, Op, TensorType, Value};
@@ -59,17 +61,33 @@ pub fn compute_ops(graph: &Graph) -> usize {
 }
 
 /// The report for `model` compiled by `compiler`: the graph as the last pass it runs
-/// left it, and the memory plan of its code.
-pub fn inspect(compiler: &Compiler, model: &Model) -> Result<String, Error> {
+/// left it, and the memory plan of its code. With `time_runs`, the model also runs in
+/// this process and each op gets its median time over that many runs.
+pub fn inspect(
+    compiler: &Compiler,
+    model: &Model,
+    time_runs: Option<usize>,
+) -> Result<String, Error> {
     let imported = model.import(compiler.import_options())?;
     let (graph, log) = compiler.optimize(model)?;
+    let ready = compiler.codegen_ready(graph.clone())?;
+    let times: Option<HashMap<String, f64>> = match time_runs {
+        Some(runs) => {
+            let compiled = compiler.clone().profile(true).compile_graph(&ready)?;
+            let inputs = crate::profile::random_inputs(&compiled)?;
+            let layers = crate::profile::per_layer(&compiled, &ready, &inputs, 1, runs)?;
+            Some(layers.into_iter().map(|l| (l.name, l.median_ms)).collect())
+        }
+        None => None,
+    };
     let mut s = String::new();
     let order = graph.topo_order()?;
-    let _ = writeln!(
+    let _ = write!(
         s,
         "{:<32} {:<18} {:<22} {:<7} {:<18} {:>14} {:>12}",
         "node", "op", "output", "layout", "tile", "MACs", "bytes"
     );
+    let _ = writeln!(s, "{}", if times.is_some() { "        ms" } else { "" });
     let (mut total_macs, mut params, mut weight_bytes) = (0u64, 0u64, 0u64);
     for &id in &order {
         let node = graph.node(id);
@@ -84,7 +102,7 @@ pub fn inspect(compiler: &Compiler, model: &Model) -> Result<String, Error> {
         let m = macs(&graph, id);
         total_macs += m;
         let out = &node.outputs[0].ty;
-        let _ = writeln!(
+        let _ = write!(
             s,
             "{:<32} {:<18} {:<22} {:<7} {:<18} {:>14} {:>12}",
             truncate(&node.outputs[0].name, 32),
@@ -95,6 +113,14 @@ pub fn inspect(compiler: &Compiler, model: &Model) -> Result<String, Error> {
             m,
             out.byte_size()
         );
+        // Ops that emit no code (views, constants folded later) have no time.
+        let _ = match &times {
+            Some(t) => match t.get(&node.outputs[0].name) {
+                Some(ms) => writeln!(s, " {ms:>9.3}"),
+                None => writeln!(s, " {:>9}", "-"),
+            },
+            None => writeln!(s),
+        };
     }
     let _ = writeln!(s);
     let _ = writeln!(
@@ -108,7 +134,6 @@ pub fn inspect(compiler: &Compiler, model: &Model) -> Result<String, Error> {
         s,
         "parameters: {params} ({weight_bytes} bytes of constants)"
     );
-    let ready = compiler.codegen_ready(graph.clone())?;
     let (info, _, _) = compiler.object_of(&ready, "model")?;
     let ratio = info.workspace_size as f64 / info.peak_live_bytes.max(1) as f64;
     let _ = writeln!(

@@ -39,6 +39,10 @@ enum Command {
 #[derive(Args)]
 struct InspectArgs {
     model: PathBuf,
+    /// Also run the model (JIT, this many timed runs after one warm-up) and show each
+    /// op's median time.
+    #[arg(long, value_name = "RUNS")]
+    time: Option<usize>,
     #[command(flatten)]
     model_args: ModelArgs,
 }
@@ -173,7 +177,7 @@ fn main() -> ExitCode {
         Some(Command::Inspect(args)) => {
             let model = Model::load(&args.model);
             model
-                .and_then(|m| cnnc::inspect::inspect(&compiler(&args.model_args)?, &m))
+                .and_then(|m| cnnc::inspect::inspect(&compiler(&args.model_args)?, &m, args.time))
                 .map(|report| {
                     print!("{report}");
                     ExitCode::SUCCESS
@@ -350,23 +354,7 @@ fn bench(args: BenchArgs) -> Result<ExitCode, Error> {
         Ok::<_, Error>((graph, compiled))
     })?;
     let compile_ms = start.elapsed().as_secs_f64() * 1e3;
-    // Deterministic inputs in [-1, 1).
-    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-    let inputs: Vec<Tensor> = compiled
-        .inputs()
-        .iter()
-        .map(|t| {
-            let data: Vec<f32> = (0..t.numel())
-                .map(|_| {
-                    seed ^= seed << 13;
-                    seed ^= seed >> 7;
-                    seed ^= seed << 17;
-                    (seed >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-                })
-                .collect();
-            Tensor::from_vec(t.shape.clone(), data)
-        })
-        .collect::<Result<_, _>>()?;
+    let inputs = cnnc::profile::random_inputs(&compiled)?;
     for _ in 0..args.warmup {
         compiled.run(&inputs)?;
     }

@@ -10,6 +10,26 @@ use cnnc_ir::Graph;
 
 use crate::{CompiledModel, Error, Tensor};
 
+/// Deterministic inputs for timing runs: values in [-1, 1) from a fixed xorshift.
+pub fn random_inputs(compiled: &CompiledModel) -> Result<Vec<Tensor>, Error> {
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    compiled
+        .inputs()
+        .iter()
+        .map(|t| {
+            let data: Vec<f32> = (0..t.numel())
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    (seed >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+                })
+                .collect();
+            Ok(Tensor::from_vec(t.shape.clone(), data)?)
+        })
+        .collect()
+}
+
 /// One step of a run and its time.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct LayerTime {

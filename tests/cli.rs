@@ -291,6 +291,20 @@ fn bench_reports_json() {
 }
 
 #[test]
+fn inspect_time_adds_each_ops_median() {
+    let out = cnnc(&["inspect", &lenet_path(), "--time", "3"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report = text(&out.stdout);
+    assert!(report.lines().next().unwrap().ends_with("ms"), "{report}");
+    let conv = report.lines().find(|l| l.starts_with("c1 ")).unwrap();
+    let ms: f64 = conv.split_whitespace().last().unwrap().parse().unwrap();
+    assert!(ms >= 0.0, "{conv}");
+    // A reshape is a view: no code, no time.
+    let view = report.lines().find(|l| l.starts_with("f ")).unwrap();
+    assert!(view.ends_with(" -"), "{view}");
+}
+
+#[test]
 fn bench_per_layer_times_every_step() {
     let args = ["bench", &lenet_path(), "--iters", "3", "--warmup", "1"];
     let out = cnnc(&[&args[..], &["--per-layer"]].concat());
