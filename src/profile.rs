@@ -140,16 +140,19 @@ pub fn table(layers: &[LayerTime]) -> String {
     }
     by_op.sort_by(|a, b| b.1.total_cmp(&a.1));
     writeln!(s, "\nper op (sum of medians {total:.3} ms):").unwrap();
-    for (op, ms, macs) in by_op {
-        let gflops = if ms > 0.0 {
-            2.0 * macs as f64 / (ms * 1e6)
-        } else {
-            0.0
+    for (op, median_ms, macs) in by_op {
+        let kind = LayerTime {
+            name: String::new(),
+            op,
+            median_ms,
+            macs,
         };
         writeln!(
             s,
-            "  {op:<16} {ms:>10.3} ms {:>6.1}% {gflops:>8.1} GFLOP/s",
-            share(ms)
+            "  {:<16} {median_ms:>10.3} ms {:>6.1}% {:>8.1} GFLOP/s",
+            kind.op,
+            share(median_ms),
+            kind.gflops()
         )
         .unwrap();
     }

@@ -79,6 +79,17 @@ impl Reorders {
     }
 }
 
+impl Reorders {
+    /// Points every input of node `id` at a plain version of it.
+    fn all_plain(&mut self, graph: &mut Graph, id: NodeId) -> Result<(), IrError> {
+        for (port, v) in graph.inputs_of(id).into_iter().enumerate() {
+            let p = self.of(graph, v, Layout::Plain)?;
+            set_input(graph, id, port, p)?;
+        }
+        Ok(())
+    }
+}
+
 /// Points input `port` of node `id` at `v`.
 fn set_input(graph: &mut Graph, id: NodeId, port: usize, v: Value) -> Result<(), IrError> {
     let mut inputs = graph.inputs_of(id);
@@ -130,10 +141,7 @@ impl Pass for AssignLayout {
                     // worth a reorder of its input.
                     let worth = matches!(op, Op::Conv(_)) || x.layout == blocked;
                     if !constant || !worth || !blockable(&op, x, y, block) {
-                        for (port, &v) in inputs.iter().enumerate() {
-                            let p = reorders.of(graph, v, Layout::Plain)?;
-                            set_input(graph, id, port, p)?;
-                        }
+                        reorders.all_plain(graph, id)?;
                         continue;
                     }
                     for port in conv_data_ports(c) {
@@ -173,10 +181,7 @@ impl Pass for AssignLayout {
                         graph.node_mut(id).outputs[0].ty.layout = blocked;
                         changes += 1;
                     } else {
-                        for (port, &v) in inputs.iter().enumerate() {
-                            let p = reorders.of(graph, v, Layout::Plain)?;
-                            set_input(graph, id, port, p)?;
-                        }
+                        reorders.all_plain(graph, id)?;
                     }
                 }
                 LayoutRule::FollowsFirst => {
@@ -190,10 +195,7 @@ impl Pass for AssignLayout {
                     }
                 }
                 LayoutRule::Plain => {
-                    for (port, &v) in inputs.iter().enumerate() {
-                        let p = reorders.of(graph, v, Layout::Plain)?;
-                        set_input(graph, id, port, p)?;
-                    }
+                    reorders.all_plain(graph, id)?;
                 }
             }
         }
