@@ -29,6 +29,8 @@ use cnnc_ir::op::{
     NearestMode, PadMode, Pool, PoolKind, ReduceKind, Resize, ResizeMode, SliceAxis, Tile, Unary,
 };
 use cnnc_ir::{DType, Graph, Layout, Op, Tensor, TensorType, Value};
+use cnnc_passes::TargetInfo;
+use cnnc_passes::winograd::rewrite_with;
 use common::{Rng, check};
 
 const RTOL: f64 = 1e-4;
@@ -1075,6 +1077,84 @@ fn blocked_case(rng: &mut Rng) -> Case {
 #[test]
 fn blocked_conv_family() {
     run_family("blocked_conv", 600, blocked_case);
+}
+
+// ---------------------------------------------------------------------------------
+// Winograd: a 3x3 stride-1 convolution rewritten into input transform, grouped
+// pointwise products and output transform (with bias and epilogue), on blocked and
+// plain tensors, both tile sizes, every padding a 3x3 window allows, sizes that are
+// and are not whole tiles, down to 1x1.
+
+fn winograd_case(rng: &mut Rng) -> Case {
+    let blocked = rng.bool();
+    let (c, m) = if blocked {
+        (4 * rng.range(1, 4), 4 * rng.range(1, 4))
+    } else {
+        (rng.range(1, 9), rng.range(1, 9))
+    };
+    let batch = rng.range(1, 2);
+    let tile = rng.pick(&[2, 4]);
+    let mut attrs = Conv {
+        kernel: vec![3, 3],
+        strides: vec![1, 1],
+        dilations: vec![1, 1],
+        pads: vec![],
+        groups: 1,
+        epilogue: Epilogue {
+            residual: chance(rng, 3),
+            activation: random_activation(rng, true),
+        },
+    };
+    let mut xs = vec![batch, c];
+    let mut out = vec![batch, m];
+    for _ in 0..2 {
+        let (pb, pe) = (rng.range(0, 2), rng.range(0, 2));
+        let least = 3usize.saturating_sub(pb + pe).max(1);
+        let len = rng.range(least, least + 13);
+        attrs.pads.push((pb, pe));
+        xs.push(len);
+        out.push(len + pb + pe - 2);
+    }
+    let mut b = B::new(format!(
+        "winograd F({tile}) x={xs:?} conv{attrs:?} blocked={blocked}"
+    ));
+    let x = rng.tensor(&xs);
+    let x = b.input(x);
+    let x = if blocked { b.reorder(x, BLOCKED) } else { x };
+    let w = b.constant(rng.tensor(&[m, c, 3, 3]));
+    let bias = rng.tensor(&[m]);
+    let mut ins = vec![x, w, b.param(bias, rng.bool())];
+    if attrs.epilogue.residual {
+        let r = rng.tensor(&out);
+        let r = b.input(r);
+        ins.push(if blocked { b.reorder(r, BLOCKED) } else { r });
+    }
+    if attrs.epilogue.activation == Some(Activation::PRelu) {
+        let t = rng.tensor(&[m, 1, 1]);
+        ins.push(b.param(t, rng.bool()));
+    }
+    let y = if blocked {
+        b.blocked(Op::Conv(attrs), &ins)
+    } else {
+        b.node(Op::Conv(attrs), &ins)
+    };
+    let rewritten = rewrite_with(&mut b.g, y.node, tile, &TargetInfo::default())
+        .unwrap_or_else(|e| panic!("{}: {e}", b.desc));
+    assert!(rewritten, "{}: not rewritten", b.desc);
+    let y = if blocked {
+        b.reorder(y, Layout::Plain)
+    } else {
+        y
+    };
+    b.out(y);
+    // The transforms' coefficients (up to 8 in F(4x4)'s output transform, 5 in its
+    // input) scale the float32 rounding of the products.
+    b.done(1e-3, 1e-3)
+}
+
+#[test]
+fn winograd_family() {
+    run_family("winograd", 300, winograd_case);
 }
 
 // ---------------------------------------------------------------------------------

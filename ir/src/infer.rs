@@ -152,6 +152,10 @@ impl Op {
             }
             Op::BatchNorm { .. } => (5, 5),
             Op::InstanceNorm { .. } | Op::Where | Op::ScaleShift => (3, 3),
+            Op::WinogradOutput(w) => {
+                let n = 2 + w.epilogue.extra_inputs();
+                (n, n)
+            }
             Op::Binary(_) | Op::Gather { .. } | Op::ChannelScale => (2, 2),
             Op::Concat { .. } => (1, usize::MAX),
             _ => (1, 1),
@@ -165,6 +169,7 @@ impl Op {
             Op::ConvTranspose(c) => Some(&c.epilogue),
             Op::Gemm(g) => Some(&g.epilogue),
             Op::MatMul { epilogue, .. } => Some(epilogue),
+            Op::WinogradOutput(w) => Some(&w.epilogue),
             _ => None,
         }
     }
@@ -446,6 +451,32 @@ impl Op {
                     );
                 }
                 one(x.clone())
+            }
+            Op::WinogradInput(w) => {
+                let x = inputs[0];
+                expect_dtype(x, DType::F32, "winograd_input input")?;
+                ensure!(x.rank() == 4, "winograd_input needs [N, C, H, W], got {x}");
+                ensure!(w.epilogue.is_empty(), "an input transform has no epilogue");
+                let t = winograd_tile(w)? + 2;
+                let (n, c) = (x.shape[0], x.shape[1]);
+                let ch = checked_numel(&[t, t, c]).ok_or_else(overflow)?;
+                one(TensorType::f32(vec![n, ch, w.plane[0], w.plane[1]]))
+            }
+            Op::WinogradOutput(w) => {
+                let (p, b) = (inputs[0], inputs[1]);
+                expect_dtype(p, DType::F32, "winograd_output products")?;
+                let t = winograd_tile(w)? + 2;
+                ensure!(
+                    p.rank() == 4 && p.shape[1] % (t * t) == 0 && p.shape[2..] == w.plane,
+                    "winograd_output products {p} must be [N, {}*M, {}, {}]",
+                    t * t,
+                    w.plane[0],
+                    w.plane[1]
+                );
+                let m = p.shape[1] / (t * t);
+                expect_dtype(b, DType::F32, "winograd_output bias")?;
+                ensure!(b.shape == [m], "bias {b} must be [{m}]");
+                one(TensorType::f32(vec![p.shape[0], m, w.out[0], w.out[1]]))
             }
             Op::ChannelScale => {
                 let (x, g) = (inputs[0], inputs[1]);
@@ -754,6 +785,30 @@ impl Op {
             Op::Identity => one(inputs[0].clone()),
         }
     }
+}
+
+/// The output tile side of a Winograd op, checked against its other attributes.
+fn winograd_tile(w: &crate::op::Winograd) -> Result<usize, IrError> {
+    ensure!(
+        crate::winograd::transform(w.tile).is_some(),
+        "no Winograd transform with {0}x{0} output tiles (2 or 4)",
+        w.tile
+    );
+    ensure!(
+        w.out.iter().all(|&d| d > 0) && w.pads.iter().all(|&p| p < 3),
+        "Winograd output {:?} and pads {:?}: a 3x3 window needs outputs and pads below 3",
+        w.out,
+        w.pads
+    );
+    let tiles = w.tiles();
+    let count = tiles[0].checked_mul(tiles[1]).ok_or_else(overflow)?;
+    ensure!(
+        w.plane[0].checked_mul(w.plane[1]) == Some(count),
+        "a plane of {:?} cannot hold {:?} tiles",
+        w.plane,
+        tiles
+    );
+    Ok(w.tile)
 }
 
 /// The epilogue's inputs: a residual of the output's type, a PRelu slope broadcasting

@@ -53,6 +53,15 @@ pub enum Op {
     /// `x * s[n, c]` per image and channel: the gate of a squeeze-and-excitation block.
     /// Inputs: x `[N, C, spatial...]`, s `[N, C, 1...]`.
     ChannelScale,
+    /// A Winograd convolution's input transform: x `[N, C, H, W]` to `[N, t*t*C,
+    /// plane...]`, channel `xi * C + c` holding position `xi` of channel `c`'s
+    /// transformed input tiles (`Bᵀ d B`, see [`crate::winograd`]), tile `(th, tw)` at
+    /// flat position `th * tiles_w + tw` of the plane.
+    WinogradInput(Winograd),
+    /// A Winograd convolution's output transform: the `t*t` products `[N, t*t*M,
+    /// plane...]` to `[N, M, out...]` (`Aᵀ p A`), plus the bias, then the epilogue.
+    /// Inputs: products, bias `[M]`, then the epilogue's inputs.
+    WinogradOutput(Winograd),
     /// The same tensor in another memory layout.
     Reorder {
         to: Layout,
@@ -145,6 +154,34 @@ impl Conv {
         self.kernel.iter().all(|&k| k == 1)
             && self.strides.iter().all(|&s| s == 1)
             && self.pads.iter().all(|&p| p == (0, 0))
+    }
+}
+
+/// A 3x3 stride-1 2-D convolution computed by Winograd's F(m x m, 3x3): the input
+/// transform, one matrix product per position of the `t x t` transformed tile (a 1x1
+/// convolution with `t*t` groups), the output transform.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Winograd {
+    /// Output tile side `m` (2 or 4); input tiles are `m + 2` wide.
+    pub tile: usize,
+    /// Zero padding above the first row and left of the first column.
+    pub pads: [usize; 2],
+    /// The convolution's output rows and columns.
+    pub out: [usize; 2],
+    /// The tiles (`ceil(out / m)` by rows and columns, row-major) stored as a plane of
+    /// this shape: rows of tiles long enough for the matrix-product kernel's tiles.
+    pub plane: [usize; 2],
+    /// The output transform's epilogue; empty on the input transform.
+    pub epilogue: Epilogue,
+}
+
+impl Winograd {
+    /// Tiles per column and per row of the output.
+    pub fn tiles(&self) -> [usize; 2] {
+        [
+            self.out[0].div_ceil(self.tile),
+            self.out[1].div_ceil(self.tile),
+        ]
     }
 }
 
@@ -408,7 +445,8 @@ pub enum LayoutRule {
     /// channels.
     Follows,
     /// Its output has its first input's layout; the other inputs are per-channel
-    /// parameters, plain (ScaleShift's scale and shift).
+    /// parameters, plain (ScaleShift's scale and shift), except an epilogue's residual,
+    /// which has the output's layout (Winograd's output transform).
     FollowsFirst,
     /// Plain inputs and outputs only.
     Plain,
@@ -424,8 +462,9 @@ impl Op {
             | Op::Concat { .. }
             | Op::Pool(_)
             | Op::GlobalPool(_)
-            | Op::ChannelScale => LayoutRule::Follows,
-            Op::ScaleShift => LayoutRule::FollowsFirst,
+            | Op::ChannelScale
+            | Op::WinogradInput(_) => LayoutRule::Follows,
+            Op::ScaleShift | Op::WinogradOutput(_) => LayoutRule::FollowsFirst,
             _ => LayoutRule::Plain,
         }
     }
@@ -439,6 +478,8 @@ impl Op {
             Op::DepthwiseConv(_) => "depthwise_conv",
             Op::ScaleShift => "scale_shift",
             Op::ChannelScale => "channel_scale",
+            Op::WinogradInput(_) => "winograd_input",
+            Op::WinogradOutput(_) => "winograd_output",
             Op::Reorder { .. } => "reorder",
             Op::ConvTranspose(_) => "conv_transpose",
             Op::Pool(p) => match p.kind {
@@ -577,6 +618,13 @@ impl fmt::Display for Attrs<'_> {
                 add("dilations", Dims(&c.dilations).to_string());
                 add("groups", c.groups.to_string());
                 epilogue_items(&c.epilogue, &mut add);
+            }
+            Op::WinogradInput(w) | Op::WinogradOutput(w) => {
+                add("tile", w.tile.to_string());
+                add("pads", Dims(&w.pads).to_string());
+                add("out", Dims(&w.out).to_string());
+                add("plane", Dims(&w.plane).to_string());
+                epilogue_items(&w.epilogue, &mut add);
             }
             Op::ConvTranspose(c) => {
                 add("kernel", Dims(&c.kernel).to_string());

@@ -138,7 +138,19 @@ fn check_layouts(
             Ok(())
         }
         LayoutRule::FollowsFirst => {
-            if ins[0].layout != out.layout || ins[1..].iter().any(|t| blocked(t)) {
+            let residual = match op {
+                Op::WinogradOutput(w) if w.epilogue.residual => Some(2),
+                _ => None,
+            };
+            let params_plain = ins
+                .iter()
+                .enumerate()
+                .skip(1)
+                .all(|(i, t)| Some(i) == residual || !blocked(t));
+            if residual.is_some_and(|r| ins[r].layout != out.layout) {
+                return bad("the residual must have the output's layout");
+            }
+            if ins[0].layout != out.layout || !params_plain {
                 return bad("the data input and output share a layout, the parameters are plain");
             }
             if padded(ins[0]) {

@@ -18,6 +18,7 @@ mod pointwise_to_matmul;
 mod squeeze_excite;
 mod tiling;
 mod util;
+pub mod winograd;
 
 pub use fold_constants::fold_constants;
 pub use manager::{OptLevel, Pass, PassRecord, Pipeline};
@@ -123,6 +124,7 @@ pub fn all_passes() -> Vec<Box<dyn Pass>> {
         Box::new(squeeze_excite::SqueezeExcite),
         Box::new(layout::AssignLayout),
         Box::new(pointwise_to_matmul::PointwiseToMatMul),
+        Box::new(winograd::WinogradConv),
         Box::new(pack_weights::PackWeights),
         Box::new(eliminate_identities::EliminateIdentities("cleanup")),
         Box::new(tiling::Tiling),

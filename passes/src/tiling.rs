@@ -166,10 +166,9 @@ fn direct_step_cycles(pixels: usize, vectors: usize, t: &TargetInfo) -> f64 {
         .max(t.fma_latency)
 }
 
-/// The direct kernel's tile: `rows` output pixels of a row by `cols` output channels
-/// (whole vectors); `k_block` all input channels; `col_block` the output channels of a
-/// cache block, whose weights stay in half of L2 while the rows run through them.
-pub fn choose_direct_tile(p: DirectProblem, target: &TargetInfo) -> Tile {
+/// The cheapest register tile for `p`: cycles per input channel and kernel tap for
+/// one output row of one group (every vector group), pixels, vectors.
+fn best_direct_tile(p: DirectProblem, target: &TargetInfo) -> (f64, usize, usize) {
     let mut best: Option<(f64, usize, usize)> = None;
     for vectors in 1..=p.vectors.clamp(1, 4) {
         for pixels in 1..=p.width.clamp(1, 12) {
@@ -201,7 +200,20 @@ pub fn choose_direct_tile(p: DirectProblem, target: &TargetInfo) -> Tile {
             }
         }
     }
-    let (_, rows, vectors) = best.expect("a one-pixel tile always fits");
+    best.expect("a one-pixel tile always fits")
+}
+
+/// The direct kernel's cycles per input channel and kernel tap for one output row of
+/// one group, with its best tile: the unit the Winograd choice compares in.
+pub fn direct_row_cycles(p: DirectProblem, target: &TargetInfo) -> f64 {
+    best_direct_tile(p, target).0
+}
+
+/// The direct kernel's tile: `rows` output pixels of a row by `cols` output channels
+/// (whole vectors); `k_block` all input channels; `col_block` the output channels of a
+/// cache block, whose weights stay in half of L2 while the rows run through them.
+pub fn choose_direct_tile(p: DirectProblem, target: &TargetInfo) -> Tile {
+    let (_, rows, vectors) = best_direct_tile(p, target);
     let cols = vectors * target.lanes;
     // Output channels whose weights fill half of L2, in whole tiles.
     let fit = target.l2_bytes / 2 / p.weights_per_channel.max(1);

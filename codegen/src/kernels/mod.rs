@@ -19,6 +19,7 @@ mod pool;
 mod reduce;
 mod resize;
 mod softmax;
+mod winograd;
 
 use std::collections::HashMap;
 
@@ -283,6 +284,8 @@ pub fn emit(cx: &mut KernelCx, op: &Op) -> Result<(), CodegenError> {
         Op::DepthwiseConv(c) => depthwise::emit(cx, c),
         Op::ScaleShift => norm::scale_shift(cx),
         Op::ChannelScale => norm::channel_scale(cx),
+        Op::WinogradInput(w) => winograd::input(cx, w),
+        Op::WinogradOutput(w) => winograd::output(cx, w),
         Op::Reorder { to } => movement::reorder(cx, *to),
         Op::ConvTranspose(c) => conv_transpose::emit(cx, c),
         Op::Pool(p) => pool::emit(cx, p),

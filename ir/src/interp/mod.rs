@@ -15,6 +15,7 @@ mod movement;
 mod norm;
 mod pool;
 pub mod resize;
+mod winograd;
 
 use std::collections::HashMap;
 
@@ -121,6 +122,8 @@ fn eval_own(op: &Op, inputs: &[&Tensor], outputs: &[TensorType]) -> Result<Vec<T
             inputs[1],
             out,
         )),
+        Op::WinogradInput(w) => single(winograd::input(w, inputs[0], out)),
+        Op::WinogradOutput(w) => single(winograd::output(w, inputs, out)),
         Op::Reorder { .. } => Ok(vec![inputs[0].clone()]),
         Op::Unary(u) => single(elementwise::unary(*u, inputs[0])),
         Op::Binary(b) => single(elementwise::binary(*b, inputs[0], inputs[1], out)),

@@ -1,0 +1,262 @@
+//! Winograd convolution: a blocked 3x3 stride-1 convolution becomes Winograd's
+//! F(m x m, 3x3) (see `cnnc_ir::winograd`) when the cost model says it is faster than
+//! the direct kernel:
+//!
+//! `x -> WinogradInput -> Conv 1x1 (t*t groups, transformed weights) -> WinogradOutput`
+//!
+//! The matrix products are a grouped pointwise convolution on blocked tensors, so the
+//! direct kernel, its tiling and its threading serve them unchanged; the weights
+//! (`G g Gᵀ`) are transformed here, at compile time. The output transform adds the
+//! bias and applies the convolution's epilogue, and keeps the convolution's name.
+//!
+//! The cost model prices the products with the tiling pass's direct-kernel model
+//! ([`direct_row_cycles`]) and the transforms by their operations and the bytes they
+//! stream; F(4x4) multiplies 4x less than the direct kernel, F(2x2) 2.25x less but
+//! wastes less on small images. A candidate must beat the direct kernel by
+//! [`MARGIN`], so the model's error never picks the slower kernel for a small gain.
+
+use cnnc_ir::op::{Conv, Epilogue, Winograd};
+use cnnc_ir::winograd::{Transform, transform};
+use cnnc_ir::{Graph, IrError, Layout, NodeId, Op, Tensor, Value};
+
+use crate::tiling::{DirectProblem, direct_row_cycles};
+use crate::util::{Names, constant};
+use crate::{Pass, TargetInfo};
+
+pub struct WinogradConv;
+
+/// How much cheaper than the direct kernel a Winograd candidate must be.
+const MARGIN: f64 = 1.25;
+/// Bytes a transform moves per cycle between cache and registers (its tiles leave L1).
+const STREAM_BYTES_PER_CYCLE: f64 = 16.0;
+
+impl Pass for WinogradConv {
+    fn name(&self) -> &'static str {
+        "winograd"
+    }
+
+    fn run(&self, graph: &mut Graph, target: &TargetInfo) -> Result<usize, IrError> {
+        let mut names = Names::of(graph);
+        let mut changes = 0;
+        for id in graph.topo_order()? {
+            let Some(conv) = candidate(graph, id, target).filter(|c| c.block.is_some()) else {
+                continue;
+            };
+            let direct = direct_cycles(&conv, target);
+            let best = [2, 4]
+                .into_iter()
+                .map(|tile| {
+                    let wg = winograd_of(&conv, tile, target);
+                    (winograd_cycles(&wg, &conv, target), wg)
+                })
+                .min_by(|a, b| a.0.total_cmp(&b.0));
+            if let Some((cycles, wg)) = best
+                && cycles * MARGIN < direct
+            {
+                rewrite(graph, id, &conv, wg, &mut names)?;
+                changes += 1;
+            }
+        }
+        Ok(changes)
+    }
+}
+
+/// Rewrites convolution `id` with `tile`, whatever the cost model would choose and on
+/// plain tensors too (which the pass leaves to the plain kernels); false if it is not
+/// a 3x3 stride-1 convolution this applies to. For tests and benchmarks.
+pub fn rewrite_with(
+    graph: &mut Graph,
+    id: NodeId,
+    tile: usize,
+    target: &TargetInfo,
+) -> Result<bool, IrError> {
+    let Some(conv) = candidate(graph, id, target) else {
+        return Ok(false);
+    };
+    if transform(tile).is_none() {
+        return Err(IrError::invalid(format!(
+            "no Winograd transform with {tile}x{tile} tiles"
+        )));
+    }
+    let wg = winograd_of(&conv, tile, target);
+    rewrite(graph, id, &conv, wg, &mut Names::of(graph))?;
+    Ok(true)
+}
+
+/// A convolution the rewrite applies to.
+struct Candidate {
+    attrs: Conv,
+    /// Input channels, output channels, output rows and columns.
+    shape: [usize; 4],
+    images: usize,
+    /// The channel block, `None` on plain tensors.
+    block: Option<usize>,
+}
+
+/// `id` as a Winograd candidate: a 2-D 3x3 convolution with stride and dilation 1, one
+/// group and constant weights, on plain tensors or blocked ones that fill whole
+/// channel blocks.
+fn candidate(graph: &Graph, id: NodeId, target: &TargetInfo) -> Option<Candidate> {
+    let node = graph.node(id);
+    let Op::Conv(c) = &node.op else { return None };
+    let inputs = graph.inputs_of(id);
+    let x = graph.value_type(inputs[0]);
+    let y = &node.outputs[0].ty;
+    let block = match y.layout {
+        Layout::Blocked { block } => Some(block as usize),
+        Layout::Plain => None,
+    };
+    let whole = |n: usize| block.is_none_or(|b| b == target.lanes && n.is_multiple_of(b));
+    let fits = c.kernel == [3, 3]
+        && c.strides == [1, 1]
+        && c.dilations == [1, 1]
+        && c.groups == 1
+        && c.pads.iter().all(|&(b, e)| b < 3 && e < 3)
+        && whole(x.shape[1])
+        && whole(y.shape[1])
+        && constant(graph, inputs[1]).is_some();
+    fits.then(|| Candidate {
+        attrs: c.clone(),
+        shape: [x.shape[1], y.shape[1], y.shape[2], y.shape[3]],
+        images: y.shape[0],
+        block,
+    })
+}
+
+fn direct_cycles(conv: &Candidate, target: &TargetInfo) -> f64 {
+    let [c, m, h, w] = conv.shape;
+    let p = DirectProblem {
+        vectors: m / target.lanes,
+        width: w,
+        channels: c,
+        weights_per_channel: c * 9 * 4,
+    };
+    direct_row_cycles(p, target) * (c * 9 * h * conv.images) as f64
+}
+
+/// The Winograd attributes of `conv` with `tile`: rows of the tile plane as long as
+/// keeps one row of every input channel's tiles in a quarter of L2 (the product
+/// kernel reads it once per vector group), in whole rows of tiles.
+fn winograd_of(conv: &Candidate, tile: usize, target: &TargetInfo) -> Winograd {
+    let [c, _, h, w] = conv.shape;
+    let p = &conv.attrs.pads;
+    let mut wg = Winograd {
+        tile,
+        pads: [p[0].0, p[1].0],
+        out: [h, w],
+        plane: [0, 0],
+        epilogue: Epilogue::default(),
+    };
+    let [th, tw] = wg.tiles();
+    let row_bytes = c * tw * 4;
+    let fit = (target.l2_bytes / 4 / row_bytes.max(1)).max(1);
+    let rows_per_row = (1..=th)
+        .rev()
+        .find(|k| th.is_multiple_of(*k) && *k <= fit)
+        .unwrap_or(1);
+    wg.plane = [th / rows_per_row, rows_per_row * tw];
+    wg
+}
+
+/// Nonzero entries of a `rows x cols` matrix: the operations of applying it to a
+/// vector (a multiply-add each, less the first of each row).
+fn nonzeros(m: &[f64]) -> usize {
+    m.iter().filter(|&&v| v != 0.0).count()
+}
+
+fn winograd_cycles(wg: &Winograd, conv: &Candidate, target: &TargetInfo) -> f64 {
+    let [c, m, _, _] = conv.shape;
+    let images = conv.images;
+    let f: &Transform = transform(wg.tile).expect("tile 2 or 4");
+    let (t, lanes) = (f.t, target.lanes);
+    let tiles = (wg.plane[0] * wg.plane[1] * images) as f64;
+    let products = DirectProblem {
+        vectors: m / lanes,
+        width: wg.plane[1],
+        channels: c,
+        weights_per_channel: c * 4,
+    };
+    let gemm = direct_row_cycles(products, target) * (c * wg.plane[0] * t * t * images) as f64;
+    // Per tile and channel block: the loads, the two passes of the matrix, the stores.
+    let tile_cycles = |loads: usize, ops: usize, stores: usize| {
+        let issue = (loads + ops + stores) as f64 / target.issue_width;
+        let stream = ((loads + stores) * 16) as f64 / STREAM_BYTES_PER_CYCLE;
+        issue.max(stream)
+    };
+    let input = tile_cycles(t * t, 2 * t * nonzeros(f.bt), t * t) * (c / lanes) as f64;
+    let output = tile_cycles(t * t, (t + f.m) * nonzeros(f.at), f.m * f.m) * (m / lanes) as f64;
+    gemm + tiles * (input + output)
+}
+
+/// `U[xi * M + o, c] = (G g[o, c] Gᵀ)[xi]`: the weights of the `t*t` products.
+fn transformed_weights(f: &Transform, w: &Tensor, c: usize, m: usize) -> Result<Tensor, IrError> {
+    let w = w.view::<f32>()?;
+    let tt = f.t * f.t;
+    let mut u = vec![0f32; tt * m * c];
+    for o in 0..m {
+        for ch in 0..c {
+            let g: Vec<f64> = w[(o * c + ch) * 9..][..9]
+                .iter()
+                .map(|&v| v as f64)
+                .collect();
+            for (xi, v) in f.kernel_tile(&g).into_iter().enumerate() {
+                u[(xi * m + o) * c + ch] = v as f32;
+            }
+        }
+    }
+    Tensor::from_vec(vec![tt * m, c, 1, 1], u)
+}
+
+fn rewrite(
+    graph: &mut Graph,
+    id: NodeId,
+    conv: &Candidate,
+    wg: Winograd,
+    names: &mut Names,
+) -> Result<(), IrError> {
+    let f = transform(wg.tile).expect("tile 2 or 4");
+    let [c, m, _, _] = conv.shape;
+    let inputs = graph.inputs_of(id);
+    let name = graph.node(id).outputs[0].name.clone();
+    let weights = constant(graph, inputs[1]).expect("candidate has constant weights");
+    let u = transformed_weights(f, weights, c, m)?;
+    let u = graph.add_const(names.fresh(&format!("{name}/winograd_weights")), u);
+    let v = graph.add(
+        names.fresh(&format!("{name}/winograd_input")),
+        Op::WinogradInput(wg.clone()),
+        &[inputs[0]],
+    )?;
+    let tt = f.t * f.t;
+    let products = Conv {
+        kernel: vec![1, 1],
+        strides: vec![1, 1],
+        dilations: vec![1, 1],
+        pads: vec![(0, 0); 2],
+        groups: tt,
+        epilogue: Epilogue::default(),
+    };
+    let p = graph.add(
+        names.fresh(&format!("{name}/winograd_products")),
+        Op::Conv(products),
+        &[v, u],
+    )?;
+    if let Some(block) = conv.block {
+        graph.node_mut(p.node).outputs[0].ty.layout = Layout::Blocked {
+            block: block as u32,
+        };
+    }
+    let own = inputs.len() - conv.attrs.epilogue.extra_inputs();
+    let bias: Value = if own > 2 {
+        inputs[2]
+    } else {
+        let zero = Tensor::from_vec(vec![m], vec![0f32; m])?;
+        graph.add_const(names.fresh(&format!("{name}/winograd_bias")), zero)
+    };
+    let mut out_inputs = vec![p, bias];
+    out_inputs.extend(&inputs[own..]);
+    let out = Winograd {
+        epilogue: conv.attrs.epilogue,
+        ..wg
+    };
+    graph.rewrite(id, Op::WinogradOutput(out), &out_inputs)
+}

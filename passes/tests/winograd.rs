@@ -1,0 +1,179 @@
+//! winograd: blocked 3x3 stride-1 convolutions that the cost model prices below the
+//! direct kernel become input transform, grouped pointwise products and output
+//! transform (with the bias and epilogue); the result stays within a relative L2
+//! error of 1e-4 of the convolution on every geometry, both tile sizes, plain and
+//! blocked.
+
+mod common;
+
+use cnnc_ir::op::{Activation, Epilogue, Unary};
+use cnnc_ir::{Graph, Op, Tensor, Value, interp};
+use cnnc_passes::TargetInfo;
+use cnnc_passes::winograd::rewrite_with;
+use common::*;
+
+const PASS: &str = "winograd";
+
+/// The largest relative L2 error over the outputs of `after` against `before`, on
+/// random inputs.
+fn rel_l2(before: &Graph, after: &Graph, seed: u64) -> f64 {
+    let mut rng = Rng::new(seed);
+    let inputs: Vec<Tensor> = before
+        .inputs()
+        .iter()
+        .map(|&id| rng.tensor(&before.node(id).outputs[0].ty.shape))
+        .collect();
+    let want = interp::run(before, &inputs).unwrap();
+    let got = interp::run(after, &inputs).unwrap();
+    want.iter()
+        .zip(&got)
+        .map(|(w, g)| {
+            let (w, g) = (w.view::<f32>().unwrap(), g.view::<f32>().unwrap());
+            let err: f64 = w
+                .iter()
+                .zip(g.iter())
+                .map(|(a, b)| (*a as f64 - *b as f64).powi(2))
+                .sum();
+            let norm: f64 = w.iter().map(|a| (*a as f64).powi(2)).sum();
+            (err / norm.max(f64::MIN_POSITIVE)).sqrt()
+        })
+        .fold(0.0, f64::max)
+}
+
+/// A 3x3 convolution of `x` with bias and an epilogue (ReLU, and a residual when
+/// `residual` is given).
+fn conv3x3(
+    g: &mut Graph,
+    name: &str,
+    x: Value,
+    m: usize,
+    pads: [(usize, usize); 2],
+    residual: Option<Value>,
+) -> Value {
+    let mut attrs = conv2d(3, 1, 0, 1);
+    attrs.pads = pads.to_vec();
+    attrs.epilogue = Epilogue {
+        residual: residual.is_some(),
+        activation: Some(Activation::Unary(Unary::Relu)),
+    };
+    let c = g.value_type(x).shape[1];
+    let w = random_const(g, &format!("{name}.w"), &[m, c, 3, 3]);
+    let b = random_const(g, &format!("{name}.b"), &[m]);
+    let mut ins = vec![x, w, b];
+    ins.extend(residual);
+    g.add(name, Op::Conv(attrs), &ins).unwrap()
+}
+
+#[test]
+fn resnet_basic_block_convs_become_winograd() {
+    // Both 3x3 convolutions of a ResNet basic block (the second with the
+    // residual): F(4x4) tiles, the bias and epilogue on the output transform, which
+    // keeps the convolution's name.
+    let mut g = Graph::new();
+    let x = input(&mut g, "x", &[1, 16, 12, 12]);
+    let y = conv3x3(&mut g, "conv1", x, 16, [(1, 1); 2], None);
+    let y = conv3x3(&mut g, "conv2", y, 16, [(1, 1); 2], Some(x));
+    g.add_output("y", y);
+    let before = g.clone();
+    prepare(PASS, &mut g);
+    let prepared = g.clone();
+    let changes = apply(PASS, &mut g);
+    let r = Rewrite {
+        pass: PASS.into(),
+        changes,
+        before: prepared,
+        after: g,
+    };
+    insta::assert_snapshot!("resnet_basic_block_convs_become_winograd", r.text());
+    assert_eq!((r.changes, r.count("winograd_output")), (2, 2));
+    let err = rel_l2(&before, &r.after, 1);
+    assert!(err <= 1e-4, "relative L2 error {err:e}");
+}
+
+#[test]
+fn what_stays_direct() {
+    // Stride 2, dilation 2, two groups, a 5x5 kernel, a plain convolution (its input
+    // channels do not fill a block, so the stem stays plain), a single 2x2 output
+    // with few channels (too little work for the transforms to pay).
+    let mut g = Graph::new();
+    let x = input(&mut g, "x", &[1, 16, 16, 16]);
+    let mut stride2 = conv2d(3, 2, 1, 1);
+    stride2.epilogue.activation = None;
+    let a = add_conv(&mut g, "stride2", x, 16, Op::Conv(stride2), true);
+    let mut dilated = conv2d(3, 1, 2, 1);
+    dilated.dilations = vec![2, 2];
+    let b = add_conv(&mut g, "dilated", x, 16, Op::Conv(dilated), true);
+    let c = add_conv(&mut g, "grouped", x, 16, Op::Conv(conv2d(3, 1, 1, 2)), true);
+    let d = add_conv(&mut g, "five", x, 16, Op::Conv(conv2d(5, 1, 2, 1)), true);
+    let rgb = input(&mut g, "rgb", &[1, 3, 16, 16]);
+    let e = add_conv(&mut g, "stem", rgb, 16, Op::Conv(conv2d(3, 1, 1, 1)), true);
+    let tiny_in = input(&mut g, "tiny_in", &[1, 4, 4, 4]);
+    let f = add_conv(
+        &mut g,
+        "tiny",
+        tiny_in,
+        4,
+        Op::Conv(conv2d(3, 1, 0, 1)),
+        true,
+    );
+    for (name, v) in [("a", a), ("b", b), ("c", c), ("d", d), ("e", e), ("f", f)] {
+        g.add_output(name, v);
+    }
+    prepare(PASS, &mut g);
+    let before = g.clone();
+    let changes = apply(PASS, &mut g);
+    assert_eq!(changes, 0);
+    assert_eq!(print_of(&before), print_of(&g));
+}
+
+fn print_of(g: &Graph) -> String {
+    cnnc_ir::print(g)
+}
+
+#[test]
+fn every_geometry_stays_within_the_error_bound() {
+    // Random channels (blocked: whole blocks; plain: any), sizes from 1x1 up, every
+    // asymmetric padding a 3x3 window allows, both tiles; batch 1 or 2.
+    let mut rng = Rng::new(7);
+    let mut pick = |n: usize| ((rng.unit() + 1.0) / 2.0 * n as f32) as usize % n;
+    for case in 0..160 {
+        let blocked = case % 2 == 0;
+        let (c, m) = if blocked {
+            (4 * (1 + pick(16)), 4 * (1 + pick(16)))
+        } else {
+            (1 + pick(24), 1 + pick(24))
+        };
+        let batch = 1 + pick(2);
+        let tile = [2, 4][pick(2)];
+        let mut pads = [(0, 0); 2];
+        let mut hw = [0; 2];
+        for a in 0..2 {
+            pads[a] = (pick(3), pick(3));
+            let least = 3usize.saturating_sub(pads[a].0 + pads[a].1).max(1);
+            hw[a] = least + pick(18);
+        }
+        let mut g = Graph::new();
+        let x = input(&mut g, "x", &[batch, c, hw[0], hw[1]]);
+        let y = conv3x3(&mut g, "conv", x, m, pads, None);
+        g.add_output("y", y);
+        let before = g.clone();
+        if blocked {
+            apply("assign_layout", &mut g);
+        }
+        let id = g
+            .node_ids()
+            .find(|&id| matches!(g.node(id).op, Op::Conv(_)))
+            .unwrap();
+        let desc = format!(
+            "case {case}: x=[{batch},{c},{}x{}] m={m} pads={pads:?} tile={tile} blocked={blocked}",
+            hw[0], hw[1]
+        );
+        assert!(
+            rewrite_with(&mut g, id, tile, &TargetInfo::default()).unwrap(),
+            "{desc}"
+        );
+        cnnc_ir::verify(&g).unwrap_or_else(|e| panic!("{desc}: {e}"));
+        let err = rel_l2(&before, &g, case);
+        assert!(err <= 1e-4, "{desc}: relative L2 error {err:e}");
+    }
+}
