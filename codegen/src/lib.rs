@@ -19,6 +19,7 @@ pub mod target;
 use cranelift_module::ModuleError;
 
 pub use jit::compile_jit;
+pub use kernels::microkernel;
 pub use object::compile_object;
 pub use program::{ModelInfo, TensorInfo};
 

@@ -14,18 +14,14 @@
 
 use cnnc_ir::op::{Conv, Tile};
 use cranelift_codegen::ir::condcodes::IntCC;
-use cranelift_codegen::ir::types::{F32, F32X4};
+use cranelift_codegen::ir::types::F32X4;
 use cranelift_codegen::ir::{InstBuilder, Value};
 
 use super::conv::{Geometry, epilogue_args};
+use super::microkernel::{TileShape, UNROLL};
 use super::{KernelCx, row_blocks, tasks_for};
 use crate::CodegenError;
 use crate::emit::{Fx, LANES};
-
-/// Input channels per iteration of the innermost loop: two halves the loop's
-/// overhead (and the moves Cranelift makes on its back edge) per multiply-add while
-/// only one more broadcast is live.
-const UNROLL: usize = 2;
 
 /// Accumulators of the default register tile: with the two unrolled broadcasts and
 /// the copy Cranelift makes of one for each FMA, 15 of the 16 vector registers.
@@ -210,36 +206,20 @@ impl Fx<'_> {
         };
         let mut carried = vec![px, pw];
         carried.extend(acc);
+        let shape = TileShape {
+            pixels: wt,
+            vectors: ov,
+        };
+        let x_pixel = (16 * g.stride[2]) as i64;
         let out = self.for_n_carry(outer as u64, &carried, |fx, _, c| {
-            let mut lane_carried = vec![c[0]];
-            lane_carried.extend(std::iter::repeat_n(c[1], wt));
-            lane_carried.extend(&c[2..]);
-            let done = fx.for_n_carry((steps / UNROLL) as u64, &lane_carried, |fx, _, l| {
-                let (x, ws) = (l[0], &l[1..1 + wt]);
-                let mut acc = l[1 + wt..].to_vec();
-                for p in 0..wt {
-                    let col = p * g.stride[2];
-                    for u in 0..UNROLL {
-                        let xs = fx.load_fixed(F32, x, (16 * col + 4 * u) as i32);
-                        let xv = fx.b.ins().splat(F32X4, xs);
-                        for v in 0..ov {
-                            let wv = fx.load_fixed(F32X4, ws[p], (16 * (u * ov + v)) as i32);
-                            acc[p * ov + v] = fx.fma(xv, wv, acc[p * ov + v]);
-                        }
-                    }
-                }
-                let mut next = vec![fx.b.ins().iadd_imm_s(x, 4 * UNROLL as i64)];
-                for &w in ws {
-                    next.push(fx.b.ins().iadd_imm_s(w, (UNROLL * ov * 16) as i64));
-                }
-                next.extend(acc);
-                next
-            });
+            let ws = vec![c[1]; wt];
+            let steps = (steps / UNROLL) as u64;
+            let acc = fx.tile_loop(shape, steps, c[0], x_pixel, &ws, &c[2..]);
             let mut next = vec![
                 fx.b.ins().iadd_imm_s(c[0], (16 * g.dilation[2]) as i64),
                 fx.b.ins().iadd_imm_s(c[1], w_tap),
             ];
-            next.extend(&done[1 + wt..]);
+            next.extend(acc);
             next
         });
         out[2..].to_vec()

@@ -12,6 +12,7 @@ mod depthwise_blocked;
 mod direct_conv;
 mod elementwise;
 mod gemm;
+pub mod microkernel;
 mod movement;
 mod nest;
 mod norm;

@@ -1,0 +1,137 @@
+//! The register tile of the blocked convolution: `pixels` output pixels by `vectors`
+//! vectors of output channels, the micro-kernel the loop nests of `direct_conv.rs`
+//! (and the Winograd products, which are pointwise convolutions) are built around.
+//! The loop nest hands it pointers and accumulators and gets the accumulators back,
+//! so it does not care how a step is produced; a wider ISA changes this file only.
+//!
+//! [`tile_listing`] compiles one tile shape as a function of its own for the tests:
+//! its disassembly is snapshotted per shape, and a tile that spills a vector register
+//! to the stack fails them.
+
+use cranelift_codegen::Context;
+use cranelift_codegen::control::ControlPlane;
+use cranelift_codegen::ir::types::{F32, F32X4, I64};
+use cranelift_codegen::ir::{AbiParam, Function, InstBuilder, Signature, UserFuncName, Value};
+use cranelift_codegen::isa::TargetIsa;
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+
+use crate::CodegenError;
+use crate::emit::Fx;
+use crate::target::Features;
+
+/// Input channels per step: two halve the loop's overhead (and the moves Cranelift
+/// makes on its back edge) per multiply-add while only one more broadcast is live.
+pub const UNROLL: usize = 2;
+
+/// A register tile: `pixels * vectors` accumulators.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TileShape {
+    pub pixels: usize,
+    pub vectors: usize,
+}
+
+impl TileShape {
+    /// Whether the tile fits the vector registers: its accumulators, the unrolled
+    /// broadcasts, the copy of one Cranelift makes for each FMA, and a weight vector.
+    pub fn fits(self, registers: usize) -> bool {
+        let live = self.pixels * self.vectors + UNROLL + 2;
+        live <= registers
+    }
+}
+
+impl Fx<'_> {
+    /// One step of the tile: [`UNROLL`] input channels (lanes of one input block). `x`
+    /// is the input of pixel 0 at the step's first channel, pixels `x_pixel` bytes
+    /// apart; `ws` holds one copy of the weights pointer per pixel (equal loads would
+    /// be merged into one with several uses, which could not be an FMA memory
+    /// operand), the step's weights `[UNROLL][vectors][4]` from there; `acc` holds the
+    /// accumulators pixel-major.
+    pub(super) fn tile_step(
+        &mut self,
+        shape: TileShape,
+        x: Value,
+        x_pixel: i64,
+        ws: &[Value],
+        acc: &mut [Value],
+    ) {
+        let ov = shape.vectors;
+        for p in 0..shape.pixels {
+            for u in 0..UNROLL {
+                let xs = self.load_fixed(F32, x, (x_pixel * p as i64 + 4 * u as i64) as i32);
+                let xv = self.b.ins().splat(F32X4, xs);
+                for v in 0..ov {
+                    let wv = self.load_fixed(F32X4, ws[p], (16 * (u * ov + v)) as i32);
+                    acc[p * ov + v] = self.fma(xv, wv, acc[p * ov + v]);
+                }
+            }
+        }
+    }
+
+    /// The tile's loop over `steps` steps from `x` and `w` (a pointer per pixel) into
+    /// `acc`: the input advances by [`UNROLL`] channels, the weights by a step's.
+    pub(super) fn tile_loop(
+        &mut self,
+        shape: TileShape,
+        steps: u64,
+        x: Value,
+        x_pixel: i64,
+        ws: &[Value],
+        acc: &[Value],
+    ) -> Vec<Value> {
+        let wt = shape.pixels;
+        let mut carried = vec![x];
+        carried.extend(ws);
+        carried.extend(acc);
+        let done = self.for_n_carry(steps, &carried, |fx, _, l| {
+            let (x, ws) = (l[0], &l[1..1 + wt]);
+            let mut acc = l[1 + wt..].to_vec();
+            fx.tile_step(shape, x, x_pixel, ws, &mut acc);
+            let mut next = vec![fx.b.ins().iadd_imm_s(x, 4 * UNROLL as i64)];
+            for &w in ws {
+                next.push(
+                    fx.b.ins()
+                        .iadd_imm_s(w, (UNROLL * shape.vectors * 16) as i64),
+                );
+            }
+            next.extend(acc);
+            next
+        });
+        done[1 + wt..].to_vec()
+    }
+}
+
+/// The disassembly of `shape` compiled alone for `isa` as `fn(x, w, y)`: zeroed
+/// accumulators, the tile's loop over 64 steps (pixels 16 bytes apart, as at stride
+/// 1), the accumulators stored to `y`.
+pub fn tile_listing(shape: TileShape, isa: &dyn TargetIsa) -> Result<String, CodegenError> {
+    let mut sig = Signature::new(isa.default_call_conv());
+    sig.params.extend([AbiParam::new(I64); 3]);
+    let mut ctx =
+        Context::for_function(Function::with_name_signature(UserFuncName::user(0, 0), sig));
+    let mut fctx = FunctionBuilderContext::new();
+    {
+        let mut fx = Fx {
+            b: FunctionBuilder::new(&mut ctx.func, &mut fctx),
+            features: Features::of(isa),
+        };
+        let entry = fx.b.create_block();
+        fx.b.append_block_params_for_function_params(entry);
+        fx.b.switch_to_block(entry);
+        let p = fx.b.block_params(entry).to_vec();
+        let ws = vec![p[1]; shape.pixels];
+        let zero = fx.splat_const(0.0);
+        let acc = vec![zero; shape.pixels * shape.vectors];
+        let acc = fx.tile_loop(shape, 64, p[0], 16, &ws, &acc);
+        for (k, a) in acc.into_iter().enumerate() {
+            fx.store(a, p[2], (16 * k) as i32);
+        }
+        fx.b.ins().return_(&[]);
+        fx.b.seal_all_blocks();
+        fx.b.finalize(isa.frontend_config());
+    }
+    ctx.set_disasm(true);
+    let code = ctx
+        .compile(isa, &mut ControlPlane::default())
+        .map_err(|e| CodegenError::Cranelift(format!("{:?}", e.inner)))?;
+    Ok(code.vcode.clone().unwrap_or_default())
+}
