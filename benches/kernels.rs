@@ -256,9 +256,25 @@ fn median(mut times: Vec<Duration>) -> Duration {
     times[times.len() / 2]
 }
 
-fn summary(rows: &[Row], peak: f64) {
+/// The FMA peak of both cores at once, one loop per thread: about twice the one-core
+/// peak unless something else runs on the machine, which would also spoil the 2-thread
+/// rows.
+fn two_core_peak() -> f64 {
+    std::thread::scope(|s| {
+        let loops: Vec<_> = (0..2)
+            .map(|_| s.spawn(|| FmaPeak::new().unwrap().gflops()))
+            .collect();
+        loops.into_iter().map(|l| l.join().unwrap()).sum()
+    })
+}
+
+fn summary(rows: &[Row], peak: f64, two_cores: f64) {
     println!();
     println!("128-bit FMA peak (measured, one core): {peak:.1} GFLOP/s");
+    println!(
+        "both cores at once (measured after the benchmarks): {two_cores:.1} GFLOP/s, {:.2}x one core",
+        two_cores / peak
+    );
     println!("% of peak is of the peak times the threads; speedup is over the 1-thread row.");
     println!();
     println!(
@@ -331,6 +347,6 @@ fn main() {
     }
     c.final_summary();
     if !rows.is_empty() {
-        summary(&rows, peak);
+        summary(&rows, peak, two_core_peak());
     }
 }
