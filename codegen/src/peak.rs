@@ -112,15 +112,16 @@ impl FmaPeak {
             .fold(f64::INFINITY, f64::min)
     }
 
-    /// The measured peak in GFLOP/s on the calling thread: the best of several runs of
-    /// about 20 ms each, after growing the run to that length (which also warms up
-    /// the core's clock).
+    /// The measured peak in GFLOP/s on the calling thread: the best of 21 runs of
+    /// about 5 ms each, after growing the run to that length (which also warms up the
+    /// core's clock). Short runs, many of them: on a shared machine some fall between
+    /// the time slices of other processes.
     pub fn gflops(&self) -> f64 {
-        let mut iters = 1 << 16;
-        while self.best_seconds(iters, 1) < Duration::from_millis(20).as_secs_f64() {
+        let mut iters = 1 << 14;
+        while self.best_seconds(iters, 1) < Duration::from_millis(5).as_secs_f64() {
             iters *= 2;
         }
-        (iters * FLOPS_PER_ITER) as f64 / self.best_seconds(iters, 7) / 1e9
+        (iters * FLOPS_PER_ITER) as f64 / self.best_seconds(iters, 21) / 1e9
     }
 }
 
