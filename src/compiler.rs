@@ -186,6 +186,13 @@ impl Compiler {
     /// Imports and runs the passes (up to [`Compiler::stop_after`]); returns the graph
     /// as the last pass left it and what each pass did.
     pub fn optimize(&self, model: &Model) -> Result<(Graph, Vec<PassRecord>), Error> {
+        self.optimize_graph(model.import(&self.options)?)
+    }
+
+    /// [`Compiler::optimize`] for a graph built in code rather than imported (single
+    /// layers in benchmarks). Feed the result through [`Compiler::codegen_ready`] to
+    /// [`Compiler::compile_graph`].
+    pub fn optimize_graph(&self, mut graph: Graph) -> Result<(Graph, Vec<PassRecord>), Error> {
         let pipeline = Pipeline::new(self.opt_level);
         if let Some(pass) = &self.stop_after
             && !pipeline.pass_names().contains(&pass.as_str())
@@ -196,7 +203,6 @@ impl Compiler {
                 pipeline.pass_names().join(", ")
             )));
         }
-        let mut graph = model.import(&self.options)?;
         let log = pipeline.run(
             &mut graph,
             &TargetInfo::for_triple(self.target.as_deref()),

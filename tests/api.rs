@@ -156,3 +156,50 @@ fn profiled_runs_call_back_after_every_step_with_the_same_outputs() {
         assert!(out[0].bitwise_eq(&plain.run(std::slice::from_ref(&input)).unwrap()[0]));
     }
 }
+
+/// A graph built in code goes through the same passes as an imported model: here the
+/// ReLU is fused into the convolution before compiling.
+#[test]
+fn a_graph_built_in_code_is_optimized_and_compiled() {
+    use cnnc::ir::op::{Conv, Unary};
+    use cnnc::ir::{Graph, Op, TensorType};
+
+    let c = 16;
+    let mut g = Graph::new();
+    let x = g.add_input("x", TensorType::f32(vec![1, c, 4, 4])).unwrap();
+    // y = relu(0.5 - x) per channel: a 1x1 convolution by minus the identity.
+    let w: Vec<f32> = (0..c * c)
+        .map(|i| if i / c == i % c { -1.0 } else { 0.0 })
+        .collect();
+    let w = g.add_const("w", Tensor::from_vec(vec![c, c, 1, 1], w).unwrap());
+    let b = g.add_const("b", Tensor::from_vec(vec![c], vec![0.5; c]).unwrap());
+    let conv = Op::Conv(Conv {
+        kernel: vec![1, 1],
+        strides: vec![1, 1],
+        dilations: vec![1, 1],
+        pads: vec![(0, 0), (0, 0)],
+        groups: 1,
+        epilogue: Default::default(),
+    });
+    let y = g.add("conv", conv, &[x, w, b]).unwrap();
+    let y = g.add("relu", Op::Unary(Unary::Relu), &[y]).unwrap();
+    g.add_output("y", y);
+
+    let compiler = Compiler::new();
+    let (optimized, log) = compiler.optimize_graph(g).unwrap();
+    assert!(!log.is_empty());
+    let ops: Vec<&str> = optimized
+        .node_ids()
+        .map(|id| optimized.node(id).op.name())
+        .collect();
+    assert!(!ops.contains(&"relu"), "{ops:?}");
+    let compiled = compiler
+        .compile_graph(&compiler.codegen_ready(optimized).unwrap())
+        .unwrap();
+    let data: Vec<f32> = (0..c * 16).map(|i| (i % 9) as f32 / 8.0).collect();
+    let out = compiled
+        .run(&[Tensor::from_vec(vec![1, c, 4, 4], data.clone()).unwrap()])
+        .unwrap();
+    let want: Vec<f32> = data.iter().map(|v| (0.5 - v).max(0.0)).collect();
+    assert_eq!(out[0].view::<f32>().unwrap(), &want[..]);
+}

@@ -12,6 +12,7 @@ mod jit;
 mod kernels;
 mod math;
 mod object;
+pub mod peak;
 mod placement;
 mod program;
 pub mod target;
