@@ -29,6 +29,8 @@ struct Layer {
     graph: Graph,
     /// Thread counts to run it at.
     threads: &'static [usize],
+    /// Without the Winograd pass: the direct kernel on a 3x3 layer Winograd would take.
+    direct: bool,
 }
 
 /// Uniform values in [-1, 1) scaled by `1/sqrt(fan_in)` (so outputs stay near 1),
@@ -131,13 +133,17 @@ fn layers() -> Vec<Layer> {
         blocked_input,
         ..conv(c, c, hw, 3, 1)
     };
-    let mut layer = |name, spec: ConvLayer, threads| Layer {
+    let mut layer = |name: &'static str, spec: ConvLayer, threads| Layer {
         name,
         graph: spec.graph(&mut rng),
         threads,
+        direct: name.ends_with("_direct"),
     };
     let mut all = vec![
         layer("conv3x3_64_56", conv(64, 64, 56, 3, 1), &[1, 2]),
+        layer("conv3x3_64_56_direct", conv(64, 64, 56, 3, 1), &[1]),
+        layer("conv3x3_256_14", conv(256, 256, 14, 3, 1), &[1]),
+        layer("conv3x3_256_14_direct", conv(256, 256, 14, 3, 1), &[1]),
         layer("conv3x3s2_128_56", conv(128, 128, 56, 3, 2), &[1]),
         layer("conv1x1_256to64_56", conv(256, 64, 56, 1, 1), &[1, 2]),
         layer("conv1x1_64to256_56", conv(64, 256, 56, 1, 1), &[1, 2]),
@@ -153,6 +159,7 @@ fn layers() -> Vec<Layer> {
         name: "fc_4096to1000",
         graph: fc(4096, 1000, &mut rng),
         threads: &[1],
+        direct: false,
     });
     all
 }
@@ -177,12 +184,29 @@ struct Bench {
 impl Bench {
     fn new(layer: &Layer, threads: usize) -> Bench {
         let compiler = Compiler::new().threads(threads).profile(true);
-        let (optimized, _) = compiler.optimize_graph(layer.graph.clone()).unwrap();
+        let optimized = if layer.direct {
+            let mut g = layer.graph.clone();
+            let target = TargetInfo::for_triple(None);
+            for pass in cnnc_passes::all_passes() {
+                if pass.name() != "winograd" {
+                    pass.run(&mut g, &target).unwrap();
+                }
+            }
+            g
+        } else {
+            compiler.optimize_graph(layer.graph.clone()).unwrap().0
+        };
         let graph = compiler.codegen_ready(optimized).unwrap();
         let compiled = compiler.compile_graph(&graph).unwrap();
+        // Every step but the reorders: a Winograd convolution is its transforms too.
         let kernel_nodes: Vec<_> = graph
             .node_ids()
-            .filter(|&id| cnnc::inspect::macs(&graph, id) > 0)
+            .filter(|&id| {
+                !matches!(
+                    graph.node(id).op,
+                    Op::Input | Op::Const(_) | Op::Reshape { .. } | Op::Reorder { .. }
+                )
+            })
             .collect();
         let kernel_names: Vec<&str> = kernel_nodes
             .iter()
