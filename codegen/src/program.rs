@@ -319,8 +319,26 @@ pub fn lower(
     }
     let plan = memory::plan(&buffers, ALIGN);
 
-    // Constant data: graph constants the kernels read, then their tables.
+    // Constant data: graph constants the kernels read, then their tables, in one
+    // allocation of their total (hundreds of MiB with large weights; growing it would
+    // copy it several times).
     let mut consts = ConstBlob::default();
+    let tables: usize = steps
+        .iter()
+        .flat_map(|s| &s.args)
+        .map(|a| match a {
+            ArgSource::Table(bytes) => bytes.len() + ALIGN,
+            _ => 0,
+        })
+        .sum();
+    let tensors: usize = graph
+        .node_ids()
+        .filter_map(|id| match &graph.node(id).op {
+            Op::Const(t) => Some(t.numel() * t.dtype().size() + ALIGN),
+            _ => None,
+        })
+        .sum();
+    consts.bytes.reserve_exact(tables + tensors);
     let mut const_at: HashMap<Value, usize> = HashMap::new();
     let mut locs: Vec<Vec<Loc>> = Vec::new();
     for (s, step) in steps.iter().enumerate() {

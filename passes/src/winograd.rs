@@ -188,23 +188,33 @@ fn winograd_cycles(wg: &Winograd, conv: &Candidate, target: &TargetInfo) -> f64 
     gemm + tiles * (input + output)
 }
 
-/// `U[xi * M + o, c] = (G g[o, c] Gᵀ)[xi]`: the weights of the `t*t` products.
+/// `U[xi * M + o, c] = (G g[o, c] Gᵀ)[xi]`: the weights of the `t*t` products, in f64
+/// without allocating per kernel (VGG-19 has 2.2 million of them), each output
+/// channel's kernels written as `t * t` runs of `C` consecutive values.
 fn transformed_weights(f: &Transform, w: &Tensor, c: usize, m: usize) -> Result<Tensor, IrError> {
     let w = w.view::<f32>()?;
-    let tt = f.t * f.t;
-    let mut u = vec![0f32; tt * m * c];
+    let (t, g) = (f.t, f.g);
+    let mut u = vec![0f32; t * t * m * c];
+    let mut gk = [0f64; 3 * 6];
     for o in 0..m {
         for ch in 0..c {
-            let g: Vec<f64> = w[(o * c + ch) * 9..][..9]
-                .iter()
-                .map(|&v| v as f64)
-                .collect();
-            for (xi, v) in f.kernel_tile(&g).into_iter().enumerate() {
-                u[(xi * m + o) * c + ch] = v as f32;
+            let k = &w[(o * c + ch) * 9..][..9];
+            // G k: t x 3.
+            for i in 0..t {
+                for j in 0..3 {
+                    gk[i * 3 + j] = (0..3).map(|l| g[i * 3 + l] * k[l * 3 + j] as f64).sum();
+                }
+            }
+            // (G k) Gᵀ: t x t.
+            for i in 0..t {
+                for j in 0..t {
+                    let v: f64 = (0..3).map(|l| gk[i * 3 + l] * g[j * 3 + l]).sum();
+                    u[((i * t + j) * m + o) * c + ch] = v as f32;
+                }
             }
         }
     }
-    Tensor::from_vec(vec![tt * m, c, 1, 1], u)
+    Tensor::from_vec(vec![t * t * m, c, 1, 1], u)
 }
 
 fn rewrite(
