@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use cnnc_ir::Graph;
-use cnnc_runtime::{AlignedBuffer, Executable, abi};
+use cnnc_runtime::{AlignedBytes, Executable, abi};
 use cranelift_codegen::isa::OwnedTargetIsa;
 use cranelift_jit::{ArenaMemoryProvider, JITBuilder, JITModule};
 
@@ -46,7 +46,7 @@ pub fn compile_jit(
         profile,
         listing,
     )?;
-    let constants = AlignedBuffer::from_bytes(&lowered.constants);
+    let constants = lowered.constants;
     constants_at.store(constants.as_ptr() as usize, Ordering::Release);
     module.finalize_definitions()?;
     let code = module.get_finalized_function(lowered.entry);
@@ -72,7 +72,7 @@ pub fn compile_jit(
 /// Keeps JIT code and the data it references alive, and frees the code with it.
 struct Owner {
     module: Option<JITModule>,
-    _constants: AlignedBuffer,
+    _constants: AlignedBytes,
 }
 
 impl Drop for Owner {

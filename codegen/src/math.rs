@@ -493,7 +493,9 @@ mod tests {
             fx.b.seal_all_blocks();
             fx.b.finalize(config);
         }
-        crate::kernels::define(&mut module, id, &mut ctx, None).unwrap();
+        let mut queue = crate::compile::Queue::default();
+        queue.push(&module, id, &mut ctx);
+        queue.compile(&mut module, None).unwrap();
         module.finalize_definitions().unwrap();
         let code = module.get_finalized_function(id);
         // SAFETY: the function was declared with four pointer arguments.

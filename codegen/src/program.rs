@@ -3,11 +3,12 @@
 //! the workspace arena from the memory plan), and the entry function that runs the
 //! steps in order.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use cnnc_ir::{DType, Graph, Op, Tensor, Value};
 use cnnc_passes::memory::{self, Buffer};
-use cnnc_runtime::ALIGN;
+use cnnc_runtime::{ALIGN, AlignedBytes};
 use cranelift_codegen::Context;
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::types::{I32, I64};
@@ -17,6 +18,7 @@ use cranelift_codegen::ir::{
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_module::{DataDescription, DataId, FuncId, Linkage, Module};
 
+use crate::compile::Queue;
 use crate::kernels::{self, ArgSource, CopyPlan, KernelCx, Launch, Operand, copy_launch};
 use crate::placement::Placement;
 use crate::target::Features;
@@ -94,7 +96,7 @@ pub struct Lowered {
     pub profiled: Option<FuncId>,
     /// The constant data, 64-byte aligned pieces (for `Constants::Import`, under the
     /// symbol `{name}_constants`).
-    pub constants: Vec<u8>,
+    pub constants: AlignedBytes,
 }
 
 struct Step {
@@ -103,15 +105,21 @@ struct Step {
 }
 
 /// The constant data: 64-byte aligned pieces, each distinct content stored once (shared
-/// biases, identical tables).
-#[derive(Default)]
+/// biases, identical tables), written once into memory of their total size.
 struct ConstBlob {
-    bytes: Vec<u8>,
+    bytes: AlignedBytes,
     /// Offsets of the pieces by a hash of their content.
     pieces: HashMap<u64, Vec<(usize, usize)>>,
 }
 
 impl ConstBlob {
+    fn with_capacity(capacity: usize) -> Self {
+        ConstBlob {
+            bytes: AlignedBytes::with_capacity(capacity),
+            pieces: HashMap::new(),
+        }
+    }
+
     /// The offset of `bytes` in the data, appended unless already there.
     fn push(&mut self, bytes: &[u8]) -> usize {
         use std::hash::{DefaultHasher, Hasher};
@@ -125,26 +133,24 @@ impl ConstBlob {
         }
         h.write(&bytes[bytes.len().saturating_sub(32)..]);
         let same = self.pieces.entry(h.finish()).or_default();
-        if let Some(&(at, _)) = same
-            .iter()
-            .find(|&&(at, len)| &self.bytes[at..at + len] == bytes)
-        {
+        let data = self.bytes.as_slice();
+        if let Some(&(at, _)) = same.iter().find(|&&(at, len)| &data[at..at + len] == bytes) {
             return at;
         }
         let at = self.bytes.len().div_ceil(ALIGN) * ALIGN;
-        self.bytes.resize(at, 0);
-        self.bytes.extend_from_slice(bytes);
+        self.bytes.extend_at(at, bytes.len()).copy_from_slice(bytes);
         same.push((at, bytes.len()));
         at
     }
 }
 
-fn tensor_bytes(t: &Tensor) -> Vec<u8> {
+/// A constant's bytes as stored: dense ones borrowed, splats written out.
+fn tensor_bytes(t: &Tensor) -> Cow<'_, [u8]> {
     if let Some(b) = t.dense_bytes() {
-        return b.to_vec();
+        return Cow::Borrowed(b);
     }
     let Some(v) = t.get(0) else {
-        return Vec::new();
+        return Cow::Borrowed(&[]);
     };
     let one = match v {
         cnnc_ir::Scalar::F32(x) => x.to_le_bytes().to_vec(),
@@ -152,7 +158,7 @@ fn tensor_bytes(t: &Tensor) -> Vec<u8> {
         cnnc_ir::Scalar::I32(x) => x.to_le_bytes().to_vec(),
         cnnc_ir::Scalar::Bool(x) => vec![x as u8],
     };
-    one.repeat(t.numel())
+    Cow::Owned(one.repeat(t.numel()))
 }
 
 pub fn lower(
@@ -161,12 +167,13 @@ pub fn lower(
     name: &str,
     constants: Constants,
     profile: bool,
-    mut listing: Option<&mut Listing>,
+    listing: Option<&mut Listing>,
 ) -> Result<Lowered, CodegenError> {
     let features = Features::of(module.isa());
     let mut step_info = Vec::new();
     let mut ctx = module.make_context();
     let mut fctx = FunctionBuilderContext::new();
+    let mut queue = Queue::default();
     let mut counter = 0usize;
     let order = graph.topo_order()?;
 
@@ -208,7 +215,7 @@ pub fn lower(
             features,
             name,
             &mut counter,
-            listing.as_deref_mut(),
+            &mut queue,
             operands,
             outputs,
         );
@@ -253,7 +260,7 @@ pub fn lower(
             features,
             name,
             &mut counter,
-            listing.as_deref_mut(),
+            &mut queue,
             operands,
             vec![],
         );
@@ -321,8 +328,8 @@ pub fn lower(
 
     // Constant data: graph constants the kernels read, then their tables, in one
     // allocation of their total (hundreds of MiB with large weights; growing it would
-    // copy it several times).
-    let mut consts = ConstBlob::default();
+    // copy it several times). At least one piece of room: empty constants still need an
+    // address.
     let tables: usize = steps
         .iter()
         .flat_map(|s| &s.args)
@@ -338,7 +345,7 @@ pub fn lower(
             _ => None,
         })
         .sum();
-    consts.bytes.reserve_exact(tables + tensors);
+    let mut consts = ConstBlob::with_capacity(tables + tensors + ALIGN);
     let mut const_at: HashMap<Value, usize> = HashMap::new();
     let mut locs: Vec<Vec<Loc>> = Vec::new();
     for (s, step) in steps.iter().enumerate() {
@@ -375,9 +382,8 @@ pub fn lower(
     }
 
     let mut blob = consts.bytes;
-    // Empty constants still need an address.
     if blob.is_empty() && locs.iter().flatten().any(|l| matches!(l, Loc::Const(_))) {
-        blob.resize(ALIGN, 0);
+        blob.extend_at(0, ALIGN);
     }
     let constant_bytes = blob.len();
     let constants_symbol = format!("{name}_constants");
@@ -392,7 +398,7 @@ pub fn lower(
         if constants == Constants::Define {
             let mut desc = DataDescription::new();
             desc.set_align(ALIGN as u64);
-            desc.define(std::mem::take(&mut blob).into_boxed_slice());
+            desc.define(blob.as_slice().into());
             module.define_data(id, &desc)?;
         }
         Some(id)
@@ -428,7 +434,7 @@ pub fn lower(
         &info,
         data,
         &launches,
-        listing.as_deref_mut(),
+        &mut queue,
     )?;
     let profiled = if profile {
         Some(emit_entry(
@@ -439,7 +445,7 @@ pub fn lower(
             &info,
             data,
             &launches,
-            None,
+            &mut queue,
         )?)
     } else {
         None
@@ -451,8 +457,9 @@ pub fn lower(
         name,
         entry,
         info.workspace_size,
-        listing,
+        &mut queue,
     )?;
+    queue.compile(module, listing)?;
     Ok(Lowered {
         info,
         entry,
@@ -486,7 +493,7 @@ fn emit_entry(
     info: &ModelInfo,
     data: Option<DataId>,
     steps: &[(Vec<Loc>, Vec<Launch>)],
-    listing: Option<&mut Listing>,
+    queue: &mut Queue,
 ) -> Result<FuncId, CodegenError> {
     let call_conv = module.isa().default_call_conv();
     let mut sig = Signature::new(call_conv);
@@ -617,7 +624,7 @@ fn emit_entry(
         b.seal_all_blocks();
         b.finalize(frontend_config);
     }
-    kernels::define(module, id, ctx, listing)?;
+    queue.push(module, id, ctx);
     Ok(id)
 }
 
@@ -630,7 +637,7 @@ fn emit_wrappers(
     name: &str,
     entry: FuncId,
     workspace_size: usize,
-    mut listing: Option<&mut Listing>,
+    queue: &mut Queue,
 ) -> Result<(), CodegenError> {
     let call_conv = module.isa().default_call_conv();
     let mut sig = Signature::new(call_conv);
@@ -657,7 +664,7 @@ fn emit_wrappers(
         b.seal_all_blocks();
         b.finalize(frontend_config);
     }
-    kernels::define(module, id, ctx, listing.as_deref_mut())?;
+    queue.push(module, id, ctx);
 
     let mut sig = Signature::new(call_conv);
     sig.returns.push(AbiParam::new(I64));
@@ -673,5 +680,6 @@ fn emit_wrappers(
         b.seal_all_blocks();
         b.finalize(frontend_config);
     }
-    kernels::define(module, id, ctx, listing)
+    queue.push(module, id, ctx);
+    Ok(())
 }

@@ -41,6 +41,11 @@ fn floats(v: Vec<f64>, shape: Vec<usize>) -> Result<Tensor, IrError> {
     Tensor::from_vec(shape, v.into_iter().map(|x| x as f32).collect::<Vec<f32>>())
 }
 
+/// `x k` rounded once: the product of an f32 and an f64 scale, exact before rounding.
+fn scaled(x: f32, k: f64) -> f32 {
+    (x as f64 * k) as f32
+}
+
 /// Folds into the producer when it qualifies; returns whether it did.
 fn fold_into(
     graph: &mut Graph,
@@ -53,102 +58,99 @@ fn fold_into(
     if op.epilogue().is_some_and(|e| !e.is_empty()) {
         return Ok(false);
     }
-    let Some(w) = constant(graph, inputs[1])
-        .and_then(|t| t.view::<f32>().ok())
-        .map(|v| v.into_owned())
-    else {
+    let Some(w) = constant(graph, inputs[1]).and_then(|t| t.view::<f32>().ok()) else {
         return Ok(false);
     };
     let w_shape = graph.value_type(inputs[1]).shape.clone();
     let bias = match inputs.get(2) {
         Some(&b) => match constant(graph, b).and_then(|t| t.view::<f32>().ok()) {
-            Some(v) => Some(v.into_owned()),
+            Some(v) => Some(v),
             None => return Ok(false),
         },
         None => None,
     };
+    let b_at = |m: usize| bias.as_ref().map_or(0.0, |b| b[m] as f64);
     let name = graph.node(producer).name.clone();
+    // The new weights and bias are computed from borrowed constants (ResNet-50's are
+    // 100 MB), so the only copy made is the folded result.
     let (new_w, new_b, new_op) = match &op {
         Op::Conv(_) | Op::DepthwiseConv(_) => {
             // Weight [M, C/g, k...]: output channel m is the outer index.
             let per = w.len() / k.len();
-            let nw: Vec<f64> = w
-                .iter()
-                .enumerate()
-                .map(|(i, &x)| x as f64 * k[i / per])
+            let nw: Vec<f32> = w
+                .chunks_exact(per)
+                .zip(k)
+                .flat_map(|(row, &km)| row.iter().map(move |&x| scaled(x, km)))
                 .collect();
-            let nb: Vec<f64> = (0..k.len())
-                .map(|m| bias.as_ref().map_or(0.0, |b| b[m] as f64) * k[m] + shift[m])
+            let nb = (0..k.len())
+                .map(|m| (b_at(m) * k[m] + shift[m]) as f32)
                 .collect();
-            (nw, nb, op.clone())
+            (nw, Tensor::from_vec(vec![k.len()], nb)?, op.clone())
         }
         Op::ConvTranspose(c) => {
             // Weight [C, M/g, k...]: output channel m = g * (M/g) + mo.
             let mg = w_shape[1];
             let per: usize = w_shape[2..].iter().product();
             let cg = w_shape[0] / c.groups;
-            let nw: Vec<f64> = w
-                .iter()
+            let nw: Vec<f32> = w
+                .chunks_exact(per)
                 .enumerate()
-                .map(|(i, &x)| {
-                    let (ci, mo) = (i / (mg * per), (i / per) % mg);
-                    x as f64 * k[(ci / cg) * mg + mo]
+                .flat_map(|(row, kernel)| {
+                    let (ci, mo) = (row / mg, row % mg);
+                    let km = k[(ci / cg) * mg + mo];
+                    kernel.iter().map(move |&x| scaled(x, km))
                 })
                 .collect();
-            let nb: Vec<f64> = (0..k.len())
-                .map(|m| bias.as_ref().map_or(0.0, |b| b[m] as f64) * k[m] + shift[m])
+            let nb = (0..k.len())
+                .map(|m| (b_at(m) * k[m] + shift[m]) as f32)
                 .collect();
-            (nw, nb, op.clone())
+            (nw, Tensor::from_vec(vec![k.len()], nb)?, op.clone())
         }
         Op::Gemm(g) => {
             // Output [M, N] with channels N: scale op(B)'s columns, then C' = beta C k + shift.
             let n = k.len();
-            let nw: Vec<f64> = w
-                .iter()
-                .enumerate()
-                .map(|(i, &x)| {
-                    let col = if g.trans_b { i / w_shape[1] } else { i % n };
-                    x as f64 * k[col]
-                })
-                .collect();
+            let nw: Vec<f32> = if g.trans_b {
+                w.chunks_exact(w_shape[1])
+                    .zip(k)
+                    .flat_map(|(row, &kj)| row.iter().map(move |&x| scaled(x, kj)))
+                    .collect()
+            } else {
+                w.chunks_exact(n)
+                    .flat_map(|row| row.iter().zip(k).map(|(&x, &kj)| scaled(x, kj)))
+                    .collect()
+            };
             // C broadcast to [M, N] (kept as [N] when it has no rows of its own).
             let (c_rows, c_cols) = match inputs.get(2).map(|&c| graph.value_type(c).shape.clone()) {
                 Some(s) if s.len() == 2 => (s[0], s[1]),
                 Some(s) if s.len() == 1 => (1, s[0]),
                 _ => (1, 1),
             };
-            let c_at = |r: usize, j: usize| -> f64 {
-                bias.as_ref().map_or(0.0, |b| {
-                    b[(r % c_rows) * c_cols + if c_cols == 1 { 0 } else { j }] as f64
-                })
-            };
-            let c_full: Vec<f64> = (0..c_rows * n)
+            let c_at =
+                |r: usize, j: usize| b_at((r % c_rows) * c_cols + if c_cols == 1 { 0 } else { j });
+            let c_full: Vec<f32> = (0..c_rows * n)
                 .map(|at| {
                     let (r, j) = (at / n, at % n);
-                    g.beta as f64 * c_at(r, j) * k[j] + shift[j]
+                    (g.beta as f64 * c_at(r, j) * k[j] + shift[j]) as f32
                 })
                 .collect();
-            let rows = c_rows;
+            let shape = if c_rows > 1 { vec![c_rows, n] } else { vec![n] };
             let op = Op::Gemm(Gemm {
                 beta: 1.0,
                 ..g.clone()
             });
-            let new_c = floats(c_full, if rows > 1 { vec![rows, n] } else { vec![n] })?;
-            let wv = graph.add_const(format!("{name}/folded_weight"), floats(nw, w_shape)?);
-            let cv = graph.add_const(format!("{name}/folded_bias"), new_c);
-            graph.rewrite(producer, op, &[inputs[0], wv, cv])?;
-            return Ok(true);
+            (nw, Tensor::from_vec(shape, c_full)?, op)
         }
         _ => return Ok(false),
     };
-    let m = k.len();
-    let wv = graph.add_const(format!("{name}/folded_weight"), floats(new_w, w_shape)?);
-    let bv = graph.add_const(format!("{name}/folded_bias"), floats(new_b, vec![m])?);
+    let wv = graph.add_const(
+        format!("{name}/folded_weight"),
+        Tensor::from_vec(w_shape, new_w)?,
+    );
+    let bv = graph.add_const(format!("{name}/folded_bias"), new_b);
     graph.rewrite(producer, new_op, &[inputs[0], wv, bv])?;
     Ok(true)
 }
 
-/// `y * s` or `y + b` with `s`, `b` per-channel constants: `(k, shift)` and `y`.
 fn channel_affine(graph: &Graph, id: NodeId) -> Option<(Vec<f64>, Vec<f64>, Value)> {
     let Op::Binary(op) = graph.node(id).op else {
         return None;

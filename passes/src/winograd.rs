@@ -188,33 +188,66 @@ fn winograd_cycles(wg: &Winograd, conv: &Candidate, target: &TargetInfo) -> f64 
     gemm + tiles * (input + output)
 }
 
-/// `U[xi * M + o, c] = (G g[o, c] Gᵀ)[xi]`: the weights of the `t*t` products, in f64
-/// without allocating per kernel (VGG-19 has 2.2 million of them), each output
-/// channel's kernels written as `t * t` runs of `C` consecutive values.
+/// `U[xi * M + o, c] = (G g[o, c] Gᵀ)[xi]`: the weights of the `t*t` products, in f64,
+/// each output channel's kernels written as `t * t` runs of `C` consecutive values.
 fn transformed_weights(f: &Transform, w: &Tensor, c: usize, m: usize) -> Result<Tensor, IrError> {
     let w = w.view::<f32>()?;
-    let (t, g) = (f.t, f.g);
-    let mut u = vec![0f32; t * t * m * c];
-    let mut gk = [0f64; 3 * 6];
-    for o in 0..m {
-        for ch in 0..c {
-            let k = &w[(o * c + ch) * 9..][..9];
-            // G k: t x 3.
-            for i in 0..t {
-                for j in 0..3 {
-                    gk[i * 3 + j] = (0..3).map(|l| g[i * 3 + l] * k[l * 3 + j] as f64).sum();
-                }
-            }
-            // (G k) Gᵀ: t x t.
-            for i in 0..t {
-                for j in 0..t {
-                    let v: f64 = (0..3).map(|l| gk[i * 3 + l] * g[j * 3 + l]).sum();
-                    u[((i * t + j) * m + o) * c + ch] = v as f32;
+    let u = match f.t {
+        4 => weights_of::<4>(f.g, &w, c, m),
+        6 => weights_of::<6>(f.g, &w, c, m),
+        t => unreachable!("Winograd input tile {t}"),
+    };
+    Tensor::from_vec(vec![f.t * f.t * m, c, 1, 1], u)
+}
+
+/// [`transformed_weights`] for one input tile side `T`, with fixed-size arrays so the
+/// two small matrix products unroll. VGG-19 has 2.2 million kernels to transform, so
+/// the output channels are split over every core: each thread writes its range of
+/// every one of the `T * T` runs.
+fn weights_of<const T: usize>(g: &[f64], w: &[f32], c: usize, m: usize) -> Vec<f32> {
+    let g: [[f64; 3]; T] = std::array::from_fn(|i| [g[i * 3], g[i * 3 + 1], g[i * 3 + 2]]);
+    let mut u = vec![0f32; T * T * m * c];
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per = m.div_ceil(threads).max(1);
+    let mut parts: Vec<Vec<&mut [f32]>> = (0..m.div_ceil(per)).map(|_| Vec::new()).collect();
+    for run in u.chunks_exact_mut(m * c) {
+        for (part, piece) in parts.iter_mut().zip(run.chunks_mut(per * c)) {
+            part.push(piece);
+        }
+    }
+    std::thread::scope(|s| {
+        for (part, w) in parts.into_iter().zip(w.chunks(per * 9 * c)) {
+            s.spawn(move || transform_range::<T>(&g, w, part, c));
+        }
+    });
+    u
+}
+
+/// Transforms the kernels of consecutive output channels `w` into `runs[xi]`, the
+/// same channels' part of each of the `T * T` runs. `G k` is kept by columns, so each
+/// product runs down a column in whole vectors.
+fn transform_range<const T: usize>(
+    g: &[[f64; 3]; T],
+    w: &[f32],
+    mut runs: Vec<&mut [f32]>,
+    c: usize,
+) {
+    for (o, kernels) in w.chunks_exact(9 * c).enumerate() {
+        for (ch, k) in kernels.chunks_exact(9).enumerate() {
+            let k: [f64; 9] = std::array::from_fn(|i| k[i] as f64);
+            // G k: T x 3, column l at gk[l].
+            let gk: [[f64; T]; 3] = std::array::from_fn(|l| {
+                std::array::from_fn(|i| g[i][0] * k[l] + g[i][1] * k[3 + l] + g[i][2] * k[6 + l])
+            });
+            // (G k) Gᵀ: T x T, by columns.
+            for (j, gj) in g.iter().enumerate() {
+                for i in 0..T {
+                    let v = gk[0][i] * gj[0] + gk[1][i] * gj[1] + gk[2][i] * gj[2];
+                    runs[i * T + j][o * c + ch] = v as f32;
                 }
             }
         }
     }
-    Tensor::from_vec(vec![t * t * m, c, 1, 1], u)
 }
 
 fn rewrite(

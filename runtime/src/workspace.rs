@@ -31,6 +31,18 @@ impl AlignedBuffer {
         AlignedBuffer { ptr, layout }
     }
 
+    /// `size` bytes, all zero (fresh pages from the system are not written twice).
+    pub fn zeroed(size: usize) -> Self {
+        let layout =
+            Layout::from_size_align(size.max(ALIGN), ALIGN).expect("buffer size fits in isize");
+        // SAFETY: the layout has a non-zero size.
+        let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
+        let Some(ptr) = NonNull::new(ptr) else {
+            std::alloc::handle_alloc_error(layout)
+        };
+        AlignedBuffer { ptr, layout }
+    }
+
     /// A buffer holding a copy of `bytes`.
     pub fn from_bytes(bytes: &[u8]) -> Self {
         let mut b = Self::new(bytes.len());
@@ -49,6 +61,57 @@ impl AlignedBuffer {
 
     pub fn size(&self) -> usize {
         self.layout.size()
+    }
+}
+
+/// Initialized, 64-byte aligned bytes of a fixed capacity, filled from the front: the
+/// constant data of a model as it is laid out, which JIT code then reads in place.
+pub struct AlignedBytes {
+    buf: AlignedBuffer,
+    len: usize,
+}
+
+impl AlignedBytes {
+    /// Room for `capacity` bytes, none used yet (all zero).
+    pub fn with_capacity(capacity: usize) -> Self {
+        AlignedBytes {
+            buf: AlignedBuffer::zeroed(capacity),
+            len: 0,
+        }
+    }
+
+    /// The bytes in use.
+    pub fn as_slice(&self) -> &[u8] {
+        // SAFETY: the whole buffer was zeroed, so its first `len` bytes are initialized.
+        unsafe { std::slice::from_raw_parts(self.buf.as_ptr(), self.len) }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn as_ptr(&self) -> *const u8 {
+        self.buf.as_ptr()
+    }
+
+    /// Uses the next `n` zero bytes at `offset` or after (`offset` at least the length):
+    /// returns them for writing.
+    ///
+    /// # Panics
+    /// If they would not fit in the capacity.
+    pub fn extend_at(&mut self, offset: usize, n: usize) -> &mut [u8] {
+        assert!(offset >= self.len, "bytes are appended after those in use");
+        let end = offset
+            .checked_add(n)
+            .filter(|&e| e <= self.buf.size())
+            .expect("appended bytes fit in the capacity");
+        self.len = end;
+        // SAFETY: `offset..end` is inside the zeroed buffer and `&mut self` is unique.
+        unsafe { std::slice::from_raw_parts_mut(self.buf.as_mut_ptr().add(offset), n) }
     }
 }
 

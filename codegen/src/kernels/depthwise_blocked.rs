@@ -139,7 +139,7 @@ pub fn emit(cx: &mut KernelCx, c: &Conv, block: usize) -> Result<(), CodegenErro
     let taps = g.kernel[1] * g.kernel[2];
     let packed = pack(&weights.view::<f32>()?, g.cout, taps);
     let (x, out) = (cx.input(0), cx.output(0));
-    let w = cx.table(&packed);
+    let w = cx.table(packed);
     let extra = epilogue_args(cx, &c.epilogue, g.cout)?;
     let own = cx.inputs.len() - c.epilogue.extra_inputs();
     let bias = (own > 2).then(|| cx.input(2));

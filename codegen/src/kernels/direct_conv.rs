@@ -78,32 +78,24 @@ pub(super) fn segments(g: &Geometry) -> Vec<Segment> {
 fn pack(w: &[f32], g: &Geometry, ov: usize) -> Vec<f32> {
     let (cg, mg) = (g.cin / g.groups, g.cout / g.groups);
     let (cb, mb) = (cg.div_ceil(LANES), mg / LANES);
-    let (kh_n, kw_n) = (g.kernel[1], g.kernel[2]);
-    let mut out = Vec::with_capacity(g.groups * mb * cb * kh_n * kw_n * LANES * LANES);
-    for grp in 0..g.groups {
-        let mut v0 = 0;
-        while v0 < mb {
-            let vs = ov.min(mb - v0);
+    let taps = g.kernel[1] * g.kernel[2];
+    let mut out = Vec::with_capacity(g.groups * mb * cb * taps * LANES * LANES);
+    // One output channel's weights per row; a vector group's rows stay in cache while
+    // they are interleaved.
+    let rows: Vec<&[f32]> = w.chunks_exact(cg * taps).collect();
+    for group in rows.chunks_exact(mg) {
+        for vectors in group.chunks(ov * LANES) {
             for ib in 0..cb {
-                for kh in 0..kh_n {
-                    for kw in 0..kw_n {
-                        for lane in 0..LANES {
-                            let ci = ib * LANES + lane;
-                            for v in 0..vs {
-                                for o in 0..LANES {
-                                    let m = grp * mg + (v0 + v) * LANES + o;
-                                    out.push(if ci < cg {
-                                        w[((m * cg + ci) * kh_n + kh) * kw_n + kw]
-                                    } else {
-                                        0.0
-                                    });
-                                }
-                            }
+                for tap in 0..taps {
+                    for ci in ib * LANES..(ib + 1) * LANES {
+                        if ci < cg {
+                            out.extend(vectors.iter().map(|row| row[ci * taps + tap]));
+                        } else {
+                            out.extend(std::iter::repeat_n(0.0, vectors.len()));
                         }
                     }
                 }
             }
-            v0 += vs;
         }
     }
     out
@@ -311,7 +303,7 @@ pub fn emit(cx: &mut KernelCx, c: &Conv, block: usize) -> Result<(), CodegenErro
     let (wt, ov) = (tile.rows, (tile.cols / LANES).min(mb));
     let packed = pack(&weights.view::<f32>()?, &g, ov);
     let (x, out) = (cx.input(0), cx.output(0));
-    let w = cx.table(&packed);
+    let w = cx.table(packed);
     let extra = epilogue_args(cx, &c.epilogue, g.cout)?;
     let own = cx.inputs.len() - c.epilogue.extra_inputs();
     let bias = (own > 2).then(|| cx.input(2));

@@ -483,7 +483,7 @@ pub fn emit_gemm(cx: &mut KernelCx, g: &Gemm) -> Result<(), CodegenError> {
         (false, _) => cx.input(1),
         (true, Some(t)) => {
             let bt = cnnc_ir::transpose_2d(&t.view::<f32>()?, n, k);
-            cx.table(&bt)
+            cx.table(bt)
         }
         (true, None) => {
             let src = cx.input(1);

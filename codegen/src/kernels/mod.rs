@@ -24,6 +24,7 @@ mod winograd;
 
 use std::collections::HashMap;
 
+use bytes::Bytes;
 use cnnc_ir::op::Tile;
 use cnnc_ir::{Op, Tensor, TensorType, Value};
 use cranelift_codegen::Context;
@@ -32,11 +33,21 @@ use cranelift_codegen::ir::{AbiParam, InstBuilder, Signature, UserFuncName};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_module::{FuncId, Linkage, Module};
 
+use crate::CodegenError;
+use crate::compile::Queue;
 use crate::emit::Fx;
 use crate::target::Features;
-use crate::{CodegenError, Listing, ListingKind};
 
 pub(crate) use movement::{CopyPlan, concat, copy_launch};
+
+/// A vector of plain values seen as its bytes.
+struct PodVec<T>(Vec<T>);
+
+impl<T: bytemuck::Pod> AsRef<[u8]> for PodVec<T> {
+    fn as_ref(&self) -> &[u8] {
+        bytemuck::cast_slice(&self.0)
+    }
+}
 
 /// Where a kernel argument's memory comes from.
 #[derive(Clone, Debug)]
@@ -46,7 +57,7 @@ pub enum ArgSource {
     /// Private scratch memory of this many bytes, live during the node.
     Scratch(usize),
     /// Constant bytes (packed weights, index tables) in the read-only data.
-    Table(Vec<u8>),
+    Table(Bytes),
     /// The caller's buffer for graph output `j` (copies of inputs and constants).
     GraphOutput(usize),
 }
@@ -92,8 +103,8 @@ pub struct KernelCx<'a> {
     /// Symbol prefix of the model; kernels are named `{prefix}_k{n}`.
     pub prefix: &'a str,
     pub counter: &'a mut usize,
-    /// Collects the IR or disassembly of every function (`--emit clif|asm`).
-    pub listing: Option<&'a mut Listing>,
+    /// Where the finished functions wait to be compiled.
+    pub queue: &'a mut Queue,
     pub inputs: Vec<Operand<'a>>,
     pub outputs: Vec<(Value, &'a TensorType)>,
     /// The node's blocking, when the tiling pass chose one.
@@ -112,7 +123,7 @@ impl<'a> KernelCx<'a> {
         features: Features,
         prefix: &'a str,
         counter: &'a mut usize,
-        listing: Option<&'a mut Listing>,
+        queue: &'a mut Queue,
         inputs: Vec<Operand<'a>>,
         outputs: Vec<(Value, &'a TensorType)>,
     ) -> Self {
@@ -123,7 +134,7 @@ impl<'a> KernelCx<'a> {
             features,
             prefix,
             counter,
-            listing,
+            queue,
             inputs,
             outputs,
             tile: None,
@@ -171,10 +182,11 @@ impl<'a> KernelCx<'a> {
         self.args.len() - 1
     }
 
-    /// New constant data holding `data`.
-    pub fn table<T: bytemuck::Pod>(&mut self, data: &[T]) -> usize {
+    /// New constant data holding `data`, kept in its own allocation until the constant
+    /// data is laid out (packed weights can be hundreds of MiB: no copy to bytes).
+    pub fn table<T: bytemuck::Pod + Send>(&mut self, data: Vec<T>) -> usize {
         self.args
-            .push(ArgSource::Table(bytemuck::cast_slice(data).to_vec()));
+            .push(ArgSource::Table(Bytes::from_owner(PodVec(data))));
         self.args.len() - 1
     }
 
@@ -223,58 +235,10 @@ impl<'a> KernelCx<'a> {
             fx.b.seal_all_blocks();
             fx.b.finalize(frontend_config);
         }
-        define(self.module, id, self.ctx, self.listing.as_deref_mut())?;
+        self.queue.push(&*self.module, id, self.ctx);
         self.launches.push(Launch { func: id, tasks });
         Ok(())
     }
-}
-
-/// Compiles and defines a function, refusing any call to a library routine: generated
-/// code must be self-contained.
-pub fn define(
-    module: &mut dyn Module,
-    id: FuncId,
-    ctx: &mut Context,
-    listing: Option<&mut Listing>,
-) -> Result<(), CodegenError> {
-    let name = module
-        .declarations()
-        .get_function_decl(id)
-        .linkage_name(id)
-        .into_owned();
-    if let Some(l) = &listing {
-        match l.kind {
-            ListingKind::Clif => {}
-            ListingKind::Asm => ctx.set_disasm(true),
-        }
-    }
-    let clif = listing
-        .as_ref()
-        .filter(|l| l.kind == ListingKind::Clif)
-        .map(|_| ctx.func.display().to_string());
-    module
-        .define_function(id, ctx)
-        .map_err(|e| CodegenError::Cranelift(format!("{e:?}")))?;
-    let code = ctx.compiled_code().expect("just compiled");
-    if let Some(l) = listing {
-        let text = match l.kind {
-            ListingKind::Clif => clif.unwrap_or_default(),
-            ListingKind::Asm => code.vcode.clone().unwrap_or_default(),
-        };
-        l.text.push_str(&format!("; {name}\n{text}\n"));
-    }
-    for reloc in code.buffer.relocs() {
-        if let cranelift_codegen::FinalizedRelocTarget::ExternalName(
-            cranelift_codegen::ir::ExternalName::LibCall(lc),
-        ) = &reloc.target
-        {
-            return Err(CodegenError::Cranelift(format!(
-                "generated code would call the library routine {lc}"
-            )));
-        }
-    }
-    module.clear_context(ctx);
-    Ok(())
 }
 
 /// Emits the kernels of one node.

@@ -131,7 +131,7 @@ pub fn copy_launch(
         .src
         .iter()
         .map(|m| match m {
-            AxisMap::Table(t) => Some(cx.table(t)),
+            AxisMap::Table(t) => Some(cx.table(t.clone())),
             AxisMap::Stride(_) => None,
         })
         .collect();

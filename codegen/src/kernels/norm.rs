@@ -67,7 +67,7 @@ pub fn batch_norm(cx: &mut KernelCx, epsilon: f32) -> Result<(), CodegenError> {
                 .collect();
             let mut table: Vec<f32> = k.iter().map(|&k| k as f32).collect();
             table.extend((0..c).map(|i| (bias[i] as f64 - mean[i] as f64 * k[i]) as f32));
-            Err(cx.table(&table))
+            Err(cx.table(table))
         }
         None => Ok((1..5).map(|i| cx.input(i)).collect::<Vec<_>>()),
     };

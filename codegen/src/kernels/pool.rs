@@ -90,7 +90,13 @@ pub fn emit(cx: &mut KernelCx, p: &Pool) -> Result<(), CodegenError> {
     let (x, y) = (cx.input(0), cx.output(0));
     let tab: Vec<(usize, usize, usize)> = tables
         .iter()
-        .map(|t| (cx.table(&t.lo), cx.table(&t.hi), cx.table(&t.count)))
+        .map(|t| {
+            (
+                cx.table(t.lo.clone()),
+                cx.table(t.hi.clone()),
+                cx.table(t.count.clone()),
+            )
+        })
         .collect();
     let (planes, ty, elem) = element(&cx.inputs[0].ty.layout, xs[0] * xs[1]);
     let in_plane: usize = input.iter().product();

@@ -83,7 +83,7 @@ pub fn emit(cx: &mut KernelCx, r: &Resize) -> Result<(), CodegenError> {
         } else {
             cx.scratch(4 * shape.iter().product::<usize>())
         };
-        let (ti, tw) = (cx.table(&idx), cx.table(&wts));
+        let (ti, tw) = (cx.table(idx), cx.table(wts));
         let tasks = tasks_for(outer * out_len, outer * out_len * inner * width);
         let units = outer * out_len;
         cx.launch(tasks, |fx, task, ptrs| {
