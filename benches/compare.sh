@@ -34,10 +34,10 @@ for a in "$@"; do
     esac
 done
 
-cache=${CNNC_BENCH_CACHE:-$HOME/.cache/cnnc-bench}
-venv=${CNNC_BENCH_VENV:-$cache/venv}
+script=compare.sh
+# shellcheck source=benches/setup.sh
+source "$here/setup.sh"
 shared=${CNNC_BENCH_SHARED:-$repo/../shared}
-mkdir -p "$cache"
 cache=$(cd "$cache" && pwd -P)
 case "$cache/" in
     "$(cd "$repo" && pwd -P)/"*)
@@ -50,31 +50,8 @@ if [ ! -d "$shared" ]; then
 fi
 shared=$(cd "$shared" && pwd)
 
-# Python venv with numpy, onnx and onnxruntime.
-if ! "$venv/bin/python" -c 'import numpy, onnx, onnxruntime' 2>/dev/null; then
-    py=${CNNC_BENCH_PYTHON:-}
-    if [ -z "$py" ]; then
-        if command -v python3.11 >/dev/null; then py=python3.11; else py=python3; fi
-    fi
-    echo "compare.sh: creating the venv $venv with $py" >&2
-    "$py" -m venv "$venv"
-    # shellcheck disable=SC2086 # a list of packages
-    "$venv/bin/python" -m pip install --disable-pip-version-check -q ${CNNC_BENCH_PACKAGES:-numpy onnx onnxruntime}
-fi
-
-# The cnnc binary.
-if [ -n "${CNNC_BIN:-}" ]; then
-    bin=$CNNC_BIN
-else
-    (cd "$repo" && cargo build --release)
-    target=${CARGO_TARGET_DIR:-target}
-    case "$target" in /*) ;; *) target="$repo/$target" ;; esac
-    bin="$target/release/cnnc"
-fi
-if [ ! -x "$bin" ]; then
-    echo "compare.sh: no cnnc binary at $bin" >&2
-    exit 2
-fi
+ensure_venv
+find_cnnc
 
 export CNNC_BENCH_COMMAND="$command_line"
 exec "$venv/bin/python" "$here/compare.py" --cnnc "$bin" --cache "$cache" --shared "$shared" "$@"

@@ -27,28 +27,13 @@ for a in "$@"; do
     esac
 done
 
-cache=${CNNC_BENCH_CACHE:-$HOME/.cache/cnnc-bench}
-venv=${CNNC_BENCH_VENV:-$cache/venv}
-mkdir -p "$cache"
+script=layers.sh
+# shellcheck source=benches/setup.sh
+source "$here/setup.sh"
+ensure_venv
+find_cnnc
 
-# Python venv with numpy, onnx and onnxruntime (the same one compare.sh uses).
-if ! "$venv/bin/python" -c 'import numpy, onnx, onnxruntime' 2>/dev/null; then
-    py=${CNNC_BENCH_PYTHON:-}
-    if [ -z "$py" ]; then
-        if command -v python3.11 >/dev/null; then py=python3.11; else py=python3; fi
-    fi
-    echo "layers.sh: creating the venv $venv with $py" >&2
-    "$py" -m venv "$venv"
-    "$venv/bin/python" -m pip install --disable-pip-version-check -q numpy onnx onnxruntime
-fi
-
-# The binaries. tract is its own crate outside the workspace, with its own target folder.
-target=${CARGO_TARGET_DIR:-target}
-if [ -z "${CNNC_BIN:-}" ]; then
-    (cd "$repo" && cargo build --release)
-    case "$target" in /*) ;; *) target="$repo/$target" ;; esac
-    CNNC_BIN="$target/release/cnnc"
-fi
+# tract is its own crate outside the workspace, with its own target folder.
 tract_args=()
 if [ "${TRACT_BIN:-}" != none ]; then
     if [ -z "${TRACT_BIN:-}" ]; then
@@ -58,5 +43,5 @@ if [ "${TRACT_BIN:-}" != none ]; then
     tract_args=(--tract "$TRACT_BIN")
 fi
 
-exec "$venv/bin/python" "$here/layers.py" --dir "$cache/layers" --cnnc "$CNNC_BIN" \
+exec "$venv/bin/python" "$here/layers.py" --dir "$cache/layers" --cnnc "$bin" \
     "${tract_args[@]}" "$@"
