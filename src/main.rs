@@ -168,6 +168,34 @@ struct VerifyArgs {
     strict: bool,
 }
 
+/// `print!` that ends the process quietly when stdout is a closed pipe
+/// (`cnnc inspect m.onnx | head`) instead of panicking, and with an error message on
+/// any other write error.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        write_stdout(format_args!($($arg)*))
+    };
+}
+
+/// [`out!`] with a newline.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+fn write_stdout(text: std::fmt::Arguments) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_fmt(text).and_then(|()| stdout.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("cnnc: writing to stdout: {e}");
+        std::process::exit(1);
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -179,7 +207,7 @@ fn main() -> ExitCode {
             model
                 .and_then(|m| cnnc::inspect::inspect(&compiler(&args.model_args)?, &m, args.time))
                 .map(|report| {
-                    print!("{report}");
+                    out!("{report}");
                     ExitCode::SUCCESS
                 })
         }
@@ -263,9 +291,9 @@ fn compile(args: CompileArgs) -> Result<ExitCode, Error> {
         .to_string();
     c = c.name(args.name.as_deref().unwrap_or(&stem));
     match args.emit {
-        Some(Emit::Ir) => print!("{}", cnnc::ir::print(&c.optimize(&model)?.0)),
-        Some(Emit::Clif) => print!("{}", c.listing(&model, ListingKind::Clif)?),
-        Some(Emit::Asm) => print!("{}", c.listing(&model, ListingKind::Asm)?),
+        Some(Emit::Ir) => out!("{}", cnnc::ir::print(&c.optimize(&model)?.0)),
+        Some(Emit::Clif) => out!("{}", c.listing(&model, ListingKind::Clif)?),
+        Some(Emit::Asm) => out!("{}", c.listing(&model, ListingKind::Asm)?),
         None => {}
     }
     let Some(out) = args.output else {
@@ -392,12 +420,12 @@ fn bench(args: BenchArgs) -> Result<ExitCode, Error> {
         if let Some(layers) = &layers {
             j["layers"] = serde_json::to_value(layers).expect("plain data");
         }
-        println!("{j}");
+        outln!("{j}");
     } else {
         if let Some(layers) = &layers {
-            print!("{}", cnnc::profile::table(layers));
+            out!("{}", cnnc::profile::table(layers));
         }
-        println!(
+        outln!(
             "{}: median {median:.3} ms, min {min:.3} ms, max {max:.3} ms ({} runs, {} threads); compile {compile_ms:.0} ms",
             args.model.display(),
             times.len(),
@@ -447,11 +475,11 @@ fn run_verify(args: VerifyArgs) -> Result<ExitCode, Error> {
             Outcome::Fail(_) => failed += 1,
             Outcome::Unsupported(_) => unsupported += 1,
         }
-        pb.suspend(|| println!("{}: {outcome}", case.display()));
+        pb.suspend(|| outln!("{}: {outcome}", case.display()));
         pb.inc(1);
     }
     pb.finish_and_clear();
-    println!("{passed} passed, {failed} failed, {unsupported} unsupported");
+    outln!("{passed} passed, {failed} failed, {unsupported} unsupported");
     let ok = failed == 0 && !(args.strict && unsupported > 0);
     Ok(if ok {
         ExitCode::SUCCESS

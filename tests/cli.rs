@@ -207,6 +207,21 @@ fn emit_prints_ir_clif_and_asm() {
 }
 
 #[test]
+fn a_closed_stdout_ends_the_output_quietly() {
+    // The reader goes away before the listing (hundreds of KiB) is written.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cnnc"))
+        .args([&lenet_path(), "--emit", "asm"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(out.stderr.is_empty(), "{}", text(&out.stderr));
+}
+
+#[test]
 fn run_reads_and_writes_npy() {
     let dir = tempfile::tempdir().unwrap();
     let x = cnnc::Tensor::from_vec(

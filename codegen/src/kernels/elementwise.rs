@@ -73,12 +73,12 @@ impl Fx<'_> {
             Unary::HardSigmoid { alpha, beta } => {
                 let (a, b) = (self.fconst(ty, alpha), self.fconst(ty, beta));
                 let y = self.fma(x, a, b);
-                self.clamp01(y)
+                self.clamp(y, 0.0, 1.0)
             }
             Unary::HardSwish => {
                 let (a, b) = (self.fconst(ty, 1.0 / 6.0), self.fconst(ty, 0.5));
                 let y = self.fma(x, a, b);
-                let y = self.clamp01(y);
+                let y = self.clamp(y, 0.0, 1.0);
                 self.b.ins().fmul(x, y)
             }
             Unary::Tanh => self.tanh(x),
@@ -135,18 +135,8 @@ impl Fx<'_> {
         match a {
             Activation::Unary(u) => self.unary(u, y),
             Activation::PRelu => self.binary(Binary::PRelu, y, slope.expect("prelu has a slope")),
-            Activation::Silu => {
-                let s = self.sigmoid(y);
-                self.b.ins().fmul(y, s)
-            }
+            Activation::Silu => self.silu(y),
         }
-    }
-
-    fn clamp01(&mut self, y: Value) -> Value {
-        let ty = self.b.func.dfg.value_type(y);
-        let (z, one) = (self.fconst(ty, 0.0), self.fconst(ty, 1.0));
-        let y = self.b.ins().fmax(y, z);
-        self.b.ins().fmin(y, one)
     }
 
     /// A float32 binary op on lane values.
