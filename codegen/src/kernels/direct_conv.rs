@@ -425,10 +425,10 @@ pub fn emit(cx: &mut KernelCx, c: &Conv, block: usize) -> Result<(), CodegenErro
                         }
                     }
                 };
-                let vg0 = fx.b.ins().imul_imm_s(ch, chunk as i64);
-                let vg1 = fx.b.ins().iadd_imm_s(vg0, chunk as i64);
+                // Cache blocks of equal size (within one vector group), so that the
+                // threads' shares of the units are equal work.
+                let (vg0, vg1) = fx.task_range(ch, full, chunks);
                 let all = fx.iconst(full as i64);
-                let vg1 = fx.b.ins().smin(vg1, all);
                 fx.for_range(vg0, vg1, |fx, vg| row(fx, vg, ov));
                 if tail > 0 {
                     // The narrower last vector group belongs to the last cache block.
