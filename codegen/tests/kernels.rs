@@ -1080,6 +1080,69 @@ fn blocked_conv_family() {
 }
 
 // ---------------------------------------------------------------------------------
+// Pointwise convolutions on blocked tensors: planes up to 256 pixels are read as one
+// row (and split into more cache blocks for the threads), larger ones row by row.
+
+fn pointwise_case(rng: &mut Rng) -> Case {
+    let batch = rng.range(1, 2);
+    let groups = if chance(rng, 4) { rng.range(2, 3) } else { 1 };
+    let c = groups * rng.pick(&[1, 3, 4, 8, 12, 16]);
+    let c = if groups > 1 { 4 * c } else { c };
+    let m = 4 * groups * rng.range(1, 12);
+    let hw = [rng.range(1, 18), rng.range(1, 18)];
+    let attrs = Conv {
+        kernel: vec![1, 1],
+        strides: vec![1, 1],
+        dilations: vec![1, 1],
+        pads: vec![(0, 0); 2],
+        groups,
+        epilogue: Epilogue {
+            residual: chance(rng, 3),
+            activation: random_activation(rng, true),
+        },
+    };
+    let mut b = B::new(format!(
+        "x=[{batch}, {c}, {}, {}] pointwise to {m} in {groups} groups",
+        hw[0], hw[1]
+    ));
+    let x = rng.tensor(&[batch, c, hw[0], hw[1]]);
+    let x = b.input(x);
+    let x = b.reorder(x, BLOCKED);
+    let w = b.constant(rng.tensor(&[m, c / groups, 1, 1]));
+    let bias = rng.tensor(&[m]);
+    let mut ins = vec![x, w, b.param(bias, rng.bool())];
+    let out = [batch, m, hw[0], hw[1]];
+    if attrs.epilogue.residual {
+        let r = rng.tensor(&out);
+        let r = b.input(r);
+        ins.push(b.reorder(r, BLOCKED));
+    }
+    if attrs.epilogue.activation == Some(Activation::PRelu) {
+        let t = rng.tensor(&[m, 1, 1]);
+        ins.push(b.param(t, rng.bool()));
+    }
+    let y = b.blocked(Op::Conv(attrs), &ins);
+    if chance(rng, 2) {
+        let tile = Tile {
+            rows: rng.range(1, 6),
+            cols: 4 * rng.range(1, 4),
+            k_block: 1,
+            col_block: 4 * rng.range(1, 12),
+        };
+        b.desc += &format!(" tile={tile}");
+        b.g.node_mut(y.node).tile = Some(tile);
+    }
+    let y = b.reorder(y, Layout::Plain);
+    b.out(y);
+    b.done(RTOL, ATOL)
+}
+
+#[test]
+fn pointwise_family() {
+    run_family("pointwise", 300, pointwise_case);
+}
+
+// ---------------------------------------------------------------------------------
 // Winograd: a 3x3 stride-1 convolution rewritten into input transform, grouped
 // pointwise products and output transform (with bias and epilogue), on blocked and
 // plain tensors, both tile sizes, every padding a 3x3 window allows, sizes that are

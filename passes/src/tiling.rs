@@ -139,13 +139,22 @@ fn direct_problem(graph: &Graph, id: cnnc_ir::NodeId) -> Option<DirectProblem> {
     let (y, block) = (&node.outputs[0].ty.shape, block as usize);
     let channels = graph.value_type(graph.inputs_of(id)[0]).shape[1];
     let taps: usize = c.kernel.iter().product();
+    let plane: usize = y[2..].iter().product();
     Some(DirectProblem {
         vectors: y[1] / c.groups / block,
-        width: y[3],
+        width: if c.is_pointwise() && plane <= FLAT_PIXELS {
+            plane
+        } else {
+            y[3]
+        },
         channels,
         weights_per_channel: (channels / c.groups).div_ceil(block) * block * taps * 4,
     })
 }
+
+/// Largest plane the direct kernel reads as one row when the convolution is pointwise
+/// (`FLAT_PIXELS` in `cnnc-codegen`'s `direct_conv.rs`).
+const FLAT_PIXELS: usize = 256;
 
 /// Input channels per iteration of the direct kernel's inner loop (`UNROLL` in
 /// `cnnc-codegen`'s `direct_conv.rs`, which this crate cannot name).

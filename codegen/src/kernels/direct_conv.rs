@@ -275,8 +275,30 @@ impl Fx<'_> {
     }
 }
 
+/// Largest plane a pointwise convolution reads as one row (see [`flattened`]).
+const FLAT_PIXELS: usize = 256;
+
+/// A pointwise convolution (1x1, stride 1, so no padding either when the output is the
+/// input's size) on a small plane, as one row of
+/// all its pixels: they are consecutive in the blocked layout, and each row streams
+/// the weights of a cache block from L2 through the registers once, so a 7x7 plane
+/// read as one row of 49 pixels moves 7 times fewer weight bytes per multiply-add.
+fn flattened(mut g: Geometry) -> Geometry {
+    let pointwise = g.kernel == [1; 3] && g.stride == [1; 3] && g.input == g.output;
+    let pixels: usize = g.output.iter().product();
+    if pointwise && pixels <= FLAT_PIXELS {
+        g.input = [1, 1, pixels];
+        g.output = [1, 1, pixels];
+    }
+    g
+}
+
 pub fn emit(cx: &mut KernelCx, c: &Conv, block: usize) -> Result<(), CodegenError> {
-    let g = Geometry::of(c, &cx.inputs[0].ty.shape, &cx.outputs[0].1.shape);
+    let g = flattened(Geometry::of(
+        c,
+        &cx.inputs[0].ty.shape,
+        &cx.outputs[0].1.shape,
+    ));
     let (cg, mg) = (g.cin / g.groups, g.cout / g.groups);
     let whole_groups = g.groups == 1 || cg.is_multiple_of(LANES);
     if block != LANES || c.kernel.len() != 2 || !mg.is_multiple_of(LANES) || !whole_groups {
@@ -333,7 +355,10 @@ pub fn emit(cx: &mut KernelCx, c: &Conv, block: usize) -> Result<(), CodegenErro
     // of the block, so the input rows it reads stay in cache across them. Row blocks
     // are made small enough for every task the work is worth.
     let chunk = (tile.col_block / (ov * LANES)).clamp(1, full.max(1));
-    let chunks = full.div_ceil(chunk).max(1);
+    // With few rows (a flattened plane), more and smaller cache blocks give the units
+    // for every task the work is worth.
+    let wanted_blocks = tasks_for(usize::MAX, macs).div_ceil(g.batch * g.groups * oh_n);
+    let chunks = full.div_ceil(chunk).max(wanted_blocks.min(full)).max(1);
     let images = g.batch * g.groups * chunks;
     let (rows, row_blocks) = row_blocks(images, oh_n, macs);
     let units = images * row_blocks;
