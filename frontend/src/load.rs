@@ -5,7 +5,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use memmap2::Mmap;
+use memmap2::MmapOptions;
 use prost::Message;
 
 use crate::error::{ImportError, Result, bail};
@@ -33,9 +33,12 @@ pub(crate) fn map_file(path: &Path) -> Result<Bytes> {
     if len == 0 {
         return Ok(Bytes::new());
     }
+    // Populated: the file is read here, not by whichever later step first touches a
+    // weight (compile time would otherwise include reading a cold file).
     // SAFETY: the map is read-only. Like every reader of memory-mapped files we rely on
     // the file not being truncated while the model is in use.
-    let map = unsafe { Mmap::map(&file) }.map_err(|e| ImportError::io(path.to_path_buf(), &e))?;
+    let map = unsafe { MmapOptions::new().populate().map(&file) }
+        .map_err(|e| ImportError::io(path.to_path_buf(), &e))?;
     Ok(Bytes::from_owner(map))
 }
 
