@@ -26,6 +26,6 @@ pub use error::IrError;
 pub use graph::{Edge, Graph, GraphOutput, Node, NodeId, Output, Value};
 pub use op::Op;
 pub use print::print;
-pub use tensor::{Tensor, transpose_2d};
+pub use tensor::{Tensor, transpose_2d, vec_bytes};
 pub use types::{Dims, Layout, MAX_TENSOR_BYTES, TensorType, checked_numel, strides_of};
 pub use verify::verify;

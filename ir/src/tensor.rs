@@ -28,12 +28,17 @@ enum Storage {
 }
 
 /// Keeps a typed vector alive behind a `Bytes` handle, so its alignment is kept.
-struct VecOwner<T: Element>(Vec<T>);
+struct VecOwner<T>(Vec<T>);
 
-impl<T: Element> AsRef<[u8]> for VecOwner<T> {
+impl<T: bytemuck::Pod> AsRef<[u8]> for VecOwner<T> {
     fn as_ref(&self) -> &[u8] {
         bytemuck::cast_slice(&self.0)
     }
+}
+
+/// The bytes of `data` behind a `Bytes` handle, without copying them.
+pub fn vec_bytes<T: bytemuck::Pod + Send>(data: Vec<T>) -> Bytes {
+    Bytes::from_owner(VecOwner(data))
 }
 
 fn checked_len(dtype: DType, shape: &[usize]) -> Result<usize, IrError> {
@@ -58,7 +63,7 @@ impl Tensor {
         Ok(Tensor {
             dtype: T::DTYPE,
             shape,
-            storage: Storage::Dense(Bytes::from_owner(VecOwner(data))),
+            storage: Storage::Dense(vec_bytes(data)),
         })
     }
 
@@ -76,7 +81,7 @@ impl Tensor {
         let aligned = (bytes.as_ptr() as usize).is_multiple_of(dtype.size());
         let bytes = match dtype {
             DType::Bool if bytes.iter().any(|&b| b > 1) => {
-                Bytes::from_owner(VecOwner(bytes.iter().map(|&b| (b != 0) as u8).collect()))
+                vec_bytes(bytes.iter().map(|&b| (b != 0) as u8).collect())
             }
             _ if aligned => bytes,
             DType::F32 => copy_unaligned::<f32>(&bytes),
@@ -236,7 +241,7 @@ fn copy_unaligned<T: Element>(bytes: &[u8]) -> Bytes {
         .chunks_exact(std::mem::size_of::<T>())
         .map(bytemuck::pod_read_unaligned)
         .collect();
-    Bytes::from_owner(VecOwner(data))
+    vec_bytes(data)
 }
 
 impl fmt::Debug for Tensor {

@@ -151,6 +151,7 @@ fn fold_into(
     Ok(true)
 }
 
+/// `y * s` or `y + b` with `s`, `b` per-channel constants: `(k, shift)` and `y`.
 fn channel_affine(graph: &Graph, id: NodeId) -> Option<(Vec<f64>, Vec<f64>, Value)> {
     let Op::Binary(op) = graph.node(id).op else {
         return None;

@@ -278,11 +278,11 @@ impl Fx<'_> {
 /// Largest plane a pointwise convolution reads as one row (see [`flattened`]).
 const FLAT_PIXELS: usize = 256;
 
-/// A pointwise convolution (1x1, stride 1, so no padding either when the output is the
-/// input's size) on a small plane, as one row of
-/// all its pixels: they are consecutive in the blocked layout, and each row streams
-/// the weights of a cache block from L2 through the registers once, so a 7x7 plane
-/// read as one row of 49 pixels moves 7 times fewer weight bytes per multiply-add.
+/// A pointwise convolution (1x1, stride 1, and so no padding when the output is the
+/// input's size) on a small plane, as one row of all its pixels: they are consecutive
+/// in the blocked layout, and each row streams the weights of a cache block from L2
+/// through the registers once, so a 7x7 plane read as one row of 49 pixels moves 7
+/// times fewer weight bytes per multiply-add.
 fn flattened(mut g: Geometry) -> Geometry {
     let pointwise = g.kernel == [1; 3] && g.stride == [1; 3] && g.input == g.output;
     let pixels: usize = g.output.iter().product();

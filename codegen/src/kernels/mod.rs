@@ -40,15 +40,6 @@ use crate::target::Features;
 
 pub(crate) use movement::{CopyPlan, concat, copy_launch};
 
-/// A vector of plain values seen as its bytes.
-struct PodVec<T>(Vec<T>);
-
-impl<T: bytemuck::Pod> AsRef<[u8]> for PodVec<T> {
-    fn as_ref(&self) -> &[u8] {
-        bytemuck::cast_slice(&self.0)
-    }
-}
-
 /// Where a kernel argument's memory comes from.
 #[derive(Clone, Debug)]
 pub enum ArgSource {
@@ -185,8 +176,7 @@ impl<'a> KernelCx<'a> {
     /// New constant data holding `data`, kept in its own allocation until the constant
     /// data is laid out (packed weights can be hundreds of MiB: no copy to bytes).
     pub fn table<T: bytemuck::Pod + Send>(&mut self, data: Vec<T>) -> usize {
-        self.args
-            .push(ArgSource::Table(Bytes::from_owner(PodVec(data))));
+        self.args.push(ArgSource::Table(cnnc_ir::vec_bytes(data)));
         self.args.len() - 1
     }
 

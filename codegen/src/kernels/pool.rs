@@ -89,14 +89,8 @@ pub fn emit(cx: &mut KernelCx, p: &Pool) -> Result<(), CodegenError> {
         .collect();
     let (x, y) = (cx.input(0), cx.output(0));
     let tab: Vec<(usize, usize, usize)> = tables
-        .iter()
-        .map(|t| {
-            (
-                cx.table(t.lo.clone()),
-                cx.table(t.hi.clone()),
-                cx.table(t.count.clone()),
-            )
-        })
+        .into_iter()
+        .map(|t| (cx.table(t.lo), cx.table(t.hi), cx.table(t.count)))
         .collect();
     let (planes, ty, elem) = element(&cx.inputs[0].ty.layout, xs[0] * xs[1]);
     let in_plane: usize = input.iter().product();
