@@ -1,7 +1,7 @@
 //! Aligned memory: the workspace arena a compiled model computes in, and the
 //! constant data of JIT-compiled code.
 
-use std::alloc::{Layout, alloc, dealloc};
+use std::alloc::{Layout, alloc, alloc_zeroed, dealloc};
 use std::ptr::NonNull;
 
 /// Alignment of the workspace and of every buffer planned in it.
@@ -21,34 +21,23 @@ unsafe impl Sync for AlignedBuffer {}
 impl AlignedBuffer {
     /// `size` bytes, uninitialized.
     pub fn new(size: usize) -> Self {
-        let layout =
-            Layout::from_size_align(size.max(ALIGN), ALIGN).expect("workspace size fits in isize");
-        // SAFETY: the layout has a non-zero size.
-        let ptr = unsafe { alloc(layout) };
-        let Some(ptr) = NonNull::new(ptr) else {
-            std::alloc::handle_alloc_error(layout)
-        };
-        AlignedBuffer { ptr, layout }
+        Self::allocate(size, alloc)
     }
 
     /// `size` bytes, all zero (fresh pages from the system are not written twice).
     pub fn zeroed(size: usize) -> Self {
+        Self::allocate(size, alloc_zeroed)
+    }
+
+    fn allocate(size: usize, allocator: unsafe fn(Layout) -> *mut u8) -> Self {
         let layout =
             Layout::from_size_align(size.max(ALIGN), ALIGN).expect("buffer size fits in isize");
         // SAFETY: the layout has a non-zero size.
-        let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
+        let ptr = unsafe { allocator(layout) };
         let Some(ptr) = NonNull::new(ptr) else {
             std::alloc::handle_alloc_error(layout)
         };
         AlignedBuffer { ptr, layout }
-    }
-
-    /// A buffer holding a copy of `bytes`.
-    pub fn from_bytes(bytes: &[u8]) -> Self {
-        let mut b = Self::new(bytes.len());
-        // SAFETY: the buffer has at least `bytes.len()` bytes and does not overlap `bytes`.
-        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), b.as_mut_ptr(), bytes.len()) };
-        b
     }
 
     pub fn as_ptr(&self) -> *const u8 {

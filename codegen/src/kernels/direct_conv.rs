@@ -19,7 +19,7 @@ use cranelift_codegen::ir::{InstBuilder, Value};
 
 use super::conv::{Geometry, epilogue_args};
 use super::microkernel::{TileShape, UNROLL};
-use super::{KernelCx, row_blocks, tasks_for};
+use super::{KernelCx, row_blocks, tasks_for, wanted_tasks};
 use crate::CodegenError;
 use crate::emit::{Fx, LANES};
 
@@ -357,7 +357,7 @@ pub fn emit(cx: &mut KernelCx, c: &Conv, block: usize) -> Result<(), CodegenErro
     let chunk = (tile.col_block / (ov * LANES)).clamp(1, full.max(1));
     // With few rows (a flattened plane), more and smaller cache blocks give the units
     // for every task the work is worth.
-    let wanted_blocks = tasks_for(usize::MAX, macs).div_ceil(g.batch * g.groups * oh_n);
+    let wanted_blocks = wanted_tasks(macs).div_ceil(g.batch * g.groups * oh_n);
     let chunks = full.div_ceil(chunk).max(wanted_blocks.min(full)).max(1);
     let images = g.batch * g.groups * chunks;
     let (rows, row_blocks) = row_blocks(images, oh_n, macs);

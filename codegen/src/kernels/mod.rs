@@ -72,16 +72,21 @@ pub struct Operand<'g> {
 pub const MAX_TASKS: usize = 16;
 pub const MIN_TASK_WORK: usize = 1 << 15;
 
+/// How many tasks `work` is worth, however it divides.
+pub fn wanted_tasks(work: usize) -> usize {
+    (work / MIN_TASK_WORK).clamp(1, MAX_TASKS)
+}
+
 /// How many tasks `units` independent pieces of work totalling `work` should form.
 pub fn tasks_for(units: usize, work: usize) -> usize {
-    (work / MIN_TASK_WORK).clamp(1, MAX_TASKS).min(units.max(1))
+    wanted_tasks(work).min(units.max(1))
 }
 
 /// Blocks of output rows for `planes` independent planes of `rows` rows totalling
 /// `work`: the rows per block and the number of blocks per plane, small enough that
 /// `planes * blocks` units give every task the work is worth.
 pub fn row_blocks(planes: usize, rows: usize, work: usize) -> (usize, usize) {
-    let wanted = (work / MIN_TASK_WORK).clamp(1, MAX_TASKS);
+    let wanted = wanted_tasks(work);
     let per_block = rows.div_ceil(wanted.div_ceil(planes.max(1)).clamp(1, rows.max(1)));
     (per_block, rows.div_ceil(per_block.max(1)))
 }
