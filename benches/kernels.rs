@@ -133,6 +133,11 @@ fn layers() -> Vec<Layer> {
         blocked_input,
         ..conv(c, c, hw, 3, 1)
     };
+    let blocked = |spec: ConvLayer| ConvLayer {
+        blocked_input: true,
+        ..spec
+    };
+    let grouped = |spec: ConvLayer, groups| ConvLayer { groups, ..spec };
     let mut layer = |name: &'static str, spec: ConvLayer, threads| Layer {
         name,
         graph: spec.graph(&mut rng),
@@ -154,6 +159,23 @@ fn layers() -> Vec<Layer> {
         layer("depthwise3x3_576_14", depthwise(576, 14, true), &[1]),
         layer("depthwise3x3_576_14_plain", depthwise(576, 14, false), &[1]),
         layer("stem7x7s2_3to64_224", conv(3, 64, 224, 7, 2), &[1, 2]),
+        // AlexNet and ZFNet: large kernels and groups, weights beyond L1 per output vector.
+        layer(
+            "conv5x5s2_96to256_55",
+            blocked(conv(96, 256, 55, 5, 2)),
+            &[1],
+        ),
+        layer(
+            "conv5x5_96to256_27_g2",
+            blocked(grouped(conv(96, 256, 27, 5, 1), 2)),
+            &[1],
+        ),
+        layer(
+            "conv3x3_384_13_g2",
+            blocked(grouped(conv(384, 384, 13, 3, 1), 2)),
+            &[1],
+        ),
+        layer("conv3x3_512_12", blocked(conv(512, 512, 12, 3, 1)), &[1]),
     ];
     all.push(Layer {
         name: "fc_4096to1000",

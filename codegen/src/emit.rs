@@ -229,6 +229,31 @@ impl Fx<'_> {
         self.b.switch_to_block(done);
     }
 
+    /// Four 32-bit lanes picked from `a` (lanes 0..4) and `b` (lanes 4..8), both i8x16.
+    /// Cranelift lowers the unpack and `shufps` patterns to one instruction each.
+    pub fn shuffle32(&mut self, a: Value, b: Value, lanes: [u8; 4]) -> Value {
+        let bytes: Vec<u8> = lanes
+            .iter()
+            .flat_map(|&l| (0..4).map(move |k| 4 * l + k))
+            .collect();
+        let mask = self.b.func.dfg.immediates.push(bytes.into());
+        self.b.ins().shuffle(a, b, mask)
+    }
+
+    /// The transpose of four vectors of four 32-bit lanes (i8x16): eight unpacks.
+    pub fn transpose4(&mut self, r: [Value; 4]) -> [Value; 4] {
+        let lo01 = self.shuffle32(r[0], r[1], [0, 4, 1, 5]);
+        let lo23 = self.shuffle32(r[2], r[3], [0, 4, 1, 5]);
+        let hi01 = self.shuffle32(r[0], r[1], [2, 6, 3, 7]);
+        let hi23 = self.shuffle32(r[2], r[3], [2, 6, 3, 7]);
+        [
+            self.shuffle32(lo01, lo23, [0, 1, 4, 5]),
+            self.shuffle32(lo01, lo23, [2, 3, 6, 7]),
+            self.shuffle32(hi01, hi23, [0, 1, 4, 5]),
+            self.shuffle32(hi01, hi23, [2, 3, 6, 7]),
+        ]
+    }
+
     /// Horizontal sum of an f32x4.
     pub fn hsum(&mut self, v: Value) -> Value {
         let lanes: Vec<Value> = (0..LANES as u8)

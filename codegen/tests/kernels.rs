@@ -900,6 +900,90 @@ fn fused_products() {
 }
 
 // ---------------------------------------------------------------------------------
+// Depthwise convolution on plain tensors: rows vectorized four output columns at a
+// time (two overlapping loads per vector at stride 2), single columns at the segment
+// tails and at larger strides, with every padding and a random epilogue.
+
+fn depthwise_case(rng: &mut Rng) -> Case {
+    let spatial = if chance(rng, 8) { 3 } else { rng.range(1, 2) };
+    let c = rng.pick(&[1, 2, 3, 4, 5, 8]);
+    let m = c * rng.range(1, 2);
+    let mut attrs = Conv {
+        kernel: vec![],
+        strides: vec![],
+        dilations: vec![],
+        pads: vec![],
+        groups: c,
+        epilogue: Epilogue {
+            residual: chance(rng, 3),
+            activation: random_activation(rng, true),
+        },
+    };
+    let mut xs = vec![rng.range(1, 2), c];
+    let mut out = vec![xs[0], m];
+    for axis in 0..spatial {
+        let k = if spatial == 3 {
+            rng.range(1, 3)
+        } else {
+            rng.pick(&[1, 2, 3, 3, 5, 7])
+        };
+        let d = if k >= 5 { 1 } else { rng.range(1, 2) };
+        let s = if chance(rng, 6) {
+            rng.range(3, 4)
+        } else {
+            rng.range(1, 2)
+        };
+        let span = (k - 1) * d + 1;
+        let mp = (span - 1).min(3);
+        let (pb, pe) = (rng.range(0, mp), rng.range(0, mp));
+        // The last axis (the vectorized row) up to several tiles of 32 columns.
+        let hi = match (axis + 1 == spatial, spatial) {
+            (true, _) if chance(rng, 3) => 90,
+            (_, 3) => 6,
+            _ => 20,
+        };
+        let lo = span.saturating_sub(pb + pe).max(1);
+        let len = rng.range(lo, hi.max(lo));
+        attrs.kernel.push(k);
+        attrs.strides.push(s);
+        attrs.dilations.push(d);
+        attrs.pads.push((pb, pe));
+        xs.push(len);
+        out.push((len + pb + pe - span) / s + 1);
+    }
+    let mut ws = vec![m, 1];
+    ws.extend(&attrs.kernel);
+    let mut b = B::new(format!("{attrs:?} x={xs:?}"));
+    let x = rng.tensor(&xs);
+    let x = b.input(x);
+    let w = rng.tensor(&ws);
+    let w = b.param(w, rng.bool());
+    let mut ins = vec![x, w];
+    if attrs.epilogue.residual || attrs.epilogue.activation.is_some() || rng.bool() {
+        let bias = rng.tensor(&[m]);
+        ins.push(b.param(bias, rng.bool()));
+    }
+    if attrs.epilogue.residual {
+        let r = rng.tensor(&out);
+        ins.push(b.input(r));
+    }
+    if attrs.epilogue.activation == Some(Activation::PRelu) {
+        let mut slope = vec![m];
+        slope.extend(std::iter::repeat_n(1, spatial));
+        let t = rng.tensor(&slope);
+        ins.push(b.param(t, rng.bool()));
+    }
+    let y = b.node(Op::DepthwiseConv(attrs), &ins);
+    b.out(y);
+    b.done(RTOL, ATOL)
+}
+
+#[test]
+fn depthwise_plain() {
+    run_family("depthwise_plain", 500, depthwise_case);
+}
+
+// ---------------------------------------------------------------------------------
 // Blocked layouts: direct convolution on NCHWc tensors, and the ops that keep the
 // layout (elementwise on equal shapes, channel concatenation), between reorders.
 
@@ -1593,6 +1677,33 @@ fn instance_norm_case(rng: &mut Rng) -> Case {
 #[test]
 fn instance_norm() {
     run_family("instance_norm", 400, instance_norm_case);
+}
+
+/// Plain to blocked and back: every channel count around the block size (partial last
+/// blocks), plane sizes that are and are not multiples of the four positions moved at
+/// a time, 0-D to 3-D planes. Whole blocks pass through an elementwise op in the
+/// blocked layout (the layout pass blocks no other tensor for elementwise ops).
+fn reorder_case(rng: &mut Rng) -> Case {
+    let rank = rng.range(2, 5);
+    let mut xs = vec![rng.range(1, 3), rng.range(1, 13)];
+    for _ in 2..rank {
+        xs.push(rng.range(1, [0, 0, 0, 19, 9, 5][rank]));
+    }
+    let mut b = B::new(format!("x={xs:?}"));
+    let x = rng.tensor(&xs);
+    let x = b.input(x);
+    let mut y = b.reorder(x, BLOCKED);
+    if xs[1].is_multiple_of(4) {
+        y = b.node(Op::Unary(Unary::Neg), &[y]);
+    }
+    let y = b.reorder(y, Layout::Plain);
+    b.out(y);
+    b.done(0.0, 0.0)
+}
+
+#[test]
+fn reorder() {
+    run_family("reorder", 300, reorder_case);
 }
 
 fn lrn_case(rng: &mut Rng) -> Case {

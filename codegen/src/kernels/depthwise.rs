@@ -1,5 +1,6 @@
-//! Depthwise convolution (one group per input channel, `k` output channels each) on
-//! plain tensors, 1-D to 3-D: per output plane, each kernel tap adds `w * input row` to the output row (four
+//! Depthwise convolution (one group per input channel, `k` output channels each):
+//! dispatch to the blocked and row-vectorized kernels, and the 3-D one on plain tensors
+//! here: per output plane, each kernel tap adds `w * input row` to the output row (four
 //! lanes at a time at stride 1), then the epilogue runs over the finished rows.
 
 use cnnc_ir::Layout;
@@ -34,6 +35,9 @@ fn valid(
 pub fn emit(cx: &mut KernelCx, c: &Conv) -> Result<(), CodegenError> {
     if let Layout::Blocked { block } = cx.outputs[0].1.layout {
         return super::depthwise_blocked::emit(cx, c, block as usize);
+    }
+    if c.kernel.len() <= 2 {
+        return super::depthwise_rows::emit(cx, c);
     }
     let xs = cx.inputs[0].ty.shape.clone();
     let ys = cx.outputs[0].1.shape.clone();

@@ -9,6 +9,7 @@ mod conv;
 mod conv_transpose;
 mod depthwise;
 mod depthwise_blocked;
+mod depthwise_rows;
 mod direct_conv;
 mod elementwise;
 mod gemm;

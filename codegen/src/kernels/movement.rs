@@ -4,16 +4,19 @@
 //! which the source offset is affine in the indices, or, for axes where it is not
 //! (gather indices, reflected padding, nearest-neighbour resize), read from a table of
 //! offsets built at compile time. Contiguous runs are copied sixteen bytes at a time.
+//! The one exception is the reorder between the plain layout and blocks of one vector
+//! of channels, which moves four positions of a block at a time as a 4x4 transpose.
 
 use cnnc_ir::op::{DepthToSpaceMode, PadMode};
 use cnnc_ir::{Layout, Op};
+use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::types::{I8, I8X16, I16, I32, I64};
 use cranelift_codegen::ir::{InstBuilder, Type, Value};
 
 use super::nest::dense_strides;
 use super::{KernelCx, tasks_for};
 use crate::CodegenError;
-use crate::emit::Fx;
+use crate::emit::{Fx, LANES};
 
 /// How the source offset moves along one axis.
 #[derive(Clone, Debug, PartialEq)]
@@ -259,6 +262,9 @@ pub fn reorder(cx: &mut KernelCx, to: Layout) -> Result<(), CodegenError> {
     };
     let (n, c) = (x.shape[0], x.shape[1]);
     let s: usize = x.shape[2..].iter().product();
+    if b == LANES {
+        return reorder_lanes(cx, blocked, n, c, s);
+    }
     let (full, rem) = (c / b, c % b);
     let cb = c.div_ceil(b);
     let (c_, s_, b_) = (c as isize, s as isize, b as isize);
@@ -315,6 +321,103 @@ pub fn reorder(cx: &mut KernelCx, to: Layout) -> Result<(), CodegenError> {
         )?;
     }
     Ok(())
+}
+
+/// [`reorder`] with blocks of [`LANES`] channels, `[n, c, s]` plain and `[n, c / LANES,
+/// s, LANES]` blocked: per block, the four channels' vectors at four positions are the
+/// transpose of the four positions' block vectors. The lanes past `c` of the last block
+/// are written as zeros; positions past the last multiple of four go a float at a time.
+fn reorder_lanes(
+    cx: &mut KernelCx,
+    to_blocked: bool,
+    n: usize,
+    c: usize,
+    s: usize,
+) -> Result<(), CodegenError> {
+    let (src, dst) = (cx.input(0), cx.output(0));
+    let (cb, full) = (c.div_ceil(LANES), c / LANES);
+    let units = n * cb;
+    let tasks = tasks_for(units, units * s * LANES);
+    let plane = 4 * s as i64;
+    cx.launch(tasks, |fx, task, ptrs| {
+        let (lo, hi) = fx.task_range(task, units, tasks);
+        let (from, to) = (ptrs[src], ptrs[dst]);
+        fx.for_range(lo, hi, |fx, q| {
+            let image = fx.b.ins().udiv_imm_u(q, cb as i64);
+            let block = fx.b.ins().urem_imm_u(q, cb as i64);
+            // Plain channel `block * LANES` of the image, and the block itself.
+            let channel = fx.b.ins().imul_imm_s(image, c as i64);
+            let channel = fx.addr(channel, block, LANES as i64, 0);
+            let (plain, blocked) = if to_blocked { (from, to) } else { (to, from) };
+            let plain = fx.addr(plain, channel, plane, 0);
+            let blocked = fx.addr(blocked, q, LANES as i64 * plane, 0);
+            let body = |fx: &mut Fx, lanes: usize| {
+                reorder_block(fx, to_blocked, plain, blocked, lanes, s);
+            };
+            if c % LANES == 0 {
+                body(fx, LANES);
+            } else if full == 0 {
+                body(fx, c);
+            } else {
+                let last = fx.b.ins().icmp_imm_u(IntCC::Equal, block, full as i64);
+                fx.if_else(last, |fx| body(fx, c % LANES), |fx| body(fx, LANES));
+            }
+        });
+        Ok(())
+    })
+}
+
+/// One block of `lanes` valid channels for [`reorder_lanes`]: `plain` points at the
+/// block's first channel plane, `blocked` at the block.
+fn reorder_block(
+    fx: &mut Fx,
+    to_blocked: bool,
+    plain: Value,
+    blocked: Value,
+    lanes: usize,
+    s: usize,
+) {
+    let planes: Vec<Value> = (0..lanes)
+        .map(|l| fx.add(plain, (4 * l * s) as i64))
+        .collect();
+    let zero = fx.b.ins().iconst(I8, 0);
+    let zero = fx.b.ins().splat(I8X16, zero);
+    fx.for_n((s / 4) as u64, |fx, i| {
+        let b = fx.addr(blocked, i, 16 * LANES as i64, 0);
+        let p: Vec<Value> = planes.iter().map(|&p| fx.addr(p, i, 16, 0)).collect();
+        if to_blocked {
+            let rows = std::array::from_fn(|l| match p.get(l) {
+                Some(&p) => fx.load(I8X16, p, 0),
+                None => zero,
+            });
+            for (k, v) in fx.transpose4(rows).into_iter().enumerate() {
+                fx.store(v, b, 16 * k as i32);
+            }
+        } else {
+            let rows = std::array::from_fn(|k| fx.load(I8X16, b, 16 * k as i32));
+            for (v, p) in fx.transpose4(rows).into_iter().zip(p) {
+                fx.store(v, p, 0);
+            }
+        }
+    });
+    let zero = fx.b.ins().iconst(I32, 0);
+    for t in s / 4 * 4..s {
+        for l in 0..LANES {
+            let b = (16 * t + 4 * l) as i32;
+            match (planes.get(l), to_blocked) {
+                (Some(&p), true) => {
+                    let v = fx.load(I32, p, 4 * t as i32);
+                    fx.store(v, blocked, b);
+                }
+                (Some(&p), false) => {
+                    let v = fx.load(I32, blocked, b);
+                    fx.store(v, p, 4 * t as i32);
+                }
+                (None, true) => fx.store(zero, blocked, b),
+                (None, false) => {}
+            }
+        }
+    }
 }
 
 /// The source offset table of one padded axis for edge or reflect padding.
