@@ -354,7 +354,7 @@ fn reorder_lanes(
             let body = |fx: &mut Fx, lanes: usize| {
                 reorder_block(fx, to_blocked, plain, blocked, lanes, s);
             };
-            if c % LANES == 0 {
+            if c.is_multiple_of(LANES) {
                 body(fx, LANES);
             } else if full == 0 {
                 body(fx, c);
