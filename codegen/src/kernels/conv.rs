@@ -300,6 +300,7 @@ pub fn emit(cx: &mut KernelCx, c: &Conv) -> Result<(), CodegenError> {
                         b_row,
                         c: c_at,
                         c_row: g.out_plane() as i64,
+                        b_scratch: scratch.is_some(),
                         alpha: 1.0,
                         bias,
                         post,

@@ -20,7 +20,11 @@ use super::movement::{CopyPlan, copy_launch};
 use super::nest::dense_strides;
 use super::{KernelCx, tasks_for};
 use crate::CodegenError;
-use crate::emit::{Fx, LANES};
+use crate::emit::{Fx, LANES, mem};
+
+/// Bytes of A (all rows, one block of the inner dimension) that stay in L1 while the
+/// tiles sweep it once per column of tiles: a third of the smallest L1 we target.
+const A_IN_L1: usize = 10 << 10;
 
 /// The blocking without a tiling pass (`-O0`): a 4 x 8 register tile (eight
 /// accumulators, what the tiling pass picks for large products), no cache blocks.
@@ -82,6 +86,8 @@ pub struct Product {
     pub b_row: i64,
     pub c: Value,
     pub c_row: i64,
+    /// B is scratch the same function fills first (an im2col panel).
+    pub b_scratch: bool,
     pub alpha: f32,
     pub bias: Bias,
     pub post: Post,
@@ -167,42 +173,64 @@ impl Fx<'_> {
         let a0 = self.addr(a_rows[0], part.start, a_step, 0);
         let b_col = self.addr(p.b, j0, 4, 0);
         let b0 = self.addr(b_col, part.start, b_step, 0);
-        let mut carried = vec![a0, b0];
-        carried.extend(init);
-        let out = self.for_n_carry(part.len as u64, &carried, |fx, _, carried| {
-            let (pa, pb, acc) = (carried[0], carried[1], &carried[2..]);
-            let bv: Vec<Value> = (0..nv)
-                .map(|v| fx.load(F32X4, pb, (16 * v) as i32))
-                .collect();
+        // One step of the inner dimension at `off` steps past the pointers. A is never
+        // written while the product runs, and B only when it is this function's own
+        // scratch: elsewhere their loads may move, so that each broadcast of A loads
+        // straight from memory and each vector of B can be an FMA's memory operand.
+        let b_flags = if p.b_scratch {
+            mem()
+        } else {
+            mem().with_readonly().with_can_move()
+        };
+        let step = |fx: &mut Self, pa: Value, pb: Value, off: i64, acc: &mut [Value]| {
+            let load_b = |fx: &mut Self, ty, at: i64| {
+                fx.b.ins().load(ty, b_flags, pb, (b_step * off + at) as i32)
+            };
+            let bv: Vec<Value> = (0..nv).map(|v| load_b(fx, F32X4, 16 * v as i64)).collect();
             let bs: Vec<Value> = (0..ns)
-                .map(|s| fx.load(F32, pb, (16 * nv + 4 * s) as i32))
+                .map(|s| load_b(fx, F32, (16 * nv + 4 * s) as i64))
                 .collect();
-            let mut next = vec![
-                fx.b.ins().iadd_imm_s(pa, a_step),
-                fx.b.ins().iadd_imm_s(pb, b_step),
-            ];
-            next.extend(acc);
             for r in 0..mr {
                 let a = if direct {
-                    fx.load(F32, pa, (a_stride * r as i64) as i32)
+                    fx.load_fixed(F32, pa, (a_step * off + a_stride * r as i64) as i32)
                 } else {
                     let walked = fx.b.ins().isub(pa, a_rows[0]);
                     let at = fx.b.ins().iadd(a_rows[r], walked);
-                    fx.load(F32, at, 0)
+                    fx.load_fixed(F32, at, (a_step * off) as i32)
                 };
                 if nv > 0 {
                     let av = fx.b.ins().splat(F32X4, a);
                     for v in 0..nv {
-                        next[2 + r * nv + v] = fx.fma(av, bv[v], acc[r * nv + v]);
+                        acc[r * nv + v] = fx.fma(av, bv[v], acc[r * nv + v]);
                     }
                 }
                 for (s, &b) in bs.iter().enumerate() {
                     let at = mr * nv + r * ns + s;
-                    next[2 + at] = fx.fma(a, b, acc[at]);
+                    acc[at] = fx.fma(a, b, acc[at]);
                 }
             }
+        };
+        // Two steps per iteration halve the loop's overhead and the moves Cranelift
+        // makes of the accumulators on its back edge; an odd last step follows.
+        let mut carried = vec![a0, b0];
+        carried.extend(init);
+        let pairs = (part.len / 2) as u64;
+        let mut out = self.for_n_carry(pairs, &carried, |fx, _, carried| {
+            let (pa, pb) = (carried[0], carried[1]);
+            let mut acc = carried[2..].to_vec();
+            step(fx, pa, pb, 0, &mut acc);
+            step(fx, pa, pb, 1, &mut acc);
+            let mut next = vec![
+                fx.b.ins().iadd_imm_s(pa, 2 * a_step),
+                fx.b.ins().iadd_imm_s(pb, 2 * b_step),
+            ];
+            next.extend(acc);
             next
         });
+        if part.len % 2 == 1 {
+            let (pa, pb) = (out[0], out[1]);
+            step(self, pa, pb, 0, &mut out[2..]);
+        }
         let acc = &out[2..];
         for r in 0..mr {
             let crow = c_rows[r];
@@ -358,12 +386,35 @@ impl Fx<'_> {
             let end = fx.b.ins().iadd_imm_s(jc, per_block);
             let jend = fx.b.ins().umin(end, cols.1);
             fx.k_parts(p, |fx, part| {
+                // Each row of tiles is a column of A `k_block` deep. When all of them
+                // stay in L1, the columns go outermost: each B sliver is read from L2
+                // once, for every row of tiles; otherwise the rows go outermost, each
+                // A sliver read once and the cache block of B streamed from L2.
+                let a_in_l1 = p.m * part.len * 4 <= A_IN_L1;
+                let column = |fx: &mut Self, j0: Value| {
+                    fx.for_range(rows.0, rows.1, |fx, ib| {
+                        let i0 = fx.b.ins().imul_imm_s(ib, mr as i64);
+                        fx.gemm_tile(p, i0, mr, j0, nv, 0, part);
+                    });
+                    if row_rest > 0 {
+                        fx.when(row_tail, |fx| {
+                            fx.gemm_tile(p, tail_i0, row_rest, j0, nv, 0, part)
+                        });
+                    }
+                };
                 let tiles = |fx: &mut Self, i0: Value, mr: usize| {
                     fx.for_range(jc, jend, |fx, jb| {
                         let j0 = fx.b.ins().imul_imm_s(jb, nr as i64);
                         fx.gemm_tile(p, i0, mr, j0, nv, 0, part);
                     });
                 };
+                if a_in_l1 {
+                    fx.for_range(jc, jend, |fx, jb| {
+                        let j0 = fx.b.ins().imul_imm_s(jb, nr as i64);
+                        column(fx, j0);
+                    });
+                    return;
+                }
                 fx.for_range(rows.0, rows.1, |fx, ib| {
                     let i0 = fx.b.ins().imul_imm_s(ib, mr as i64);
                     tiles(fx, i0, mr);
@@ -531,6 +582,7 @@ pub fn emit_gemm(cx: &mut KernelCx, g: &Gemm) -> Result<(), CodegenError> {
             b_row: n as i64,
             c: ptrs[out],
             c_row: n as i64,
+            b_scratch: false,
             alpha,
             bias,
             post,
@@ -733,6 +785,7 @@ pub fn emit_matmul(cx: &mut KernelCx, with_bias: bool, e: &Epilogue) -> Result<(
                 b_row: n as i64,
                 c: co,
                 c_row: n as i64,
+                b_scratch: false,
                 alpha: 1.0,
                 bias,
                 post,
