@@ -18,7 +18,7 @@ use cranelift_codegen::ir::types::F32X4;
 use cranelift_codegen::ir::{InstBuilder, Value};
 
 use super::conv::{Geometry, epilogue_args};
-use super::microkernel::{TileShape, UNROLL};
+use super::microkernel::{TileShape, UNROLL, Walk};
 use super::{KernelCx, row_blocks, tasks_for, wanted_tasks};
 use crate::CodegenError;
 use crate::emit::{Fx, LANES};
@@ -123,6 +123,9 @@ struct Shape {
     g: Geometry,
     /// Input blocks per group.
     cb: usize,
+    /// Valid lanes of the last input block: fewer than [`LANES`] when the channels do
+    /// not fill it (the padding lanes, zero, are skipped).
+    last_lanes: usize,
     /// Bytes between input blocks, input rows, output vectors (channel blocks).
     x_block: i64,
     x_row: i64,
@@ -181,6 +184,7 @@ impl Fx<'_> {
         wt: usize,
         ov: usize,
         kw: (usize, usize),
+        lanes: usize,
     ) -> Vec<Value> {
         let g = &s.g;
         let taps = kw.1 - kw.0;
@@ -190,11 +194,21 @@ impl Fx<'_> {
         let w_tap = (LANES * ov * 16) as i64;
         let px = self.add(px, (16 * kw.0 * g.dilation[2]) as i64);
         let pw = self.add(pw, kw.0 as i64 * w_tap);
-        // With dilation 1 the taps' channels are consecutive in memory: one loop.
-        let (outer, steps) = if g.dilation[2] == 1 {
-            (1, taps * LANES)
+        let x_tap = (16 * g.dilation[2]) as i64;
+        // With dilation 1 and whole blocks the taps' channels are consecutive in
+        // memory: one loop. A block of fewer valid lanes (the input's last, as in a
+        // 3-channel stem) steps a tap at a time over its valid lanes only.
+        let (outer, steps, walk) = if lanes < LANES {
+            let walk = Walk {
+                lanes,
+                x_bytes: x_tap,
+                w_bytes: w_tap,
+            };
+            (1, taps, walk)
+        } else if g.dilation[2] == 1 {
+            (1, taps * LANES / UNROLL, Walk::unrolled(ov))
         } else {
-            (taps, LANES)
+            (taps, LANES / UNROLL, Walk::unrolled(ov))
         };
         let mut carried = vec![px, pw];
         carried.extend(acc);
@@ -205,10 +219,9 @@ impl Fx<'_> {
         let x_pixel = (16 * g.stride[2]) as i64;
         let out = self.for_n_carry(outer as u64, &carried, |fx, _, c| {
             let ws = vec![c[1]; wt];
-            let steps = (steps / UNROLL) as u64;
-            let acc = fx.tile_loop(shape, steps, c[0], x_pixel, &ws, &c[2..]);
+            let acc = fx.tile_loop(shape, steps as u64, walk, c[0], x_pixel, &ws, &c[2..]);
             let mut next = vec![
-                fx.b.ins().iadd_imm_s(c[0], (16 * g.dilation[2]) as i64),
+                fx.b.ins().iadd_imm_s(c[0], x_tap),
                 fx.b.ins().iadd_imm_s(c[1], w_tap),
             ];
             next.extend(acc);
@@ -231,11 +244,10 @@ impl Fx<'_> {
         let w_row = (g.kernel[2] * LANES * ov * LANES * 4) as i64;
         let w_block = w_row * g.kernel[1] as i64;
         let x_step = g.dilation[1] as i64 * s.x_row;
-        let mut carried = vec![at.x, at.w];
-        carried.extend(init);
-        let out = self.for_n_carry(s.cb as u64, &carried, |fx, _, c| {
+        // The valid kernel rows of one input block of `lanes` valid lanes.
+        let block = |fx: &mut Fx, c: &[Value], lanes: usize| {
             let row = |fx: &mut Fx, _: Value, k: &[Value]| {
-                let acc = fx.kernel_row(s, k[0], k[1], &k[2..], wt, ov, kw);
+                let acc = fx.kernel_row(s, k[0], k[1], &k[2..], wt, ov, kw, lanes);
                 let mut next = vec![
                     fx.b.ins().iadd_imm_s(k[0], x_step),
                     fx.b.ins().iadd_imm_s(k[1], w_row),
@@ -251,7 +263,14 @@ impl Fx<'_> {
             inner[0] = fx.b.ins().iadd_imm_s(c[0], s.x_block);
             inner[1] = fx.b.ins().iadd_imm_s(c[1], w_block);
             inner
-        });
+        };
+        let mut carried = vec![at.x, at.w];
+        carried.extend(init);
+        let whole = s.cb - usize::from(s.last_lanes < LANES);
+        let mut out = self.for_n_carry(whole as u64, &carried, |fx, _, c| block(fx, c, LANES));
+        if s.last_lanes < LANES {
+            out = block(self, &out, s.last_lanes);
+        }
         self.direct_epilogue(s, at, &out[2..], wt, ov);
     }
 
@@ -337,6 +356,7 @@ pub fn emit(cx: &mut KernelCx, c: &Conv, block: usize) -> Result<(), CodegenErro
     let s = Shape {
         g,
         cb,
+        last_lanes: cg - (cb - 1) * LANES,
         x_block: (ih_n * iw_n * LANES * 4) as i64,
         x_row: (iw_n * LANES * 4) as i64,
         y_block: (oh_n * ow_n * LANES * 4) as i64,

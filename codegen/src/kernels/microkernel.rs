@@ -39,16 +39,38 @@ impl TileShape {
     }
 }
 
+/// How a tile loop walks the input channels: `lanes` per step, the input and weight
+/// pointers advancing by the given bytes.
+#[derive(Clone, Copy, Debug)]
+pub struct Walk {
+    pub lanes: usize,
+    pub x_bytes: i64,
+    pub w_bytes: i64,
+}
+
+impl Walk {
+    /// [`UNROLL`] consecutive channels per step, for `vectors` vectors of outputs.
+    pub fn unrolled(vectors: usize) -> Self {
+        Walk {
+            lanes: UNROLL,
+            x_bytes: 4 * UNROLL as i64,
+            w_bytes: (UNROLL * vectors * 16) as i64,
+        }
+    }
+}
+
 impl Fx<'_> {
-    /// One step of the tile: [`UNROLL`] input channels (lanes of one input block). `x`
-    /// is the input of pixel 0 at the step's first channel, pixels `x_pixel` bytes
-    /// apart; `ws` holds one copy of the weights pointer per pixel (equal loads would
-    /// be merged into one with several uses, which could not be an FMA memory
-    /// operand), the step's weights `[UNROLL][vectors][4]` from there; `acc` holds the
-    /// accumulators pixel-major.
+    /// One step of the tile: `lanes` consecutive input channels (lanes of one input
+    /// block). `x` is the input of pixel 0 at the step's first channel, pixels
+    /// `x_pixel` bytes apart; `ws` holds one copy of the weights pointer per pixel
+    /// (equal loads would be merged into one with several uses, which could not be an
+    /// FMA memory operand), the step's weights `[lanes][vectors][4]` from there; `acc`
+    /// holds the accumulators pixel-major.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn tile_step(
         &mut self,
         shape: TileShape,
+        lanes: usize,
         x: Value,
         x_pixel: i64,
         ws: &[Value],
@@ -56,7 +78,7 @@ impl Fx<'_> {
     ) {
         let ov = shape.vectors;
         for p in 0..shape.pixels {
-            for u in 0..UNROLL {
+            for u in 0..lanes {
                 let xs = self.load_fixed(F32, x, (x_pixel * p as i64 + 4 * u as i64) as i32);
                 let xv = self.b.ins().splat(F32X4, xs);
                 for v in 0..ov {
@@ -67,12 +89,14 @@ impl Fx<'_> {
         }
     }
 
-    /// The tile's loop over `steps` steps from `x` and `w` (a pointer per pixel) into
-    /// `acc`: the input advances by [`UNROLL`] channels, the weights by a step's.
+    /// The tile's loop over `steps` steps of `walk.lanes` channels each from `x` and
+    /// `w` (a pointer per pixel) into `acc`, the pointers advancing by the walk's bytes.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn tile_loop(
         &mut self,
         shape: TileShape,
         steps: u64,
+        walk: Walk,
         x: Value,
         x_pixel: i64,
         ws: &[Value],
@@ -85,13 +109,10 @@ impl Fx<'_> {
         let done = self.for_n_carry(steps, &carried, |fx, _, l| {
             let (x, ws) = (l[0], &l[1..1 + wt]);
             let mut acc = l[1 + wt..].to_vec();
-            fx.tile_step(shape, x, x_pixel, ws, &mut acc);
-            let mut next = vec![fx.b.ins().iadd_imm_s(x, 4 * UNROLL as i64)];
+            fx.tile_step(shape, walk.lanes, x, x_pixel, ws, &mut acc);
+            let mut next = vec![fx.b.ins().iadd_imm_s(x, walk.x_bytes)];
             for &w in ws {
-                next.push(
-                    fx.b.ins()
-                        .iadd_imm_s(w, (UNROLL * shape.vectors * 16) as i64),
-                );
+                next.push(fx.b.ins().iadd_imm_s(w, walk.w_bytes));
             }
             next.extend(acc);
             next
@@ -121,7 +142,8 @@ pub fn tile_listing(shape: TileShape, isa: &dyn TargetIsa) -> Result<String, Cod
         let ws = vec![p[1]; shape.pixels];
         let zero = fx.splat_const(0.0);
         let acc = vec![zero; shape.pixels * shape.vectors];
-        let acc = fx.tile_loop(shape, 64, p[0], 16, &ws, &acc);
+        let walk = Walk::unrolled(shape.vectors);
+        let acc = fx.tile_loop(shape, 64, walk, p[0], 16, &ws, &acc);
         for (k, a) in acc.into_iter().enumerate() {
             fx.store(a, p[2], (16 * k) as i32);
         }
