@@ -570,6 +570,52 @@ fn pool() {
     run_family("pool", 800, pool_case);
 }
 
+/// Max pooling of inputs with NaN scattered densely (about one in eight), so that
+/// windows hold a NaN before and after ordinary values: the output is NaN exactly
+/// where the window holds one, in the plain and the blocked kernels.
+fn max_pool_nan_case(rng: &mut Rng) -> Case {
+    let blocked = rng.bool();
+    let c = if blocked {
+        4 * rng.range(1, 2)
+    } else {
+        rng.range(1, 5)
+    };
+    let xs = vec![1, c, rng.range(3, 14), rng.range(3, 14)];
+    let k = rng.range(2, 3);
+    let s = rng.range(1, 2);
+    let attrs = Pool {
+        kind: PoolKind::Max,
+        kernel: vec![k, k],
+        strides: vec![s, s],
+        dilations: vec![1, 1],
+        pads: vec![(rng.range(0, k - 1), rng.range(0, k - 1)); 2],
+        ceil_mode: false,
+    };
+    let mut b = B::new(format!("{attrs:?} x={xs:?} blocked={blocked}"));
+    let x = filled(rng, &xs, |rng| {
+        if chance(rng, 8) {
+            f32::NAN
+        } else {
+            uniform(rng, -1.0, 1.0)
+        }
+    });
+    let x = b.input(x);
+    let y = if blocked {
+        let xb = b.reorder(x, BLOCKED);
+        let y = b.node(Op::Pool(attrs), &[xb]);
+        b.reorder(y, Layout::Plain)
+    } else {
+        b.node(Op::Pool(attrs), &[x])
+    };
+    b.out(y);
+    b.done(RTOL, ATOL)
+}
+
+#[test]
+fn max_pool_nan() {
+    run_family("max_pool_nan", 200, max_pool_nan_case);
+}
+
 fn global_pool_case(rng: &mut Rng) -> Case {
     let spatial = rng.range(1, 3);
     let mut xs = vec![rng.range(1, 2), rng.range(1, 6)];

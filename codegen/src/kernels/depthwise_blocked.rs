@@ -93,7 +93,7 @@ impl Fx<'_> {
                     let xv = fx.load_fixed(F32X4, px, (16 * col) as i32);
                     *a = match wv {
                         Some(wv) => fx.fma(xv, wv, *a),
-                        None => fx.b.ins().fmax(*a, xv),
+                        None => fx.max_nan(*a, xv),
                     };
                 }
             }

@@ -203,7 +203,7 @@ fn window(
                 let ty = fx.b.func.dfg.value_type(acc);
                 let v = fx.load(ty, at, 0);
                 if max {
-                    fx.b.ins().fmax(acc, v)
+                    fx.max_nan(acc, v)
                 } else {
                     fx.b.ins().fadd(acc, v)
                 }
@@ -258,7 +258,7 @@ pub fn emit_global(cx: &mut KernelCx, kind: PoolKind) -> Result<(), CodegenError
                     let at = fx.addr(src, i, 16, 0);
                     let v = fx.load(F32X4, at, 0);
                     vec![if max {
-                        fx.b.ins().fmax(acc[0], v)
+                        fx.max_nan(acc[0], v)
                     } else {
                         fx.b.ins().fadd(acc[0], v)
                     }]
@@ -304,7 +304,7 @@ impl Fx<'_> {
             let at = fx.addr(src, i, 16, 0);
             let v = fx.load(F32X4, at, 0);
             vec![if max {
-                fx.b.ins().fmax(acc[0], v)
+                fx.max_nan(acc[0], v)
             } else {
                 fx.b.ins().fadd(acc[0], v)
             }]
