@@ -128,6 +128,7 @@ fn direct_cycles(conv: &Candidate, target: &TargetInfo) -> f64 {
     let p = DirectProblem {
         vectors: m / target.lanes,
         width: w,
+        rows: h,
         channels: c,
         weights_per_channel: c * 9 * 4,
     };
@@ -173,6 +174,7 @@ fn winograd_cycles(wg: &Winograd, conv: &Candidate, target: &TargetInfo) -> f64 
     let products = DirectProblem {
         vectors: m / lanes,
         width: wg.plane[1],
+        rows: wg.plane[0],
         channels: c,
         weights_per_channel: c * 4,
     };

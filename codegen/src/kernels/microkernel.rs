@@ -77,6 +77,21 @@ impl Fx<'_> {
         acc: &mut [Value],
     ) {
         let ov = shape.vectors;
+        if ov == 1 {
+            // One weight vector per channel, in a register for every pixel: each
+            // broadcast then has one use, loads straight from memory, and its
+            // register takes the FMA's result (no copy).
+            for u in 0..lanes {
+                let wv = self.load_fixed(F32X4, ws[0], (16 * u) as i32);
+                for p in 0..shape.pixels {
+                    let at = (x_pixel * p as i64 + 4 * u as i64) as i32;
+                    let xs = self.load_fixed(F32, x, at);
+                    let xv = self.b.ins().splat(F32X4, xs);
+                    acc[p] = self.fma(xv, wv, acc[p]);
+                }
+            }
+            return;
+        }
         for p in 0..shape.pixels {
             for u in 0..lanes {
                 let xs = self.load_fixed(F32, x, (x_pixel * p as i64 + 4 * u as i64) as i32);
@@ -102,9 +117,10 @@ impl Fx<'_> {
         ws: &[Value],
         acc: &[Value],
     ) -> Vec<Value> {
-        let wt = shape.pixels;
+        // A one-vector tile reads its weights through one pointer (see `tile_step`).
+        let wt = if shape.vectors == 1 { 1 } else { shape.pixels };
         let mut carried = vec![x];
-        carried.extend(ws);
+        carried.extend(&ws[..wt]);
         carried.extend(acc);
         let done = self.for_n_carry(steps, &carried, |fx, _, l| {
             let (x, ws) = (l[0], &l[1..1 + wt]);
