@@ -83,11 +83,11 @@ impl Fx<'_> {
             // register takes the FMA's result (no copy).
             for u in 0..lanes {
                 let wv = self.load_fixed(F32X4, ws[0], (16 * u) as i32);
-                for p in 0..shape.pixels {
+                for (p, a) in acc.iter_mut().enumerate() {
                     let at = (x_pixel * p as i64 + 4 * u as i64) as i32;
                     let xs = self.load_fixed(F32, x, at);
                     let xv = self.b.ins().splat(F32X4, xs);
-                    acc[p] = self.fma(xv, wv, acc[p]);
+                    *a = self.fma(xv, wv, *a);
                 }
             }
             return;
