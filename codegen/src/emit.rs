@@ -26,6 +26,11 @@ pub fn mem() -> MemFlagsData {
     MemFlagsData::new().with_notrap()
 }
 
+/// Flags of a bitcast between vector types of different lanes: little-endian lanes.
+pub fn bitcast_flags() -> MemFlagsData {
+    MemFlagsData::new().with_endianness(cranelift_codegen::ir::Endianness::Little)
+}
+
 impl Fx<'_> {
     pub fn iconst(&mut self, v: i64) -> Value {
         self.b.ins().iconst(I64, v)

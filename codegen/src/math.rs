@@ -8,9 +8,9 @@
 
 use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::types::{F32, F32X4, I32, I32X4};
-use cranelift_codegen::ir::{InstBuilder, MemFlagsData, Type, Value};
+use cranelift_codegen::ir::{InstBuilder, Type, Value};
 
-use crate::emit::Fx;
+use crate::emit::{Fx, bitcast_flags};
 
 /// The integer type of the same shape as a float lane type.
 /// 1.5 * 2^23: added to a float of magnitude below 2^22, rounds it to an integer.
@@ -18,10 +18,6 @@ const MAGIC: f32 = 12_582_912.0;
 
 fn int_of(ty: Type) -> Type {
     if ty == F32 { I32 } else { I32X4 }
-}
-
-fn bits() -> MemFlagsData {
-    MemFlagsData::new().with_endianness(cranelift_codegen::ir::Endianness::Little)
 }
 
 impl Fx<'_> {
@@ -44,7 +40,7 @@ impl Fx<'_> {
         if self.ty(a) == F32 {
             m
         } else {
-            self.b.ins().bitcast(F32X4, bits(), m)
+            self.b.ins().bitcast(F32X4, bitcast_flags(), m)
         }
     }
 
@@ -100,7 +96,7 @@ impl Fx<'_> {
         let bias = self.iconst_like(ity, 127);
         let e = self.b.ins().iadd(n, bias);
         let e = self.b.ins().ishl_imm_u(e, 23);
-        self.b.ins().bitcast(ty, bits(), e)
+        self.b.ins().bitcast(ty, bitcast_flags(), e)
     }
 
     /// e^x. Inputs beyond ±104 saturate to the limits (inf, 0); NaN stays NaN.
@@ -137,7 +133,7 @@ impl Fx<'_> {
         // Scale by 2^n as 2^(n/2) * 2^(n - n/2), so results near overflow and in the
         // subnormal range are exact powers of two away from p.
         let ity = int_of(ty);
-        let t = self.b.ins().bitcast(ity, bits(), t);
+        let t = self.b.ins().bitcast(ity, bitcast_flags(), t);
         let magic = self.iconst_like(ity, MAGIC.to_bits() as i32);
         let n = self.b.ins().isub(t, magic);
         let half = self.b.ins().sshr_imm_u(n, 1);
@@ -162,7 +158,7 @@ impl Fx<'_> {
         let adjust_f = self.fconst(ty, -23.0);
         let adjust = self.sel(tiny, adjust_f, zero);
         // x = m * 2^e with m in [0.5, 1).
-        let xi = self.b.ins().bitcast(ity, bits(), x);
+        let xi = self.b.ins().bitcast(ity, bitcast_flags(), x);
         let e = self.b.ins().sshr_imm_u(xi, 23);
         let bias = self.iconst_like(ity, 126);
         let e = self.b.ins().isub(e, bias);
@@ -170,7 +166,7 @@ impl Fx<'_> {
         let half_bits = self.iconst_like(ity, 0x3f00_0000);
         let mi = self.b.ins().band(xi, mask);
         let mi = self.b.ins().bor(mi, half_bits);
-        let m = self.b.ins().bitcast(ty, bits(), mi);
+        let m = self.b.ins().bitcast(ty, bitcast_flags(), mi);
         let e = self.b.ins().fcvt_from_sint(ty, e);
         let e = self.b.ins().fadd(e, adjust);
         // Move m to [sqrt(1/2), sqrt(2)) - 1.
@@ -266,12 +262,12 @@ impl Fx<'_> {
     fn with_sign_of(&mut self, mag: Value, sign: Value) -> Value {
         let ty = self.ty(mag);
         let ity = int_of(ty);
-        let s = self.b.ins().bitcast(ity, bits(), sign);
+        let s = self.b.ins().bitcast(ity, bitcast_flags(), sign);
         let m = self.iconst_like(ity, i32::MIN);
         let s = self.b.ins().band(s, m);
-        let v = self.b.ins().bitcast(ity, bits(), mag);
+        let v = self.b.ins().bitcast(ity, bitcast_flags(), mag);
         let v = self.b.ins().bor(v, s);
-        self.b.ins().bitcast(ty, bits(), v)
+        self.b.ins().bitcast(ty, bitcast_flags(), v)
     }
 
     /// erf, as an odd rational function, ±1 where that is the float32 result.
@@ -344,9 +340,9 @@ impl Fx<'_> {
         // (z into 12-bit halves, Dekker) and take exp(-zz) * exp(P(t) - err).
         let ity = int_of(ty);
         let mask = self.iconst_like(ity, -4096);
-        let zi = self.b.ins().bitcast(ity, bits(), z);
+        let zi = self.b.ins().bitcast(ity, bitcast_flags(), z);
         let hi = self.b.ins().band(zi, mask);
-        let hi = self.b.ins().bitcast(ty, bits(), hi);
+        let hi = self.b.ins().bitcast(ty, bitcast_flags(), hi);
         let lo = self.b.ins().fsub(z, hi);
         let zz = self.b.ins().fmul(z, z);
         let hh = self.b.ins().fmul(hi, hi);
@@ -453,9 +449,9 @@ impl Fx<'_> {
         let one_i = self.iconst_like(ity, 1);
         let odd_bit = self.b.ins().band(yi, one_i);
         let sign_bit = self.b.ins().ishl_imm_u(odd_bit, 31);
-        let ri = self.b.ins().bitcast(ity, bits(), r);
+        let ri = self.b.ins().bitcast(ity, bitcast_flags(), r);
         let signed = self.b.ins().bxor(ri, sign_bit);
-        let signed = self.b.ins().bitcast(ty, bits(), signed);
+        let signed = self.b.ins().bitcast(ty, bitcast_flags(), signed);
         let nan = self.fconst(ty, f32::NAN);
         let neg_result = self.sel(integral, signed, nan);
         let zero = self.fconst(ty, 0.0);

@@ -10,13 +10,13 @@
 
 use cnnc_ir::op::{Activation, Conv};
 use cranelift_codegen::ir::types::{F32, F32X4, I8X16};
-use cranelift_codegen::ir::{InstBuilder, MemFlagsData, Type, Value};
+use cranelift_codegen::ir::{InstBuilder, Type, Value};
 
 use super::conv::{Geometry, epilogue_args};
 use super::direct_conv::segments;
 use super::{KernelCx, row_blocks, tasks_for};
 use crate::CodegenError;
-use crate::emit::{Fx, LANES};
+use crate::emit::{Fx, LANES, bitcast_flags};
 
 /// Vectors (of four columns) per tile: eight accumulators hide the FMA latency and
 /// leave registers for the broadcast weight and the input vectors.
@@ -49,8 +49,7 @@ impl Fx<'_> {
         let a = self.load_fixed(I8X16, px, at);
         let b = self.load_fixed(I8X16, px, at + 12);
         let v = self.shuffle32(a, b, [0, 2, 5, 7]);
-        let little = MemFlagsData::new().with_endianness(cranelift_codegen::ir::Endianness::Little);
-        self.b.ins().bitcast(F32X4, little, v)
+        self.b.ins().bitcast(F32X4, bitcast_flags(), v)
     }
 
     /// `n` accumulators of type `ty` (vectors of four columns, or single columns) from
