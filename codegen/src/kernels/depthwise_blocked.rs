@@ -1,20 +1,22 @@
 //! Window ops on blocked-channel tensors (NCHWc, one vector of channels per block, one
-//! output channel per input channel), 2-D: depthwise convolution and max pooling,
-//! vectorized over the channel block, register-blocked along the output row.
+//! output channel per input channel), 2-D: depthwise convolution, max and average
+//! pooling, vectorized over the channel block, register-blocked along the output row.
 //!
 //! A tile is `wt` output pixels of one row and one channel block: per kernel tap one
 //! weight vector (packed at compile time as `[block][kh][kw][4]`) multiplies the `wt`
 //! input vectors into `wt` accumulators, or the input vectors are folded into running
-//! maxima. As in the direct convolution, a row's valid
+//! maxima, or summed (an average then scales by the reciprocal of its count, per row
+//! from a table times per segment a constant). As in the direct convolution, a row's valid
 //! kernel rows are computed once per row and the columns split at compile time into
 //! segments sharing their valid kernel columns, so padding costs no branch per pixel.
 
-use cnnc_ir::op::{Activation, Conv, Pool};
-use cranelift_codegen::ir::types::F32X4;
+use cnnc_ir::op::{Activation, Conv, Pool, PoolKind};
+use cranelift_codegen::ir::types::{F32, F32X4};
 use cranelift_codegen::ir::{InstBuilder, Value};
 
 use super::conv::{Geometry, epilogue_args};
-use super::direct_conv::segments;
+use super::direct_conv::{Segment, segments};
+use super::pool::axis_tables;
 use super::{KernelCx, row_blocks, tasks_for};
 use crate::CodegenError;
 use crate::emit::{Fx, LANES};
@@ -43,6 +45,8 @@ enum Window {
     Depthwise { activation: Option<Activation> },
     /// Maximum (NaN-propagating) of the valid taps.
     Max,
+    /// Sum of the taps times the reciprocal of their count.
+    Avg,
 }
 
 /// Fixed sizes and the run-time bases of one row of one channel block.
@@ -55,6 +59,8 @@ struct Row {
     residual: Option<Value>,
     bias: Option<Value>,
     slope: Option<Value>,
+    /// An average's reciprocal count of the row's valid kernel rows (a scalar).
+    row_scale: Option<Value>,
     kh_lo: Value,
     kh_hi: Value,
 }
@@ -69,14 +75,15 @@ impl Fx<'_> {
         wt: usize,
         kw: (usize, usize),
         window: Window,
+        col_count: f32,
     ) {
         let x = self.addr(r.x, ow0, (16 * g.stride[2]) as i64, 0);
         let y = self.addr(r.y, ow0, 16, 0);
         let init: Vec<Value> = (0..wt)
             .map(|_| match (window, r.bias) {
                 (Window::Max, _) => self.splat_const(f32::NEG_INFINITY),
-                (_, Some(b)) => self.load(F32X4, b, 0),
-                (_, None) => self.splat_const(0.0),
+                (Window::Depthwise { .. }, Some(b)) => self.load(F32X4, b, 0),
+                _ => self.splat_const(0.0),
             })
             .collect();
         let x_step = (g.dilation[1] * g.input[2] * 16) as i64;
@@ -87,13 +94,15 @@ impl Fx<'_> {
             let (px, pw) = (c[0], c[1]);
             let mut acc = c[2..].to_vec();
             for k in kw.0..kw.1 {
-                let wv = (window != Window::Max).then(|| fx.load_fixed(F32X4, pw, (16 * k) as i32));
+                let wv = matches!(window, Window::Depthwise { .. })
+                    .then(|| fx.load_fixed(F32X4, pw, (16 * k) as i32));
                 for (p, a) in acc.iter_mut().enumerate() {
                     let col = p * g.stride[2] + k * g.dilation[2];
                     let xv = fx.load_fixed(F32X4, px, (16 * col) as i32);
-                    *a = match wv {
-                        Some(wv) => fx.fma(xv, wv, *a),
-                        None => fx.max_nan(*a, xv),
+                    *a = match (wv, window) {
+                        (Some(wv), _) => fx.fma(xv, wv, *a),
+                        (None, Window::Max) => fx.max_nan(*a, xv),
+                        (None, _) => fx.b.ins().fadd(*a, xv),
                     };
                 }
             }
@@ -106,8 +115,16 @@ impl Fx<'_> {
         });
         let residual = r.residual.map(|res| self.addr(res, ow0, 16, 0));
         let slope = r.slope.map(|s| self.load(F32X4, s, 0));
+        let scale = r.row_scale.map(|s| {
+            let c = self.f32(1.0 / col_count);
+            let s = self.b.ins().fmul(s, c);
+            self.b.ins().splat(F32X4, s)
+        });
         for (p, &a) in out[2..].iter().enumerate() {
             let mut v = a;
+            if let Some(scale) = scale {
+                v = self.b.ins().fmul(v, scale);
+            }
             if let Some(res) = residual {
                 let rv = self.load(F32X4, res, (16 * p) as i32);
                 v = self.b.ins().fadd(v, rv);
@@ -152,11 +169,12 @@ pub fn emit(cx: &mut KernelCx, c: &Conv, block: usize) -> Result<(), CodegenErro
         window,
         (x, out, Some(w)),
         (bias, extra.residual, extra.slope),
+        None,
     )
 }
 
-/// 2-D max pooling of a blocked tensor.
-pub fn max_pool(cx: &mut KernelCx, p: &Pool) -> Result<(), CodegenError> {
+/// 2-D max or average pooling of a blocked tensor.
+pub fn pool(cx: &mut KernelCx, p: &Pool) -> Result<(), CodegenError> {
     let (xs, ys) = (&cx.inputs[0].ty.shape, &cx.outputs[0].1.shape);
     let g = Geometry {
         batch: xs[0],
@@ -171,17 +189,72 @@ pub fn max_pool(cx: &mut KernelCx, p: &Pool) -> Result<(), CodegenError> {
         pad: [0, p.pads[0].0, p.pads[1].0],
     };
     let (x, out) = (cx.input(0), cx.output(0));
-    emit_window(cx, &g, Window::Max, (x, out, None), (None, None, None))
+    let PoolKind::Avg { count_include_pad } = p.kind else {
+        return emit_window(
+            cx,
+            &g,
+            Window::Max,
+            (x, out, None),
+            (None, None, None),
+            None,
+        );
+    };
+    // The count an output divides by is the product of its row's and column's.
+    let axis = |a: usize| {
+        axis_tables(
+            g.input[a],
+            g.output[a],
+            g.kernel[a],
+            g.stride[a],
+            g.dilation[a],
+            p.pads[a - 1],
+            count_include_pad,
+        )
+        .count
+    };
+    let rows: Vec<f32> = axis(1).iter().map(|c| 1.0 / c).collect();
+    let cols = axis(2);
+    let rows = cx.table(rows);
+    let avg = Some(Avg { rows, cols });
+    emit_window(cx, &g, Window::Avg, (x, out, None), (None, None, None), avg)
+}
+
+/// An average pool's divisors: a table of the rows' reciprocal counts (an argument
+/// slot) and the columns' counts.
+struct Avg {
+    rows: usize,
+    cols: Vec<f32>,
+}
+
+/// `segs` split further where `key` (per output column) changes.
+fn split_by(segs: Vec<Segment>, key: &[f32]) -> Vec<Segment> {
+    let mut out: Vec<Segment> = Vec::new();
+    for seg in segs {
+        for ow in seg.start..seg.start + seg.len {
+            match out.last_mut() {
+                Some(s) if s.kw == seg.kw && s.start + s.len == ow && key[s.start] == key[ow] => {
+                    s.len += 1
+                }
+                _ => out.push(Segment {
+                    start: ow,
+                    len: 1,
+                    kw: seg.kw,
+                }),
+            }
+        }
+    }
+    out
 }
 
 /// The launch of a window op: argument slots of the input, output and packed weights,
-/// then of the bias, residual and PRelu slope.
+/// then of the bias, residual and PRelu slope; an average pool's divisors.
 fn emit_window(
     cx: &mut KernelCx,
     g: &Geometry,
     window: Window,
     (x, out, w): (usize, usize, Option<usize>),
     (bias, residual, slope): (Option<usize>, Option<usize>, Option<usize>),
+    avg: Option<Avg>,
 ) -> Result<(), CodegenError> {
     let g = *g;
     let taps = g.kernel[1] * g.kernel[2];
@@ -196,7 +269,10 @@ fn emit_window(
     let (rows, row_blocks) = row_blocks(blocks, oh_n, macs);
     let units = blocks * row_blocks;
     let tasks = tasks_for(units, macs);
-    let segs = segments(&g);
+    let segs = match &avg {
+        Some(a) => split_by(segments(&g), &a.cols),
+        None => segments(&g),
+    };
     let channel_blocks = g.cout / LANES;
     cx.launch(tasks, |fx, task, ptrs| {
         let (lo, hi) = fx.task_range(task, units, tasks);
@@ -226,21 +302,26 @@ fn emit_window(
                     residual: r_b.map(|rb| fx.addr(rb, oh, row_y, 0)),
                     bias: bias_b,
                     slope: slope_b,
+                    row_scale: avg.as_ref().map(|a| {
+                        let at = fx.addr(ptrs[a.rows], oh, 4, 0);
+                        fx.load(F32, at, 0)
+                    }),
                     kh_lo,
                     kh_hi,
                 };
                 for seg in &segs {
+                    let cols = avg.as_ref().map_or(1.0, |a| a.cols[seg.start]);
                     let (n_full, rem) = (seg.len / PIXELS, seg.len % PIXELS);
                     if n_full > 0 {
                         fx.for_n(n_full as u64, |fx, t| {
                             let ow0 = fx.b.ins().imul_imm_s(t, PIXELS as i64);
                             let ow0 = fx.b.ins().iadd_imm_s(ow0, seg.start as i64);
-                            fx.depthwise_tile(&g, &r, ow0, PIXELS, seg.kw, window);
+                            fx.depthwise_tile(&g, &r, ow0, PIXELS, seg.kw, window, cols);
                         });
                     }
                     if rem > 0 {
                         let ow0 = fx.iconst((seg.start + n_full * PIXELS) as i64);
-                        fx.depthwise_tile(&g, &r, ow0, rem, seg.kw, window);
+                        fx.depthwise_tile(&g, &r, ow0, rem, seg.kw, window, cols);
                     }
                 }
             });

@@ -1,7 +1,8 @@
 //! Max and average pooling (windowed, 1-D to 3-D) and global pooling, on plain tensors
 //! one float at a time and on blocked-channel tensors (NCHWc) one vector of a channel
 //! block at a time: a blocked tensor is a plain one of `C/4` planes whose elements are
-//! vectors.
+//! vectors. Windowed 2-D pools of blocked tensors, the common case, take the
+//! register-blocked window kernel of `depthwise_blocked.rs` instead.
 //!
 //! Each axis has compile-time tables giving, per output index, the kernel positions
 //! that fall inside the input and the count an average divides by, so the window
@@ -17,15 +18,15 @@ use super::{KernelCx, tasks_for};
 use crate::CodegenError;
 use crate::emit::{Fx, LANES};
 
-struct AxisTables {
+pub(super) struct AxisTables {
     /// Per output index: first and one-past-last valid kernel position, and the
     /// average's count along this axis.
-    lo: Vec<i64>,
-    hi: Vec<i64>,
-    count: Vec<f32>,
+    pub lo: Vec<i64>,
+    pub hi: Vec<i64>,
+    pub count: Vec<f32>,
 }
 
-fn axis_tables(
+pub(super) fn axis_tables(
     input: usize,
     output: usize,
     k: usize,
@@ -60,9 +61,9 @@ fn axis_tables(
 }
 
 pub fn emit(cx: &mut KernelCx, p: &Pool) -> Result<(), CodegenError> {
-    if p.kind == PoolKind::Max && p.kernel.len() == 2 && cx.inputs[0].ty.layout != Layout::Plain {
-        // Register-blocked along rows, no tables: the depthwise kernel's structure.
-        return super::depthwise_blocked::max_pool(cx, p);
+    if p.kernel.len() == 2 && cx.inputs[0].ty.layout != Layout::Plain {
+        // Register-blocked along rows: the depthwise kernel's structure.
+        return super::depthwise_blocked::pool(cx, p);
     }
     let xs = cx.inputs[0].ty.shape.clone();
     let ys = cx.outputs[0].1.shape.clone();
