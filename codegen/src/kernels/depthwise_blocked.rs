@@ -14,7 +14,7 @@ use cnnc_ir::op::{Activation, Conv, Pool, PoolKind};
 use cranelift_codegen::ir::types::{F32, F32X4};
 use cranelift_codegen::ir::{InstBuilder, Value};
 
-use super::conv::{Geometry, epilogue_args};
+use super::conv::{Geometry, epilogue_args, three};
 use super::direct_conv::{Segment, segments};
 use super::pool::axis_tables;
 use super::{KernelCx, row_blocks, tasks_for};
@@ -40,7 +40,7 @@ fn pack(w: &[f32], channels: usize, taps: usize) -> Vec<f32> {
 
 /// What a window computes.
 #[derive(Clone, Copy, PartialEq)]
-enum Window {
+pub(super) enum Window {
     /// Weighted sum plus bias and epilogue (depthwise convolution).
     Depthwise { activation: Option<Activation> },
     /// Maximum (NaN-propagating) of the valid taps.
@@ -175,31 +175,34 @@ pub fn emit(cx: &mut KernelCx, c: &Conv, block: usize) -> Result<(), CodegenErro
 
 /// 2-D max or average pooling of a blocked tensor.
 pub fn pool(cx: &mut KernelCx, p: &Pool) -> Result<(), CodegenError> {
+    let (g, window, avg) = pool_window(cx, p);
+    let (x, out) = (cx.input(0), cx.output(0));
+    emit_window(cx, &g, window, (x, out, None), (None, None, None), avg)
+}
+
+/// A 1-D or 2-D pool as a window op: its geometry (one group per channel), and for
+/// an average its divisors, the reciprocal counts of the rows as a table.
+pub(super) fn pool_window(cx: &mut KernelCx, p: &Pool) -> (Geometry, Window, Option<Avg>) {
     let (xs, ys) = (&cx.inputs[0].ty.shape, &cx.outputs[0].1.shape);
+    let begin: Vec<usize> = p.pads.iter().map(|p| p.0).collect();
     let g = Geometry {
         batch: xs[0],
         cin: xs[1],
         cout: xs[1],
         groups: xs[1],
-        input: [1, xs[2], xs[3]],
-        output: [1, ys[2], ys[3]],
-        kernel: [1, p.kernel[0], p.kernel[1]],
-        stride: [1, p.strides[0], p.strides[1]],
-        dilation: [1, p.dilations[0], p.dilations[1]],
-        pad: [0, p.pads[0].0, p.pads[1].0],
+        input: three(&xs[2..], 1),
+        output: three(&ys[2..], 1),
+        kernel: three(&p.kernel, 1),
+        stride: three(&p.strides, 1),
+        dilation: three(&p.dilations, 1),
+        pad: three(&begin, 0),
     };
-    let (x, out) = (cx.input(0), cx.output(0));
     let PoolKind::Avg { count_include_pad } = p.kind else {
-        return emit_window(
-            cx,
-            &g,
-            Window::Max,
-            (x, out, None),
-            (None, None, None),
-            None,
-        );
+        return (g, Window::Max, None);
     };
     // The count an output divides by is the product of its row's and column's.
+    let mut pads = [(0, 0); 3];
+    pads[3 - p.pads.len()..].copy_from_slice(&p.pads);
     let axis = |a: usize| {
         axis_tables(
             g.input[a],
@@ -207,7 +210,7 @@ pub fn pool(cx: &mut KernelCx, p: &Pool) -> Result<(), CodegenError> {
             g.kernel[a],
             g.stride[a],
             g.dilation[a],
-            p.pads[a - 1],
+            pads[a],
             count_include_pad,
         )
         .count
@@ -215,19 +218,18 @@ pub fn pool(cx: &mut KernelCx, p: &Pool) -> Result<(), CodegenError> {
     let rows: Vec<f32> = axis(1).iter().map(|c| 1.0 / c).collect();
     let cols = axis(2);
     let rows = cx.table(rows);
-    let avg = Some(Avg { rows, cols });
-    emit_window(cx, &g, Window::Avg, (x, out, None), (None, None, None), avg)
+    (g, Window::Avg, Some(Avg { rows, cols }))
 }
 
 /// An average pool's divisors: a table of the rows' reciprocal counts (an argument
 /// slot) and the columns' counts.
-struct Avg {
-    rows: usize,
-    cols: Vec<f32>,
+pub(super) struct Avg {
+    pub rows: usize,
+    pub cols: Vec<f32>,
 }
 
 /// `segs` split further where `key` (per output column) changes.
-fn split_by(segs: Vec<Segment>, key: &[f32]) -> Vec<Segment> {
+pub(super) fn split_by(segs: Vec<Segment>, key: &[f32]) -> Vec<Segment> {
     let mut out: Vec<Segment> = Vec::new();
     for seg in segs {
         for ow in seg.start..seg.start + seg.len {

@@ -1,8 +1,9 @@
 //! Max and average pooling (windowed, 1-D to 3-D) and global pooling, on plain tensors
 //! one float at a time and on blocked-channel tensors (NCHWc) one vector of a channel
 //! block at a time: a blocked tensor is a plain one of `C/4` planes whose elements are
-//! vectors. Windowed 2-D pools of blocked tensors, the common case, take the
-//! register-blocked window kernel of `depthwise_blocked.rs` instead.
+//! vectors. Windowed 2-D pools of blocked tensors and 1-D and 2-D pools of plain ones,
+//! the common cases, take the register-blocked window kernels of `depthwise_blocked.rs`
+//! and `depthwise_rows.rs` instead.
 //!
 //! Each axis has compile-time tables giving, per output index, the kernel positions
 //! that fall inside the input and the count an average divides by, so the window
@@ -61,9 +62,13 @@ pub(super) fn axis_tables(
 }
 
 pub fn emit(cx: &mut KernelCx, p: &Pool) -> Result<(), CodegenError> {
-    if p.kernel.len() == 2 && cx.inputs[0].ty.layout != Layout::Plain {
-        // Register-blocked along rows: the depthwise kernel's structure.
-        return super::depthwise_blocked::pool(cx, p);
+    // Register-blocked along rows: the depthwise kernels' structure.
+    match cx.inputs[0].ty.layout {
+        Layout::Blocked { .. } if p.kernel.len() == 2 => {
+            return super::depthwise_blocked::pool(cx, p);
+        }
+        Layout::Plain if p.kernel.len() <= 2 => return super::depthwise_rows::pool(cx, p),
+        _ => {}
     }
     let xs = cx.inputs[0].ty.shape.clone();
     let ys = cx.outputs[0].1.shape.clone();
