@@ -554,13 +554,7 @@ fn pool_case(rng: &mut Rng) -> Case {
     let x = rng.tensor(&xs);
     let x = specials(rng, x, &mut b.desc);
     let x = b.input(x);
-    let y = if blocked {
-        let xb = b.reorder(x, BLOCKED);
-        let y = b.node(Op::Pool(attrs), &[xb]);
-        b.reorder(y, Layout::Plain)
-    } else {
-        b.node(Op::Pool(attrs), &[x])
-    };
+    let y = b.pool(attrs, x, blocked);
     b.out(y);
     b.done(RTOL, ATOL)
 }
@@ -600,13 +594,7 @@ fn max_pool_nan_case(rng: &mut Rng) -> Case {
         }
     });
     let x = b.input(x);
-    let y = if blocked {
-        let xb = b.reorder(x, BLOCKED);
-        let y = b.node(Op::Pool(attrs), &[xb]);
-        b.reorder(y, Layout::Plain)
-    } else {
-        b.node(Op::Pool(attrs), &[x])
-    };
+    let y = b.pool(attrs, x, blocked);
     b.out(y);
     b.done(RTOL, ATOL)
 }
@@ -1039,6 +1027,16 @@ impl B {
     /// `v` reordered to `to`.
     fn reorder(&mut self, v: Value, to: Layout) -> Value {
         self.node(Op::Reorder { to }, &[v])
+    }
+
+    /// `attrs` pooling `x`, in the blocked layout between reorders when `blocked`.
+    fn pool(&mut self, attrs: Pool, x: Value, blocked: bool) -> Value {
+        if !blocked {
+            return self.node(Op::Pool(attrs), &[x]);
+        }
+        let xb = self.reorder(x, BLOCKED);
+        let y = self.node(Op::Pool(attrs), &[xb]);
+        self.reorder(y, Layout::Plain)
     }
 
     /// A node whose output is blocked (a convolution; elementwise ops follow by

@@ -49,20 +49,24 @@ pub(super) enum Window {
     Avg,
 }
 
-/// Fixed sizes and the run-time bases of one row of one channel block.
-struct Row {
-    /// Input at the row of the first valid kernel row, column of pixel 0, tap 0.
-    x: Value,
-    /// Weights of the block at the first valid kernel row.
-    w: Value,
-    y: Value,
-    residual: Option<Value>,
-    bias: Option<Value>,
-    slope: Option<Value>,
+/// The run-time bases of one output row of a window op, of one channel block here and
+/// of one plane in `depthwise_rows.rs`.
+pub(super) struct Row {
+    /// Input at the row of the first valid kernel row, column 0 of kernel column 0
+    /// (left of the row by the padding).
+    pub x: Value,
+    /// Weights at the first valid kernel row (a pool's: unused, the input).
+    pub w: Value,
+    pub y: Value,
+    pub residual: Option<Value>,
+    /// The bias and PRelu slope: a pointer to the block's vector here, the plane's
+    /// value in `depthwise_rows.rs`.
+    pub bias: Option<Value>,
+    pub slope: Option<Value>,
     /// An average's reciprocal count of the row's valid kernel rows (a scalar).
-    row_scale: Option<Value>,
-    kh_lo: Value,
-    kh_hi: Value,
+    pub row_scale: Option<Value>,
+    pub kh_lo: Value,
+    pub kh_hi: Value,
 }
 
 impl Fx<'_> {

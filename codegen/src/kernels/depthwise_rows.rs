@@ -16,7 +16,7 @@ use cranelift_codegen::ir::types::{F32, F32X4, I8X16};
 use cranelift_codegen::ir::{InstBuilder, Type, Value};
 
 use super::conv::{Geometry, epilogue_args};
-use super::depthwise_blocked::{Avg, Window, pool_window, split_by};
+use super::depthwise_blocked::{Avg, Row, Window, pool_window, split_by};
 use super::direct_conv::segments;
 use super::{KernelCx, row_blocks, tasks_for};
 use crate::CodegenError;
@@ -25,23 +25,6 @@ use crate::emit::{Fx, LANES, bitcast_flags};
 /// Vectors (of four columns) per tile: eight accumulators hide the FMA latency and
 /// leave registers for the broadcast weight and the input vectors.
 const VECTORS: usize = 8;
-
-/// Run-time bases of one output row of one plane.
-struct Row {
-    /// Input at the row of the first valid kernel row, column 0 of kernel column 0
-    /// (left of the row by the padding).
-    x: Value,
-    /// The plane's weights at the first valid kernel row (a pool's: unused, the input).
-    w: Value,
-    y: Value,
-    residual: Option<Value>,
-    bias: Option<Value>,
-    slope: Option<Value>,
-    /// An average's reciprocal count of the row's valid kernel rows.
-    row_scale: Option<Value>,
-    kh_lo: Value,
-    kh_hi: Value,
-}
 
 impl Fx<'_> {
     /// The input columns `col`, `col + stride`, ... (floats from `px`) that one
