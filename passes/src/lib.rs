@@ -16,6 +16,7 @@ pub mod memory;
 mod pack_weights;
 mod pointwise_to_matmul;
 mod squeeze_excite;
+mod subsample_pointwise;
 mod tiling;
 mod util;
 pub mod winograd;
@@ -129,6 +130,7 @@ pub fn all_passes() -> Vec<Box<dyn Pass>> {
         Box::new(fuse_residual::FuseResidual),
         Box::new(fuse_activation::FuseActivation),
         Box::new(squeeze_excite::SqueezeExcite),
+        Box::new(subsample_pointwise::SubsamplePointwise),
         Box::new(layout::AssignLayout),
         Box::new(pointwise_to_matmul::PointwiseToMatMul),
         Box::new(winograd::WinogradConv),
