@@ -1271,17 +1271,19 @@ fn pointwise_family() {
 }
 
 // ---------------------------------------------------------------------------------
-// Winograd: a 3x3 stride-1 convolution rewritten into input transform, grouped
-// pointwise products and output transform (with bias and epilogue), on blocked and
-// plain tensors, both tile sizes, every padding a 3x3 window allows, sizes that are
-// and are not whole tiles, down to 1x1.
+// Winograd: a 3x3 stride-1 convolution, grouped or not, rewritten into input
+// transform, grouped pointwise products and output transform (with bias and
+// epilogue), on blocked and plain tensors, both tile sizes, every padding a 3x3 window
+// allows, sizes that are and are not whole tiles, down to 1x1.
 
 fn winograd_case(rng: &mut Rng) -> Case {
     let blocked = rng.bool();
+    // Grouped as AlexNet's: groups of whole blocks when blocked.
+    let groups = rng.pick(&[1, 1, 2, 3]);
     let (c, m) = if blocked {
-        (4 * rng.range(1, 4), 4 * rng.range(1, 4))
+        (4 * groups * rng.range(1, 3), 4 * groups * rng.range(1, 3))
     } else {
-        (rng.range(1, 9), rng.range(1, 9))
+        (groups * rng.range(1, 5), groups * rng.range(1, 5))
     };
     let batch = rng.range(1, 2);
     let tile = rng.pick(&[2, 4]);
@@ -1290,7 +1292,7 @@ fn winograd_case(rng: &mut Rng) -> Case {
         strides: vec![1, 1],
         dilations: vec![1, 1],
         pads: vec![],
-        groups: 1,
+        groups,
         epilogue: Epilogue {
             residual: chance(rng, 3),
             activation: random_activation(rng, true),
@@ -1312,7 +1314,7 @@ fn winograd_case(rng: &mut Rng) -> Case {
     let x = rng.tensor(&xs);
     let x = b.input(x);
     let x = if blocked { b.reorder(x, BLOCKED) } else { x };
-    let w = b.constant(rng.tensor(&[m, c, 3, 3]));
+    let w = b.constant(rng.tensor(&[m, c / groups, 3, 3]));
     let bias = rng.tensor(&[m]);
     let mut ins = vec![x, w, b.param(bias, rng.bool())];
     if attrs.epilogue.residual {

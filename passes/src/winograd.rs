@@ -2,7 +2,7 @@
 //! F(m x m, 3x3) (see `cnnc_ir::winograd`) when the cost model says it is faster than
 //! the direct kernel:
 //!
-//! `x -> WinogradInput -> Conv 1x1 (t*t groups, transformed weights) -> WinogradOutput`
+//! `x -> WinogradInput -> Conv 1x1 (t*t groups per group, transformed weights) -> WinogradOutput`
 //!
 //! The matrix products are a grouped pointwise convolution on blocked tensors, so the
 //! direct kernel, its tiling and its threading serve them unchanged; the weights
@@ -88,14 +88,15 @@ struct Candidate {
     attrs: Conv,
     /// Input channels, output channels, output rows and columns.
     shape: [usize; 4],
+    groups: usize,
     images: usize,
     /// The channel block, `None` on plain tensors.
     block: Option<usize>,
 }
 
-/// `id` as a Winograd candidate: a 2-D 3x3 convolution with stride and dilation 1, one
-/// group and constant weights, on plain tensors or blocked ones that fill whole
-/// channel blocks.
+/// `id` as a Winograd candidate: a 2-D 3x3 convolution with stride and dilation 1 and
+/// constant weights, on plain tensors or blocked ones whose groups fill whole channel
+/// blocks.
 fn candidate(graph: &Graph, id: NodeId, target: &TargetInfo) -> Option<Candidate> {
     let node = graph.node(id);
     let Op::Conv(c) = &node.op else { return None };
@@ -110,14 +111,14 @@ fn candidate(graph: &Graph, id: NodeId, target: &TargetInfo) -> Option<Candidate
     let fits = c.kernel == [3, 3]
         && c.strides == [1, 1]
         && c.dilations == [1, 1]
-        && c.groups == 1
         && c.pads.iter().all(|&(b, e)| b < 3 && e < 3)
-        && whole(x.shape[1])
-        && whole(y.shape[1])
+        && whole(x.shape[1] / c.groups)
+        && whole(y.shape[1] / c.groups)
         && constant(graph, inputs[1]).is_some();
     fits.then(|| Candidate {
         attrs: c.clone(),
         shape: [x.shape[1], y.shape[1], y.shape[2], y.shape[3]],
+        groups: c.groups,
         images: y.shape[0],
         block,
     })
@@ -125,14 +126,15 @@ fn candidate(graph: &Graph, id: NodeId, target: &TargetInfo) -> Option<Candidate
 
 fn direct_cycles(conv: &Candidate, target: &TargetInfo) -> f64 {
     let [c, m, h, w] = conv.shape;
+    let (cg, mg) = (c / conv.groups, m / conv.groups);
     let p = DirectProblem {
-        vectors: m / target.lanes,
+        vectors: mg / target.lanes,
         width: w,
         rows: h,
-        channels: c,
-        weights_per_channel: c * 9 * 4,
+        channels: cg,
+        weights_per_channel: cg * 9 * 4,
     };
-    direct_row_cycles(p, target) * (c * 9 * h * conv.images) as f64
+    direct_row_cycles(p, target) * (cg * 9 * h * conv.groups * conv.images) as f64
 }
 
 /// The Winograd attributes of `conv` with `tile`: rows of the tile plane as long as
@@ -167,18 +169,20 @@ fn nonzeros(m: &[f64]) -> usize {
 
 fn winograd_cycles(wg: &Winograd, conv: &Candidate, target: &TargetInfo) -> f64 {
     let [c, m, _, _] = conv.shape;
+    let (cg, mg) = (c / conv.groups, m / conv.groups);
     let images = conv.images;
     let f: &Transform = transform(wg.tile).expect("tile 2 or 4");
     let (t, lanes) = (f.t, target.lanes);
     let tiles = (wg.plane[0] * wg.plane[1] * images) as f64;
     let products = DirectProblem {
-        vectors: m / lanes,
+        vectors: mg / lanes,
         width: wg.plane[1],
         rows: wg.plane[0],
-        channels: c,
-        weights_per_channel: c * 4,
+        channels: cg,
+        weights_per_channel: cg * 4,
     };
-    let gemm = direct_row_cycles(products, target) * (c * wg.plane[0] * t * t * images) as f64;
+    let gemm = direct_row_cycles(products, target)
+        * (cg * wg.plane[0] * t * t * conv.groups * images) as f64;
     // Per tile and channel block: the loads, the two passes of the matrix, the stores.
     let tile_cycles = |loads: usize, ops: usize, stores: usize| {
         let issue = (loads + ops + stores) as f64 / target.issue_width;
@@ -191,7 +195,8 @@ fn winograd_cycles(wg: &Winograd, conv: &Candidate, target: &TargetInfo) -> f64 
 }
 
 /// `U[xi * M + o, c] = (G g[o, c] Gᵀ)[xi]`: the weights of the `t*t` products, in f64,
-/// each output channel's kernels written as `t * t` runs of `C` consecutive values.
+/// each output channel's kernels written as `t * t` runs of its `c` input channels
+/// (those of its group) as consecutive values.
 fn transformed_weights(f: &Transform, w: &Tensor, c: usize, m: usize) -> Result<Tensor, IrError> {
     let w = w.view::<f32>()?;
     let u = match f.t {
@@ -264,20 +269,23 @@ fn rewrite(
     let inputs = graph.inputs_of(id);
     let name = graph.node(id).outputs[0].name.clone();
     let weights = constant(graph, inputs[1]).expect("candidate has constant weights");
-    let u = transformed_weights(f, weights, c, m)?;
+    let u = transformed_weights(f, weights, c / conv.groups, m)?;
     let u = graph.add_const(names.fresh(&format!("{name}/winograd_weights")), u);
     let v = graph.add(
         names.fresh(&format!("{name}/winograd_input")),
         Op::WinogradInput(wg.clone()),
         &[inputs[0]],
     )?;
+    // The transformed input holds `t*t` runs of `C` channels, the products `t*t` runs
+    // of `M`: product `xi` of group `g` is the group `xi * groups + g` of a pointwise
+    // convolution.
     let tt = f.t * f.t;
     let products = Conv {
         kernel: vec![1, 1],
         strides: vec![1, 1],
         dilations: vec![1, 1],
         pads: vec![(0, 0); 2],
-        groups: tt,
+        groups: tt * conv.groups,
         epilogue: Epilogue::default(),
     };
     let p = graph.add(

@@ -1,8 +1,8 @@
 //! winograd: blocked 3x3 stride-1 convolutions that the cost model prices below the
 //! direct kernel become input transform, grouped pointwise products and output
 //! transform (with the bias and epilogue); the result stays within a relative L2
-//! error of 1e-4 of the convolution on every geometry, both tile sizes, plain and
-//! blocked.
+//! error of 1e-4 of the convolution on every geometry and grouping, both tile sizes,
+//! plain and blocked.
 
 mod common;
 
@@ -50,14 +50,27 @@ fn conv3x3(
     pads: [(usize, usize); 2],
     residual: Option<Value>,
 ) -> Value {
-    let mut attrs = conv2d(3, 1, 0, 1);
+    grouped_conv3x3(g, name, x, m, 1, pads, residual)
+}
+
+/// [`conv3x3`] in `groups` groups.
+fn grouped_conv3x3(
+    g: &mut Graph,
+    name: &str,
+    x: Value,
+    m: usize,
+    groups: usize,
+    pads: [(usize, usize); 2],
+    residual: Option<Value>,
+) -> Value {
+    let mut attrs = conv2d(3, 1, 0, groups);
     attrs.pads = pads.to_vec();
     attrs.epilogue = Epilogue {
         residual: residual.is_some(),
         activation: Some(Activation::Unary(Unary::Relu)),
     };
     let c = g.value_type(x).shape[1];
-    let w = random_const(g, &format!("{name}.w"), &[m, c, 3, 3]);
+    let w = random_const(g, &format!("{name}.w"), &[m, c / groups, 3, 3]);
     let b = random_const(g, &format!("{name}.b"), &[m]);
     let mut ins = vec![x, w, b];
     ins.extend(residual);
@@ -91,8 +104,33 @@ fn resnet_basic_block_convs_become_winograd() {
 }
 
 #[test]
+fn alexnet_grouped_conv_becomes_winograd() {
+    // AlexNet's conv4 in miniature: two groups of whole blocks. The products are one
+    // pointwise convolution of t*t*2 groups: product xi of group g is group xi*2+g.
+    let mut g = Graph::new();
+    let x = input(&mut g, "x", &[1, 16, 12, 12]);
+    let y = grouped_conv3x3(&mut g, "conv4", x, 24, 2, [(1, 1); 2], None);
+    g.add_output("y", y);
+    let before = g.clone();
+    prepare(PASS, &mut g);
+    let prepared = g.clone();
+    let changes = apply(PASS, &mut g);
+    let r = Rewrite {
+        pass: PASS.into(),
+        changes,
+        before: prepared,
+        after: g,
+    };
+    insta::assert_snapshot!("alexnet_grouped_conv_becomes_winograd", r.text());
+    assert_eq!((r.changes, r.count("winograd_output")), (1, 1));
+    let err = rel_l2(&before, &r.after, 1);
+    assert!(err <= 1e-4, "relative L2 error {err:e}");
+}
+
+#[test]
 fn what_stays_direct() {
-    // Stride 2, dilation 2, two groups, a 5x5 kernel, a plain convolution (its input
+    // Stride 2, dilation 2, groups of 2 channels (not whole blocks), a 5x5 kernel, a
+    // plain convolution (its input
     // channels do not fill a block, so the stem stays plain), a single 2x2 output
     // with few channels (too little work for the transforms to pay).
     let mut g = Graph::new();
@@ -103,7 +141,7 @@ fn what_stays_direct() {
     let mut dilated = conv2d(3, 1, 2, 1);
     dilated.dilations = vec![2, 2];
     let b = add_conv(&mut g, "dilated", x, 16, Op::Conv(dilated), true);
-    let c = add_conv(&mut g, "grouped", x, 16, Op::Conv(conv2d(3, 1, 1, 2)), true);
+    let c = add_conv(&mut g, "grouped", x, 16, Op::Conv(conv2d(3, 1, 1, 8)), true);
     let d = add_conv(&mut g, "five", x, 16, Op::Conv(conv2d(5, 1, 2, 1)), true);
     let rgb = input(&mut g, "rgb", &[1, 3, 16, 16]);
     let e = add_conv(&mut g, "stem", rgb, 16, Op::Conv(conv2d(3, 1, 1, 1)), true);
@@ -138,10 +176,11 @@ fn every_geometry_stays_within_the_error_bound() {
     let mut pick = |n: usize| ((rng.unit() + 1.0) / 2.0 * n as f32) as usize % n;
     for case in 0..160 {
         let blocked = case % 2 == 0;
+        let groups = [1, 1, 2, 3][pick(4)];
         let (c, m) = if blocked {
-            (4 * (1 + pick(16)), 4 * (1 + pick(16)))
+            (4 * groups * (1 + pick(8)), 4 * groups * (1 + pick(8)))
         } else {
-            (1 + pick(24), 1 + pick(24))
+            (groups * (1 + pick(12)), groups * (1 + pick(12)))
         };
         let batch = 1 + pick(2);
         let tile = [2, 4][pick(2)];
@@ -154,7 +193,7 @@ fn every_geometry_stays_within_the_error_bound() {
         }
         let mut g = Graph::new();
         let x = input(&mut g, "x", &[batch, c, hw[0], hw[1]]);
-        let y = conv3x3(&mut g, "conv", x, m, pads, None);
+        let y = grouped_conv3x3(&mut g, "conv", x, m, groups, pads, None);
         g.add_output("y", y);
         let before = g.clone();
         if blocked {
@@ -165,7 +204,7 @@ fn every_geometry_stays_within_the_error_bound() {
             .find(|&id| matches!(g.node(id).op, Op::Conv(_)))
             .unwrap();
         let desc = format!(
-            "case {case}: x=[{batch},{c},{}x{}] m={m} pads={pads:?} tile={tile} blocked={blocked}",
+            "case {case}: x=[{batch},{c},{}x{}] m={m} groups={groups} pads={pads:?} tile={tile} blocked={blocked}",
             hw[0], hw[1]
         );
         assert!(
