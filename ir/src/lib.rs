@@ -19,6 +19,7 @@ mod print;
 mod tensor;
 mod types;
 mod verify;
+pub mod window;
 pub mod winograd;
 
 pub use dtype::{DType, Element, Scalar};

@@ -38,6 +38,8 @@ pub struct TargetInfo {
     pub loads_per_cycle: f64,
     pub issue_width: f64,
     pub fma_latency: f64,
+    /// Vector ALU operations (FMAs, shuffles, register copies) executed per cycle.
+    pub vector_ops_per_cycle: f64,
     /// Data cache bytes per core.
     pub l1_bytes: usize,
     pub l2_bytes: usize,
@@ -48,7 +50,8 @@ pub struct TargetInfo {
 
 impl Default for TargetInfo {
     /// x86-64 with 128-bit vectors (xmm0-15), as on Zen 4 and Sapphire Rapids: two
-    /// FMAs, three loads and six operations a cycle, FMA latency 4; 32 KiB L1 and
+    /// FMAs, three loads, three vector ALU operations (Sapphire Rapids' ports 0, 1
+    /// and 5) and six operations a cycle, FMA latency 4; 32 KiB L1 and
     /// 1 MiB L2 (the smaller of the two); weights stream from L3 at about 4 bytes a
     /// cycle (measured here: 36 MB of Winograd products' weights in 9 ms), from L2 at
     /// about 32.
@@ -60,6 +63,7 @@ impl Default for TargetInfo {
             loads_per_cycle: 3.0,
             issue_width: 6.0,
             fma_latency: 4.0,
+            vector_ops_per_cycle: 3.0,
             l1_bytes: 32 << 10,
             l2_bytes: 1 << 20,
             far_bytes_per_cycle: 4.0,

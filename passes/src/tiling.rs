@@ -29,6 +29,7 @@
 //! quarter of it.
 
 use cnnc_ir::op::{Conv, Tile};
+use cnnc_ir::window::{Axis, segments};
 use cnnc_ir::{Graph, IrError, Layout, Op};
 
 use crate::{Pass, TargetInfo};
@@ -122,11 +123,14 @@ fn problem(graph: &Graph, id: cnnc_ir::NodeId) -> Option<Problem> {
 }
 
 /// A convolution on blocked channels (the direct kernel): per group, `vectors` output
-/// channel vectors by `width` pixels of an output row, over `channels` input channels.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// channel vectors by the pixels of an output row, over `channels` input channels.
+#[derive(Clone, Debug, PartialEq)]
 pub struct DirectProblem {
     pub vectors: usize,
-    pub width: usize,
+    /// The row's columns as the kernel runs them: segments of equal valid kernel
+    /// columns (see `cnnc_ir::window`), each its length and the share of the kernel's
+    /// taps it reads. A border column is a tile of its own, however narrow.
+    pub columns: Vec<(usize, f64)>,
     /// Output rows per group: with one (a flattened plane, or the Winograd products of
     /// a small one), every weight is read once per run, from beyond L2.
     pub rows: usize,
@@ -146,13 +150,36 @@ fn direct_problem(graph: &Graph, id: cnnc_ir::NodeId) -> Option<DirectProblem> {
     let taps: usize = c.kernel.iter().product();
     let plane: usize = y[2..].iter().product();
     let flat = c.is_pointwise() && plane <= FLAT_PIXELS;
+    let x = &graph.value_type(graph.inputs_of(id)[0]).shape;
+    let columns = if flat {
+        vec![(plane, 1.0)]
+    } else {
+        let last = c.kernel.len() - 1;
+        row_columns(Axis {
+            input: x[x.len() - 1],
+            output: y[y.len() - 1],
+            kernel: c.kernel[last],
+            stride: c.strides[last],
+            dilation: c.dilations[last],
+            pad: c.pads[last].0,
+        })
+    };
     Some(DirectProblem {
         vectors: y[1] / c.groups / block,
-        width: if flat { plane } else { y[3] },
+        columns,
         rows: if flat { 1 } else { y[2] },
         channels,
         weights_per_channel: (channels / c.groups).div_ceil(block) * block * taps * 4,
     })
+}
+
+/// [`DirectProblem::columns`] of a row along `axis`.
+pub fn row_columns(axis: Axis) -> Vec<(usize, f64)> {
+    let kernel = axis.kernel as f64;
+    segments(axis)
+        .iter()
+        .map(|s| (s.len, (s.taps.1 - s.taps.0) as f64 / kernel))
+        .collect()
 }
 
 /// Largest plane the direct kernel reads as one row when the convolution is pointwise
@@ -166,37 +193,47 @@ const DIRECT_UNROLL: usize = 2;
 /// Cycles per input channel of a direct-convolution tile of `pixels` x `vectors`. The
 /// weights are FMA memory operands (half of them: Cranelift loads the second unrolled
 /// channel's separately), each pixel's input a broadcast (a load and a shuffle), each
-/// FMA a copy of the broadcast; per iteration, a weight pointer per pixel, the input
-/// pointer and the counter. A one-vector tile keeps its weight vector in a register
-/// and loads each broadcast from memory into the register the FMA overwrites: no
-/// copies, but the accumulators move back on the loop's back edge.
+/// FMA but one per pixel a copy of the broadcast; per iteration, a weight pointer per
+/// pixel, the input pointer, the counter, and a move of each pixel's accumulator on
+/// the back edge. A one-vector tile keeps its weight vector in a register and loads
+/// each broadcast from memory into the register the FMA overwrites: no shuffles, no
+/// copies. The shuffles and copies share the vector ALUs with the FMAs (with them
+/// the 3x4 tile's bound is 71% of the FMA peak, where the 3x3 kernel bench measures
+/// 69-76%; one-vector tiles of 8-12 pixels run at 85-92%).
 fn direct_step_cycles(pixels: usize, vectors: usize, t: &TargetInfo) -> f64 {
     let fmas = pixels * vectors;
-    let (loads, ops) = if vectors == 1 {
+    let (loads, ops, alu) = if vectors == 1 {
         let loads = pixels + 1;
-        (
-            loads,
-            2 * fmas + 1 + (pixels + 2 + LOOP_OPS) / DIRECT_UNROLL,
-        )
+        let ops = 2 * fmas + 1 + (pixels + 2 + LOOP_OPS) / DIRECT_UNROLL;
+        (loads, ops, fmas as f64 + pixels as f64 / 2.0)
     } else {
         let loads = pixels + fmas;
         let ops = 2 * fmas + 2 * pixels + fmas / 2 + (pixels + LOOP_OPS) / DIRECT_UNROLL;
-        (loads, ops)
+        let copies = pixels * (vectors - 1);
+        (
+            loads,
+            ops,
+            (fmas + pixels + copies) as f64 + pixels as f64 / 2.0,
+        )
     };
     (fmas as f64 / t.fma_per_cycle)
         .max(ops as f64 / t.issue_width)
         .max(loads as f64 / t.loads_per_cycle)
+        .max(alu / t.vector_ops_per_cycle)
         .max(t.fma_latency)
 }
 
 /// Cycles per input channel and kernel tap for one output row of one group (every
-/// vector group) with tiles of `pixels` x `vectors`. Each tile of a row reads its
+/// vector group) with tiles of `pixels` x `vectors`. Each segment of the row's columns
+/// is covered by full tiles and a narrower tail, a tile costing its share of the
+/// kernel's taps: a 7-pixel row whose first column reaches the padding is a 1-pixel
+/// tile, latency-bound, and a 6-pixel one. Each tile of a row reads its
 /// vector group's weights: the first from L2 (the cache block stays there across
 /// rows) or, for a single row, from beyond L2, the others from L1 when the vector
 /// group's weights stay there, else from L2. A tile runs at the slower of its FMAs and
 /// its weight stream: one reading every weight from L3 for three pixels is bound by
 /// the stream, one covering the whole row by its FMAs.
-fn direct_row_tile_cycles(p: DirectProblem, pixels: usize, vectors: usize, t: &TargetInfo) -> f64 {
+fn direct_row_tile_cycles(p: &DirectProblem, pixels: usize, vectors: usize, t: &TargetInfo) -> f64 {
     let first_bw = if p.rows <= 1 {
         t.far_bytes_per_cycle
     } else {
@@ -208,15 +245,24 @@ fn direct_row_tile_cycles(p: DirectProblem, pixels: usize, vectors: usize, t: &T
     } else {
         t.l2_bytes_per_cycle
     };
+    let tiles: Vec<(usize, f64)> = p
+        .columns
+        .iter()
+        .flat_map(|&(len, share)| {
+            let (full, rest) = (len / pixels, len % pixels);
+            std::iter::repeat_n(pixels, full)
+                .chain((rest > 0).then_some(rest))
+                .map(move |px| (px, share))
+        })
+        .collect();
     let row = |v: usize| {
         let weights = (v * t.lanes * 4) as f64;
-        let (full, rest) = (p.width / pixels, p.width % pixels);
-        let tiles = std::iter::repeat_n(pixels, full).chain((rest > 0).then_some(rest));
         tiles
+            .iter()
             .enumerate()
-            .map(|(k, px)| {
+            .map(|(k, &(px, share))| {
                 let bw = if k == 0 { first_bw } else { rest_bw };
-                direct_step_cycles(px, v, t).max(weights / bw)
+                share * direct_step_cycles(px, v, t).max(weights / bw)
             })
             .sum::<f64>()
     };
@@ -230,10 +276,11 @@ fn direct_row_tile_cycles(p: DirectProblem, pixels: usize, vectors: usize, t: &T
 
 /// The cheapest register tile for `p`: cycles per input channel and kernel tap for
 /// one output row of one group (every vector group), pixels, vectors.
-fn best_direct_tile(p: DirectProblem, target: &TargetInfo) -> (f64, usize, usize) {
+fn best_direct_tile(p: &DirectProblem, target: &TargetInfo) -> (f64, usize, usize) {
+    let width: usize = p.columns.iter().map(|c| c.0).sum();
     let mut best: Option<(f64, usize, usize)> = None;
     for vectors in 1..=p.vectors.clamp(1, 4) {
-        for pixels in 1..=p.width.clamp(1, 12) {
+        for pixels in 1..=width.clamp(1, 12) {
             // Accumulators, the unrolled broadcasts and the copy of one.
             if pixels * vectors + DIRECT_UNROLL + 1 + 1 > target.vector_registers {
                 continue;
@@ -256,14 +303,14 @@ fn best_direct_tile(p: DirectProblem, target: &TargetInfo) -> (f64, usize, usize
 /// The direct kernel's cycles per input channel and kernel tap for one output row of
 /// one group, with its best tile: the unit the Winograd choice compares in.
 pub fn direct_row_cycles(p: DirectProblem, target: &TargetInfo) -> f64 {
-    best_direct_tile(p, target).0
+    best_direct_tile(&p, target).0
 }
 
 /// The direct kernel's tile: `rows` output pixels of a row by `cols` output channels
 /// (whole vectors); `k_block` all input channels; `col_block` the output channels of a
 /// cache block, whose weights stay in half of L2 while the rows run through them.
 pub fn choose_direct_tile(p: DirectProblem, target: &TargetInfo) -> Tile {
-    let (_, rows, vectors) = best_direct_tile(p, target);
+    let (_, rows, vectors) = best_direct_tile(&p, target);
     let cols = vectors * target.lanes;
     // Output channels whose weights fill half of L2, in whole tiles.
     let fit = target.l2_bytes / 2 / p.weights_per_channel.max(1);
@@ -434,16 +481,16 @@ mod tests {
         let t = TargetInfo::default();
         let p = DirectProblem {
             vectors: 128,
-            width: 9,
+            columns: vec![(9, 1.0)],
             rows: 1,
             channels: 512,
             weights_per_channel: 512 * 4,
         };
-        assert_eq!(choose_direct_tile(p, &t).rows, 9);
+        assert_eq!(choose_direct_tile(p.clone(), &t).rows, 9);
         // With many rows the same weights come from L2: a tile of several vectors.
         let rows = DirectProblem {
             rows: 56,
-            width: 56,
+            columns: vec![(56, 1.0)],
             ..p
         };
         let tile = choose_direct_tile(rows, &t);

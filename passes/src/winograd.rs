@@ -16,10 +16,11 @@
 //! [`MARGIN`], so the model's error never picks the slower kernel for a small gain.
 
 use cnnc_ir::op::{Conv, Epilogue, Winograd};
+use cnnc_ir::window::Axis;
 use cnnc_ir::winograd::{Transform, transform};
 use cnnc_ir::{Graph, IrError, Layout, NodeId, Op, Tensor, Value};
 
-use crate::tiling::{DirectProblem, direct_row_cycles};
+use crate::tiling::{DirectProblem, direct_row_cycles, row_columns};
 use crate::util::{Names, constant};
 use crate::{Pass, TargetInfo};
 
@@ -127,9 +128,17 @@ fn candidate(graph: &Graph, id: NodeId, target: &TargetInfo) -> Option<Candidate
 fn direct_cycles(conv: &Candidate, target: &TargetInfo) -> f64 {
     let [c, m, h, w] = conv.shape;
     let (cg, mg) = (c / conv.groups, m / conv.groups);
+    let pads = conv.attrs.pads[1];
     let p = DirectProblem {
         vectors: mg / target.lanes,
-        width: w,
+        columns: row_columns(Axis {
+            input: w + 2 - pads.0 - pads.1,
+            output: w,
+            kernel: 3,
+            stride: 1,
+            dilation: 1,
+            pad: pads.0,
+        }),
         rows: h,
         channels: cg,
         weights_per_channel: cg * 9 * 4,
@@ -176,7 +185,7 @@ fn winograd_cycles(wg: &Winograd, conv: &Candidate, target: &TargetInfo) -> f64 
     let tiles = (wg.plane[0] * wg.plane[1] * images) as f64;
     let products = DirectProblem {
         vectors: mg / lanes,
-        width: wg.plane[1],
+        columns: vec![(wg.plane[1], 1.0)],
         rows: wg.plane[0],
         channels: cg,
         weights_per_channel: cg * 4,

@@ -15,7 +15,9 @@ use cranelift_codegen::ir::types::{F32, F32X4};
 use cranelift_codegen::ir::{InstBuilder, Value};
 
 use super::conv::{Geometry, epilogue_args, three};
-use super::direct_conv::{Segment, segments};
+use cnnc_ir::window::Segment;
+
+use super::direct_conv::segments;
 use super::pool::axis_tables;
 use super::{KernelCx, row_blocks, tasks_for};
 use crate::CodegenError;
@@ -238,13 +240,15 @@ pub(super) fn split_by(segs: Vec<Segment>, key: &[f32]) -> Vec<Segment> {
     for seg in segs {
         for ow in seg.start..seg.start + seg.len {
             match out.last_mut() {
-                Some(s) if s.kw == seg.kw && s.start + s.len == ow && key[s.start] == key[ow] => {
+                Some(s)
+                    if s.taps == seg.taps && s.start + s.len == ow && key[s.start] == key[ow] =>
+                {
                     s.len += 1
                 }
                 _ => out.push(Segment {
                     start: ow,
                     len: 1,
-                    kw: seg.kw,
+                    taps: seg.taps,
                 }),
             }
         }
@@ -322,12 +326,12 @@ fn emit_window(
                         fx.for_n(n_full as u64, |fx, t| {
                             let ow0 = fx.b.ins().imul_imm_s(t, PIXELS as i64);
                             let ow0 = fx.b.ins().iadd_imm_s(ow0, seg.start as i64);
-                            fx.depthwise_tile(&g, &r, ow0, PIXELS, seg.kw, window, cols);
+                            fx.depthwise_tile(&g, &r, ow0, PIXELS, seg.taps, window, cols);
                         });
                     }
                     if rem > 0 {
                         let ow0 = fx.iconst((seg.start + n_full * PIXELS) as i64);
-                        fx.depthwise_tile(&g, &r, ow0, rem, seg.kw, window, cols);
+                        fx.depthwise_tile(&g, &r, ow0, rem, seg.taps, window, cols);
                     }
                 }
             });

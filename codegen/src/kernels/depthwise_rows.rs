@@ -271,7 +271,7 @@ fn emit_rows(
                 };
                 for seg in &segs {
                     let count = avg.as_ref().map_or(1.0, |avg| avg.cols[seg.start]);
-                    let cols = (seg.kw, count);
+                    let cols = (seg.taps, count);
                     let vecs = if vectors { seg.len / LANES } else { 0 };
                     fx.row_tiles(&g, &r, seg.start, F32X4, vecs, VECTORS, cols, window);
                     let start = seg.start + vecs * LANES;

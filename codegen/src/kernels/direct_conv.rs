@@ -13,6 +13,7 @@
 //! border), each walked by full tiles and one narrower tail tile.
 
 use cnnc_ir::op::{Conv, Tile};
+use cnnc_ir::window::{self, Axis, Segment};
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::types::F32X4;
 use cranelift_codegen::ir::{InstBuilder, Value};
@@ -40,37 +41,16 @@ pub fn default_tile(vectors: usize, weights_per_channel: usize) -> Tile {
     }
 }
 
-/// Output columns `start..start + len` of a row that read the same kernel columns.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub(super) struct Segment {
-    pub start: usize,
-    pub len: usize,
-    pub kw: (usize, usize),
-}
-
-/// The columns split where their valid kernel columns change.
+/// The columns of an output row split where their valid kernel columns change.
 pub(super) fn segments(g: &Geometry) -> Vec<Segment> {
-    let mut out: Vec<Segment> = Vec::new();
-    for ow in 0..g.output[2] {
-        let kw = (0..g.kernel[2])
-            .filter(|&k| {
-                let iw = (ow * g.stride[2] + k * g.dilation[2]) as isize - g.pad[2] as isize;
-                iw >= 0 && (iw as usize) < g.input[2]
-            })
-            .fold(None, |r: Option<(usize, usize)>, k| {
-                Some(r.map_or((k, k + 1), |(lo, _)| (lo, k + 1)))
-            })
-            .unwrap_or((0, 0));
-        match out.last_mut() {
-            Some(s) if s.kw == kw => s.len += 1,
-            _ => out.push(Segment {
-                start: ow,
-                len: 1,
-                kw,
-            }),
-        }
-    }
-    out
+    window::segments(Axis {
+        input: g.input[2],
+        output: g.output[2],
+        kernel: g.kernel[2],
+        stride: g.stride[2],
+        dilation: g.dilation[2],
+        pad: g.pad[2],
+    })
 }
 
 /// The weights `[M, C/groups, kh, kw]` in the order the tiles read them, zero for the
@@ -460,13 +440,13 @@ pub fn emit(cx: &mut KernelCx, c: &Conv, block: usize) -> Result<(), CodegenErro
                                 let ow0 = fx.b.ins().imul_imm_s(t, wt as i64);
                                 let ow0 = fx.b.ins().iadd_imm_s(ow0, seg.start as i64);
                                 let a = at(fx, ow0);
-                                fx.direct_tile(&s, &a, wt, ov, seg.kw);
+                                fx.direct_tile(&s, &a, wt, ov, seg.taps);
                             });
                         }
                         if rem > 0 {
                             let ow0 = fx.iconst((seg.start + n_full * wt) as i64);
                             let a = at(fx, ow0);
-                            fx.direct_tile(&s, &a, rem, ov, seg.kw);
+                            fx.direct_tile(&s, &a, rem, ov, seg.taps);
                         }
                     }
                 };
