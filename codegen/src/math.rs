@@ -12,10 +12,19 @@ use cranelift_codegen::ir::{InstBuilder, Type, Value};
 
 use crate::emit::{Fx, bitcast_flags};
 
-/// The integer type of the same shape as a float lane type.
 /// 1.5 * 2^23: added to a float of magnitude below 2^22, rounds it to an integer.
 const MAGIC: f32 = 12_582_912.0;
+/// `e^r = 1 + r + r^2 q(r)` on `|r| <= ln(2) / 2`: the coefficients of `q`, lowest first.
+const EXP_COEFFS: [f32; 6] = [
+    5e-1,
+    1.666_666_5e-1,
+    4.166_579_6e-2,
+    8.333_452e-3,
+    1.398_2e-3,
+    1.987_569_1e-4,
+];
 
+/// The integer type of the same shape as a float lane type.
 fn int_of(ty: Type) -> Type {
     if ty == F32 { I32 } else { I32X4 }
 }
@@ -115,17 +124,7 @@ impl Fx<'_> {
         let ln2_lo = self.fconst(ty, -2.121_944_4e-4);
         let r = self.fma(neg_n, ln2_hi, x);
         let r = self.fma(neg_n, ln2_lo, r);
-        let p = self.horner(
-            r,
-            &[
-                5e-1,
-                1.666_666_5e-1,
-                4.166_579_6e-2,
-                8.333_452e-3,
-                1.398_2e-3,
-                1.987_569_1e-4,
-            ],
-        );
+        let p = self.horner(r, &EXP_COEFFS);
         let r2 = self.b.ins().fmul(r, r);
         let one = self.fconst(ty, 1.0);
         let r1 = self.b.ins().fadd(r, one);
@@ -373,21 +372,58 @@ impl Fx<'_> {
     /// 1 / (1 + e^-x).
     pub fn sigmoid(&mut self, x: Value) -> Value {
         let ty = self.ty(x);
-        let nx = self.b.ins().fneg(x);
-        let e = self.exp(nx);
+        let d = self.one_plus_exp_neg(x);
         let one = self.fconst(ty, 1.0);
-        let d = self.b.ins().fadd(one, e);
         self.b.ins().fdiv(one, d)
     }
 
     /// SiLU, `x sigmoid(x)`, as `x / (1 + e^-x)`: one rounding fewer than multiplying.
     pub fn silu(&mut self, x: Value) -> Value {
-        let ty = self.ty(x);
-        let nx = self.b.ins().fneg(x);
-        let e = self.exp(nx);
-        let one = self.fconst(ty, 1.0);
-        let d = self.b.ins().fadd(one, e);
+        let d = self.one_plus_exp_neg(x);
         self.b.ins().fdiv(x, d)
+    }
+
+    /// `1 + e^-x`, the denominator of the logistic functions: [`Fx::exp`] of `-x`, bit
+    /// for bit, in 9 fewer operations (a third of it). The negation folds into the
+    /// constants (`r = -s` with the odd coefficients negated). Only `1 + e^-x` is
+    /// needed, so `e^-x` below 2^-125 may be clamped there (1 absorbs either), and
+    /// `e^-x` then stays a normal float: one power of two scales it, by computing `2p`
+    /// (doubled coefficients, exact) times `2^(n-1)`, which overflows to inf exactly
+    /// where `e^-x` does.
+    fn one_plus_exp_neg(&mut self, x: Value) -> Value {
+        let ty = self.ty(x);
+        let x = self.clamp(x, -89.0, 86.5);
+        // n = round(-x / ln 2) as in `exp`.
+        let neg_log2e = self.fconst(ty, -std::f32::consts::LOG2_E);
+        let magic = self.fconst(ty, MAGIC);
+        let t = self.fma(x, neg_log2e, magic);
+        let n = self.b.ins().fsub(t, magic);
+        // s = x + n ln 2 = -r, r = -x - n ln 2 the reduced argument of `exp`.
+        let ln2_hi = self.fconst(ty, 0.693_359_4);
+        let ln2_lo = self.fconst(ty, -2.121_944_4e-4);
+        let s = self.fma(n, ln2_hi, x);
+        let s = self.fma(n, ln2_lo, s);
+        // 2 q(r) in s: exp's coefficients doubled (exactly), the odd ones negated.
+        let coeffs: Vec<f32> = EXP_COEFFS
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| if i % 2 == 1 { -2.0 * c } else { 2.0 * c })
+            .collect();
+        let q = self.horner(s, &coeffs);
+        let s2 = self.b.ins().fmul(s, s);
+        let (two, minus_two) = (self.fconst(ty, 2.0), self.fconst(ty, -2.0));
+        let p1 = self.fma(s, minus_two, two);
+        let p = self.fma(q, s2, p1);
+        // 2^(n-1): the exponent field n - 1 + 127, from the bits of t = n + MAGIC.
+        let ity = int_of(ty);
+        let t = self.b.ins().bitcast(ity, bitcast_flags(), t);
+        let bias = self.iconst_like(ity, MAGIC.to_bits() as i32 - 126);
+        let e = self.b.ins().isub(t, bias);
+        let e = self.b.ins().ishl_imm_u(e, 23);
+        let scale = self.b.ins().bitcast(ty, bitcast_flags(), e);
+        let e = self.b.ins().fmul(p, scale);
+        let one = self.fconst(ty, 1.0);
+        self.b.ins().fadd(one, e)
     }
 
     /// e^x - 1, accurate near 0 (Kahan: (u - 1) * x / log u with u = e^x).
@@ -702,6 +738,30 @@ mod tests {
         assert_eq!(v[1], 0.0);
         assert!(v[2].is_nan());
         assert_eq!(v[3], 0.0);
+    }
+
+    /// The logistic functions' shortcut for `1 + e^-x` changes no bit of `1 + exp(-x)`,
+    /// across both clamps, the overflow of `e^-x`, infinities and NaN.
+    #[test]
+    fn logistic_denominator_is_one_plus_exp_bit_for_bit() {
+        let mut xs = linear(-120.0, 120.0, 60_000);
+        xs.extend(sweep(1e-9, 1.0, 4000, true));
+        xs.extend([f32::INFINITY, f32::NEG_INFINITY, f32::NAN, -0.0]);
+        let want = eval(
+            |fx, x, _| {
+                let ty = fx.ty(x);
+                let nx = fx.b.ins().fneg(x);
+                let e = fx.exp(nx);
+                let one = fx.fconst(ty, 1.0);
+                fx.b.ins().fadd(one, e)
+            },
+            &xs,
+        );
+        let got = eval(|fx, x, _| fx.one_plus_exp_neg(x), &xs);
+        for ((x, g), w) in xs.iter().zip(got).zip(want) {
+            let same = g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan());
+            assert!(same, "1 + e^-{x}: {g}, want {w}");
+        }
     }
 
     #[test]
