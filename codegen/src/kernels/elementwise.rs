@@ -32,6 +32,27 @@ fn unsupported(what: String) -> CodegenError {
     CodegenError::Unsupported(what)
 }
 
+/// Whether activation `a` is a few operations on at most two constants, cheap enough
+/// to apply to a register tile's accumulators in place. The others (SiLU, sigmoid,
+/// tanh, ...) take a dozen constants: applied to a tile of accumulators in one block,
+/// their constants are shared by every accumulator and live beside them, and the
+/// allocator spills accumulators, even in the tile's main loop.
+pub fn is_cheap_activation(a: Activation) -> bool {
+    match a {
+        Activation::PRelu => true,
+        Activation::Silu => false,
+        Activation::Unary(u) => matches!(
+            u,
+            Unary::Relu
+                | Unary::LeakyRelu { .. }
+                | Unary::HardSigmoid { .. }
+                | Unary::Clip { .. }
+                | Unary::Abs
+                | Unary::Neg
+        ),
+    }
+}
+
 impl Fx<'_> {
     /// A unary activation or math function on an f32 or f32x4 lane value.
     pub fn unary(&mut self, u: Unary, x: Value) -> Value {
@@ -131,6 +152,25 @@ impl Fx<'_> {
     }
 
     /// A fused activation on lane values; `slope` is PRelu's (splatted for vectors).
+    /// Activation `a` applied in place to the `count` vectors at `at`, `stride` bytes
+    /// apart, one per iteration of a loop: how a register tile applies an activation
+    /// that is not cheap, after storing its accumulators.
+    pub fn activate_stored(
+        &mut self,
+        a: Activation,
+        slope: Option<Value>,
+        at: Value,
+        count: usize,
+        stride: i64,
+    ) {
+        self.for_n(count as u64, |fx, i| {
+            let p = fx.addr(at, i, stride, 0);
+            let y = fx.load(F32X4, p, 0);
+            let y = fx.activate(a, y, slope);
+            fx.store(y, p, 0);
+        });
+    }
+
     pub fn activate(&mut self, a: Activation, y: Value, slope: Option<Value>) -> Value {
         match a {
             Activation::Unary(u) => self.unary(u, y),
