@@ -77,16 +77,9 @@ fn grouped_conv3x3(
     g.add(name, Op::Conv(attrs), &ins).unwrap()
 }
 
-#[test]
-fn resnet_basic_block_convs_become_winograd() {
-    // Both 3x3 convolutions of a ResNet basic block (the second with the
-    // residual): F(4x4) tiles, the bias and epilogue on the output transform, which
-    // keeps the convolution's name.
-    let mut g = Graph::new();
-    let x = input(&mut g, "x", &[1, 16, 12, 12]);
-    let y = conv3x3(&mut g, "conv1", x, 16, [(1, 1); 2], None);
-    let y = conv3x3(&mut g, "conv2", y, 16, [(1, 1); 2], Some(x));
-    g.add_output("y", y);
+/// The pass on `g` after the passes before it: the rewrite (from the prepared graph,
+/// so the snapshot shows this pass alone) and its relative L2 error against `g`.
+fn prepared_rewrite(mut g: Graph) -> (Rewrite, f64) {
     let before = g.clone();
     prepare(PASS, &mut g);
     let prepared = g.clone();
@@ -97,9 +90,23 @@ fn resnet_basic_block_convs_become_winograd() {
         before: prepared,
         after: g,
     };
+    let err = rel_l2(&before, &r.after, 1);
+    (r, err)
+}
+
+#[test]
+fn resnet_basic_block_convs_become_winograd() {
+    // Both 3x3 convolutions of a ResNet basic block (the second with the
+    // residual): F(4x4) tiles, the bias and epilogue on the output transform, which
+    // keeps the convolution's name.
+    let mut g = Graph::new();
+    let x = input(&mut g, "x", &[1, 16, 12, 12]);
+    let y = conv3x3(&mut g, "conv1", x, 16, [(1, 1); 2], None);
+    let y = conv3x3(&mut g, "conv2", y, 16, [(1, 1); 2], Some(x));
+    g.add_output("y", y);
+    let (r, err) = prepared_rewrite(g);
     insta::assert_snapshot!("resnet_basic_block_convs_become_winograd", r.text());
     assert_eq!((r.changes, r.count("winograd_output")), (2, 2));
-    let err = rel_l2(&before, &r.after, 1);
     assert!(err <= 1e-4, "relative L2 error {err:e}");
 }
 
@@ -111,19 +118,9 @@ fn alexnet_grouped_conv_becomes_winograd() {
     let x = input(&mut g, "x", &[1, 16, 12, 12]);
     let y = grouped_conv3x3(&mut g, "conv4", x, 24, 2, [(1, 1); 2], None);
     g.add_output("y", y);
-    let before = g.clone();
-    prepare(PASS, &mut g);
-    let prepared = g.clone();
-    let changes = apply(PASS, &mut g);
-    let r = Rewrite {
-        pass: PASS.into(),
-        changes,
-        before: prepared,
-        after: g,
-    };
+    let (r, err) = prepared_rewrite(g);
     insta::assert_snapshot!("alexnet_grouped_conv_becomes_winograd", r.text());
     assert_eq!((r.changes, r.count("winograd_output")), (1, 1));
-    let err = rel_l2(&before, &r.after, 1);
     assert!(err <= 1e-4, "relative L2 error {err:e}");
 }
 
