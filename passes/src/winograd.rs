@@ -2,7 +2,7 @@
 //! F(m x m, 3x3) (see `cnnc_ir::winograd`) when the cost model says it is faster than
 //! the direct kernel:
 //!
-//! `x -> WinogradInput -> Conv 1x1 (t*t groups per group, transformed weights) -> WinogradOutput`
+//! `x -> WinogradInput -> Conv 1x1 (t*t per group, transformed weights) -> WinogradOutput`
 //!
 //! The matrix products are a grouped pointwise convolution on blocked tensors, so the
 //! direct kernel, its tiling and its threading serve them unchanged; the weights
@@ -89,7 +89,6 @@ struct Candidate {
     attrs: Conv,
     /// Input channels, output channels, output rows and columns.
     shape: [usize; 4],
-    groups: usize,
     images: usize,
     /// The channel block, `None` on plain tensors.
     block: Option<usize>,
@@ -119,7 +118,6 @@ fn candidate(graph: &Graph, id: NodeId, target: &TargetInfo) -> Option<Candidate
     fits.then(|| Candidate {
         attrs: c.clone(),
         shape: [x.shape[1], y.shape[1], y.shape[2], y.shape[3]],
-        groups: c.groups,
         images: y.shape[0],
         block,
     })
@@ -127,7 +125,7 @@ fn candidate(graph: &Graph, id: NodeId, target: &TargetInfo) -> Option<Candidate
 
 fn direct_cycles(conv: &Candidate, target: &TargetInfo) -> f64 {
     let [c, m, h, w] = conv.shape;
-    let (cg, mg) = (c / conv.groups, m / conv.groups);
+    let (cg, mg) = (c / conv.attrs.groups, m / conv.attrs.groups);
     let pads = conv.attrs.pads[1];
     let p = DirectProblem {
         vectors: mg / target.lanes,
@@ -143,7 +141,7 @@ fn direct_cycles(conv: &Candidate, target: &TargetInfo) -> f64 {
         channels: cg,
         weights_per_channel: cg * 9 * 4,
     };
-    direct_row_cycles(p, target) * (cg * 9 * h * conv.groups * conv.images) as f64
+    direct_row_cycles(p, target) * (cg * 9 * h * conv.attrs.groups * conv.images) as f64
 }
 
 /// The Winograd attributes of `conv` with `tile`: rows of the tile plane as long as
@@ -178,7 +176,7 @@ fn nonzeros(m: &[f64]) -> usize {
 
 fn winograd_cycles(wg: &Winograd, conv: &Candidate, target: &TargetInfo) -> f64 {
     let [c, m, _, _] = conv.shape;
-    let (cg, mg) = (c / conv.groups, m / conv.groups);
+    let (cg, mg) = (c / conv.attrs.groups, m / conv.attrs.groups);
     let images = conv.images;
     let f: &Transform = transform(wg.tile).expect("tile 2 or 4");
     let (t, lanes) = (f.t, target.lanes);
@@ -191,7 +189,7 @@ fn winograd_cycles(wg: &Winograd, conv: &Candidate, target: &TargetInfo) -> f64 
         weights_per_channel: cg * 4,
     };
     let gemm = direct_row_cycles(products, target)
-        * (cg * wg.plane[0] * t * t * conv.groups * images) as f64;
+        * (cg * wg.plane[0] * t * t * conv.attrs.groups * images) as f64;
     // Per tile and channel block: the loads, the two passes of the matrix, the stores.
     let tile_cycles = |loads: usize, ops: usize, stores: usize| {
         let issue = (loads + ops + stores) as f64 / target.issue_width;
@@ -278,7 +276,7 @@ fn rewrite(
     let inputs = graph.inputs_of(id);
     let name = graph.node(id).outputs[0].name.clone();
     let weights = constant(graph, inputs[1]).expect("candidate has constant weights");
-    let u = transformed_weights(f, weights, c / conv.groups, m)?;
+    let u = transformed_weights(f, weights, c / conv.attrs.groups, m)?;
     let u = graph.add_const(names.fresh(&format!("{name}/winograd_weights")), u);
     let v = graph.add(
         names.fresh(&format!("{name}/winograd_input")),
@@ -294,7 +292,7 @@ fn rewrite(
         strides: vec![1, 1],
         dilations: vec![1, 1],
         pads: vec![(0, 0); 2],
-        groups: tt * conv.groups,
+        groups: tt * conv.attrs.groups,
         epilogue: Epilogue::default(),
     };
     let p = graph.add(

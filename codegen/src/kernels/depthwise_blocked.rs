@@ -11,12 +11,11 @@
 //! segments sharing their valid kernel columns, so padding costs no branch per pixel.
 
 use cnnc_ir::op::{Activation, Conv, Pool, PoolKind};
+use cnnc_ir::window::Segment;
 use cranelift_codegen::ir::types::{F32, F32X4};
 use cranelift_codegen::ir::{InstBuilder, Value};
 
 use super::conv::{Geometry, epilogue_args, three};
-use cnnc_ir::window::Segment;
-
 use super::direct_conv::segments;
 use super::pool::axis_tables;
 use super::{KernelCx, row_blocks, tasks_for};

@@ -151,7 +151,6 @@ impl Fx<'_> {
         }
     }
 
-    /// A fused activation on lane values; `slope` is PRelu's (splatted for vectors).
     /// Activation `a` applied in place to the `count` vectors at `at`, `stride` bytes
     /// apart, one per iteration of a loop: how a register tile applies an activation
     /// that is not cheap, after storing its accumulators.
@@ -171,6 +170,7 @@ impl Fx<'_> {
         });
     }
 
+    /// A fused activation on lane values; `slope` is PRelu's (splatted for vectors).
     pub fn activate(&mut self, a: Activation, y: Value, slope: Option<Value>) -> Value {
         match a {
             Activation::Unary(u) => self.unary(u, y),
