@@ -14,6 +14,9 @@ use crate::emit::{Fx, bitcast_flags};
 
 /// 1.5 * 2^23: added to a float of magnitude below 2^22, rounds it to an integer.
 const MAGIC: f32 = 12_582_912.0;
+/// ln 2 in two parts (Cody-Waite): `n * LN2_HI` is exact for the `n` of an f32 exponent.
+const LN2_HI: f32 = 0.693_359_4;
+const LN2_LO: f32 = -2.121_944_4e-4;
 /// `e^r = 1 + r + r^2 q(r)` on `|r| <= ln(2) / 2`: the coefficients of `q`, lowest first.
 const EXP_COEFFS: [f32; 6] = [
     5e-1,
@@ -120,8 +123,8 @@ impl Fx<'_> {
         let n = self.b.ins().fsub(t, magic);
         // r = x - n ln 2 in two steps (Cody-Waite) so r keeps its low bits.
         let neg_n = self.b.ins().fneg(n);
-        let ln2_hi = self.fconst(ty, 0.693_359_4);
-        let ln2_lo = self.fconst(ty, -2.121_944_4e-4);
+        let ln2_hi = self.fconst(ty, LN2_HI);
+        let ln2_lo = self.fconst(ty, LN2_LO);
         let r = self.fma(neg_n, ln2_hi, x);
         let r = self.fma(neg_n, ln2_lo, r);
         let p = self.horner(r, &EXP_COEFFS);
@@ -194,12 +197,12 @@ impl Fx<'_> {
         );
         let mz = self.b.ins().fmul(m, z);
         let y = self.b.ins().fmul(p, mz);
-        let c1 = self.fconst(ty, -2.121_944_4e-4);
+        let c1 = self.fconst(ty, LN2_LO);
         let y = self.fma(e, c1, y);
         let minus_half = self.fconst(ty, -0.5);
         let y = self.fma(z, minus_half, y);
         let r = self.b.ins().fadd(m, y);
-        let c2 = self.fconst(ty, 0.693_359_4);
+        let c2 = self.fconst(ty, LN2_HI);
         let r = self.fma(e, c2, r);
         // Special values: 0 -> -inf, negative -> NaN, inf -> inf (NaN stays NaN).
         let is_zero = self.fcmp(FloatCC::Equal, x0, zero);
@@ -399,8 +402,8 @@ impl Fx<'_> {
         let t = self.fma(x, neg_log2e, magic);
         let n = self.b.ins().fsub(t, magic);
         // s = x + n ln 2 = -r, r = -x - n ln 2 the reduced argument of `exp`.
-        let ln2_hi = self.fconst(ty, 0.693_359_4);
-        let ln2_lo = self.fconst(ty, -2.121_944_4e-4);
+        let ln2_hi = self.fconst(ty, LN2_HI);
+        let ln2_lo = self.fconst(ty, LN2_LO);
         let s = self.fma(n, ln2_hi, x);
         let s = self.fma(n, ln2_lo, s);
         // 2 q(r) in s: exp's coefficients doubled (exactly), the odd ones negated.

@@ -146,11 +146,11 @@ fn direct_problem(graph: &Graph, id: cnnc_ir::NodeId) -> Option<DirectProblem> {
         return None;
     };
     let (y, block) = (&node.outputs[0].ty.shape, block as usize);
-    let channels = graph.value_type(graph.inputs_of(id)[0]).shape[1];
+    let x = &graph.value_type(graph.inputs_of(id)[0]).shape;
+    let channels = x[1];
     let taps: usize = c.kernel.iter().product();
     let plane: usize = y[2..].iter().product();
     let flat = c.is_pointwise() && plane <= FLAT_PIXELS;
-    let x = &graph.value_type(graph.inputs_of(id)[0]).shape;
     let columns = if flat {
         vec![(plane, 1.0)]
     } else {
