@@ -169,10 +169,11 @@ def short_error(stderr, code):
     return msg
 
 
-def cnnc_bench(cnnc, path, threads, iters, warmup, timeout):
-    """One `cnnc bench --json` call: (dict, None) or (None, error)."""
+def cnnc_bench(cnnc, path, threads, iters, warmup, timeout, fma_peak=False):
+    """One `cnnc bench --json` call: (dict, None) or (None, error). With `fma_peak` the
+    call also measures the core's 128-bit FMA peak (`fma_peak_gflops`)."""
     cmd = [cnnc, "bench", path, "--threads", str(threads), "--iters", str(iters),
-           "--warmup", str(warmup), "--json"]
+           "--warmup", str(warmup), "--json"] + (["--fma-peak"] if fma_peak else [])
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -404,7 +405,8 @@ def measure_model(m, args, tmp):
         + (f" (probe {', '.join(f'{x * 1e3:.1f}' for x in per_run)} ms per run)" if per_run else ""))
 
     for t in args.threads:
-        r = {"cnnc": [], "ort": [], "compile_ms": [], "cnnc_threads": set(), "errors": []}
+        r = {"cnnc": [], "ort": [], "compile_ms": [], "cnnc_threads": set(), "errors": [],
+             "fma_peak": []}
         res["threads"][t] = r
         sess, info = sessions[t]
         if sess is None:
@@ -456,7 +458,8 @@ def measure_model(m, args, tmp):
             order = ("cnnc", "ort") if k % 2 == 0 else ("ort", "cnnc")
             for who in order:
                 if who == "cnnc" and not cnnc_failed:
-                    j, err = cnnc_bench(args.cnnc, m.path, t, iters, warmup, args.timeout)
+                    j, err = cnnc_bench(args.cnnc, m.path, t, iters, warmup, args.timeout,
+                                        fma_peak=t == 1)
                     if err:
                         r["cnnc_error"] = err
                         cnnc_failed = True  # a failure is deterministic: do not retry it
@@ -464,6 +467,8 @@ def measure_model(m, args, tmp):
                         r["cnnc"].append((j["median_ms"], j["min_ms"], j["max_ms"]))
                         r["compile_ms"].append(j["compile_ms"])
                         r["cnnc_threads"].add(j.get("threads", t))
+                        if j.get("fma_peak_gflops"):
+                            r["fma_peak"].append(j["fma_peak_gflops"])
                 elif who == "ort" and sess is not None:
                     try:
                         r["ort"].append(ort_time(sess, feed, iters, warmup))
@@ -634,6 +639,8 @@ def write_report(path, results, args, header):
             fmt_ratio(geomean(gm[(rt, t)])) for t in others for rt in ("cnnc", "ort")) + " |")
         lines.append("")
 
+    lines += ceiling_lines(ok)
+
     notes = []
     for x in results:
         if x.get("error"):
@@ -669,6 +676,40 @@ def write_report(path, results, args, header):
     with open(tmp, "w") as f:
         f.write("\n".join(lines))
     os.replace(tmp, path)
+
+
+def ceiling_lines(ok):
+    """The 1-thread results against cnnc's ceiling, the 128-bit FMA peak: how fast each
+    runtime did the model's multiply-adds, and the cnnc/ORT ratio that running every one
+    of them at that peak would give (Winograd needs fewer, so it can go below)."""
+    peaks = [p for x in ok for p in x["threads"].get(1, {}).get("fma_peak", [])]
+    if not peaks:
+        return []
+    peak = max(peaks)
+    lines = ["## Against the 128-bit ceiling (1 thread)", "",
+             "cnnc's kernels use at most 128-bit vectors (what Cranelift emits on x86-64); their "
+             f"ceiling, this core's 128-bit FMA peak, measured by `cnnc bench --fma-peak` after "
+             f"each 1-thread cnnc call (the best of {len(peaks)}), is **{peak:.1f} GFLOP/s**. "
+             "**GFLOP/s** is 2 × MACs over the median time (a Winograd convolution does fewer "
+             "multiplications than it is credited with, so it can exceed the peak). "
+             "**cnnc/ORT at the peak** is the ratio cnnc would reach doing every multiply-add "
+             "of the model at the 128-bit peak and nothing else: above a target ratio, only "
+             "fewer multiplications (Winograd) or wider vectors can reach it.", "",
+             "| model | cnnc GFLOP/s | % of peak | ORT GFLOP/s | cnnc/ORT at the peak |",
+             "|---|--:|--:|--:|--:|"]
+    floors = []
+    for x in ok:
+        r = x["threads"].get(1, {})
+        if not (x.get("macs") and r.get("cnnc_median") and r.get("ort_median")):
+            continue
+        gflop = 2 * x["macs"] / 1e9
+        ours, ort = gflop / (r["cnnc_median"] / 1e3), gflop / (r["ort_median"] / 1e3)
+        floor = ort / peak  # (2 MACs / peak) / ORT time
+        floors.append(floor)
+        lines.append(f"| {x['name']} | {ours:.1f} | {100 * ours / peak:.0f}% | {ort:.1f} | {floor:.2f} |")
+    if floors:
+        lines += ["", f"Geometric mean of cnnc/ORT at the peak: **{fmt_ratio(geomean(floors))}**.", ""]
+    return lines
 
 
 def header_lines(args):

@@ -134,6 +134,11 @@ struct BenchArgs {
     /// per layer and per op kind.
     #[arg(long)]
     per_layer: bool,
+    /// Also measure this core's 128-bit FMA peak after the timed runs: the ceiling of
+    /// the generated kernels (the same code generator running independent `fma`
+    /// chains), in GFLOP/s.
+    #[arg(long)]
+    fma_peak: bool,
     #[command(flatten)]
     model_args: ModelArgs,
 }
@@ -407,6 +412,11 @@ fn bench(args: BenchArgs) -> Result<ExitCode, Error> {
     } else {
         None
     };
+    let fma_peak = if args.fma_peak {
+        Some(cnnc_codegen::peak::FmaPeak::new()?.gflops())
+    } else {
+        None
+    };
     if args.json {
         let mut j = serde_json::json!({
             "model": args.model.display().to_string(),
@@ -420,6 +430,9 @@ fn bench(args: BenchArgs) -> Result<ExitCode, Error> {
         if let Some(layers) = &layers {
             j["layers"] = serde_json::to_value(layers).expect("plain data");
         }
+        if let Some(g) = fma_peak {
+            j["fma_peak_gflops"] = g.into();
+        }
         outln!("{j}");
     } else {
         if let Some(layers) = &layers {
@@ -431,6 +444,9 @@ fn bench(args: BenchArgs) -> Result<ExitCode, Error> {
             times.len(),
             compiled.threads()
         );
+        if let Some(g) = fma_peak {
+            outln!("128-bit FMA peak: {g:.1} GFLOP/s on one core");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -306,6 +306,28 @@ fn bench_reports_json() {
 }
 
 #[test]
+fn bench_measures_the_fma_peak_when_asked() {
+    let args = ["bench", &lenet_path(), "--iters", "2", "--warmup", "0"];
+    let out = cnnc(&[&args[..], &["--json", "--fma-peak"]].concat());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let j: serde_json::Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    // Any x86-64 core with FMA does at least one 4-lane FMA per nanosecond.
+    let peak = j["fma_peak_gflops"].as_f64().unwrap();
+    assert!(peak > 8.0 && peak.is_finite(), "{j}");
+    let out = cnnc(&[&args[..], &["--fma-peak"]].concat());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let last = text(&out.stdout).lines().last().unwrap().to_string();
+    assert!(
+        last.starts_with("128-bit FMA peak: ") && last.ends_with(" GFLOP/s on one core"),
+        "{last}"
+    );
+    // Without the flag the JSON has no peak.
+    let out = cnnc(&[&args[..], &["--json"]].concat());
+    let j: serde_json::Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    assert!(j.get("fma_peak_gflops").is_none(), "{j}");
+}
+
+#[test]
 fn inspect_time_adds_each_ops_median() {
     let out = cnnc(&["inspect", &lenet_path(), "--time", "3"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
