@@ -652,11 +652,25 @@ fn gemm_case(rng: &mut Rng) -> Case {
     // Sometimes large (and skewed) enough to split rows or columns between tasks.
     let hi = if chance(rng, 10) { 130 } else { 40 };
     let (m, n, k) = (rng.range(1, hi), rng.range(1, hi), rng.range(1, hi));
+    let (trans_a, trans_b) = (rng.bool(), rng.bool());
+    gemm_case_of(rng, [m, n, k], trans_a, trans_b)
+}
+
+/// One row times a transposed B: the matrix-vector kernel, with row counts around its
+/// groups of four and inner sizes around its steps of eight.
+fn gemv_case(rng: &mut Rng) -> Case {
+    let hi = [0, 1].map(|_| if chance(rng, 4) { 300 } else { 40 });
+    let (n, k) = (rng.range(1, hi[0]), rng.range(1, hi[1]));
+    let trans_a = rng.bool();
+    gemm_case_of(rng, [1, n, k], trans_a, true)
+}
+
+fn gemm_case_of(rng: &mut Rng, [m, n, k]: [usize; 3], trans_a: bool, trans_b: bool) -> Case {
     let g = Gemm {
         alpha: rng.pick(&[1.0, 1.0, 0.5, -1.25, 2.0]),
         beta: rng.pick(&[1.0, 1.0, 0.0, 0.75, -2.0]),
-        trans_a: rng.bool(),
-        trans_b: rng.bool(),
+        trans_a,
+        trans_b,
         epilogue: Default::default(),
     };
     let as_ = if g.trans_a { vec![k, m] } else { vec![m, k] };
@@ -701,6 +715,11 @@ fn gemm_case(rng: &mut Rng) -> Case {
 #[test]
 fn gemm() {
     run_family("gemm", 800, gemm_case);
+}
+
+#[test]
+fn gemv() {
+    run_family("gemv", 300, gemv_case);
 }
 
 fn matmul_case(rng: &mut Rng) -> Case {

@@ -597,10 +597,52 @@ pub fn emit_gemm(cx: &mut KernelCx, g: &Gemm) -> Result<(), CodegenError> {
 /// FMA chains hide the latency).
 const GEMV_ROWS: usize = 4;
 
+/// A constant `[N, K]` B for the matrix-vector kernel, its rows interleaved so that the
+/// kernel reads one stream in memory order: each group of [`GEMV_ROWS`] rows (the last
+/// group the rest) holds, per step of eight columns, the eight values of each of its
+/// rows, then each row's last `K % 8`. A group still starts where its first row did,
+/// so the groups are rearranged in place of one another, on every core (VGG-19's
+/// first fully connected layer is 411 MB).
+fn interleaved_rows(b: &[f32], n: usize, k: usize) -> Vec<f32> {
+    let mut out = vec![0f32; n * k];
+    let group = GEMV_ROWS * k;
+    let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
+    let per = n.div_ceil(GEMV_ROWS).div_ceil(threads).max(1) * group;
+    std::thread::scope(|s| {
+        for (dst, src) in out.chunks_mut(per.max(1)).zip(b.chunks(per.max(1))) {
+            s.spawn(move || {
+                for (dst, src) in dst.chunks_mut(group).zip(src.chunks(group)) {
+                    interleave_group(dst, src, k);
+                }
+            });
+        }
+    });
+    out
+}
+
+/// One group of [`interleaved_rows`]: `src` holds its rows of `k`.
+fn interleave_group(dst: &mut [f32], src: &[f32], k: usize) {
+    let step = 2 * LANES;
+    let main = k / step * step;
+    let rows = src.len() / k.max(1);
+    let (body, tails) = dst.split_at_mut(rows * main);
+    for (r, row) in src.chunks_exact(k).enumerate() {
+        for (c, piece) in row[..main].chunks_exact(step).enumerate() {
+            let at = (c * rows + r) * step;
+            body[at..at + step].copy_from_slice(piece);
+        }
+        let tail = k - main;
+        tails[r * tail..(r + 1) * tail].copy_from_slice(&row[main..]);
+    }
+}
+
 /// `y[j] = alpha * A[0, :] . B[j, :] + beta * C[j]`, epilogue: a Gemm of one row whose
 /// B is `[N, K]` (a fully connected layer at batch 1). Each output is a dot product of
-/// two contiguous rows, so B streams through once in memory order at full bandwidth,
-/// where the `[K, N]` tile would read short pieces of many rows.
+/// two rows of K, so B streams through once at full bandwidth, where the `[K, N]` tile
+/// would read short pieces of many rows. A constant B is interleaved at compile time
+/// ([`interleaved_rows`]): one stream of addresses instead of one per row of a group,
+/// which the hardware prefetcher follows further ahead (a 9216 x 4096 layer 5.6 -> 4.7
+/// ms, 4096 x 4096 2.85 -> 1.9 ms; eight rows per group measured no faster).
 fn emit_gemv(
     cx: &mut KernelCx,
     g: &Gemm,
@@ -608,7 +650,14 @@ fn emit_gemv(
     n: usize,
     k: usize,
 ) -> Result<(), CodegenError> {
-    let b = cx.input(1);
+    let packed = cx.inputs[1].constant.is_some();
+    let b = match cx.inputs[1].constant {
+        Some(t) => {
+            let bi = interleaved_rows(&t.view::<f32>()?, n, k);
+            cx.table(bi)
+        }
+        None => cx.input(1),
+    };
     let own = cx.inputs.len() - g.epilogue.extra_inputs();
     let cin = (own > 2).then(|| {
         let (_, col) = matrix_strides(&cx.inputs[2].ty.shape.clone());
@@ -627,13 +676,22 @@ fn emit_gemv(
             let zero = fx.splat_const(0.0);
             let mut carried = vec![ptrs[a], b0];
             carried.extend(vec![zero; 2 * rows]);
+            // Bytes from one row's values to the next row's, and per step of the loop.
+            let (row_step, b_step) = if packed {
+                (32, 32 * rows as i64)
+            } else {
+                (4 * k, 32)
+            };
             let out = fx.for_n_carry(vecs as u64, &carried, |fx, _, c| {
                 let (pa, pb) = (c[0], c[1]);
                 let x0 = fx.load_fixed(F32X4, pa, 0);
                 let x1 = fx.load_fixed(F32X4, pa, 16);
-                let mut next = vec![fx.b.ins().iadd_imm_s(pa, 32), fx.b.ins().iadd_imm_s(pb, 32)];
+                let mut next = vec![
+                    fx.b.ins().iadd_imm_s(pa, 32),
+                    fx.b.ins().iadd_imm_s(pb, b_step),
+                ];
                 for r in 0..rows {
-                    let row = (4 * k * r) as i32;
+                    let row = (row_step * r) as i32;
                     let w0 = fx.load_fixed(F32X4, pb, row);
                     let w1 = fx.load_fixed(F32X4, pb, row + 16);
                     next.push(fx.fma(w0, x0, c[2 + 2 * r]));
@@ -645,8 +703,14 @@ fn emit_gemv(
                 let v = fx.b.ins().fadd(out[2 + 2 * r], out[3 + 2 * r]);
                 let mut y = fx.hsum(v);
                 // The last K % 8 products, one at a time.
-                let row = fx.addr(ptrs[b], j0, 4 * k as i64, (4 * k * r) as i64);
-                for t in vecs * 2 * LANES..k {
+                let main = vecs * 2 * LANES;
+                let tail = if packed {
+                    4 * (rows * main + r * (k - main)) as i64 - 4 * main as i64
+                } else {
+                    (4 * k * r) as i64
+                };
+                let row = fx.addr(ptrs[b], j0, 4 * k as i64, tail);
+                for t in main..k {
                     let xa = fx.load(F32, ptrs[a], (4 * t) as i32);
                     let wb = fx.load(F32, row, (4 * t) as i32);
                     y = fx.fma(xa, wb, y);
