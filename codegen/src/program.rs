@@ -4,7 +4,7 @@
 //! steps in order.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use cnnc_ir::{DType, Graph, Op, Tensor, Value};
 use cnnc_passes::memory::{self, Buffer};
@@ -328,23 +328,26 @@ pub fn lower(
 
     // Constant data: graph constants the kernels read, then their tables, in one
     // allocation of their total (hundreds of MiB with large weights; growing it would
-    // copy it several times). At least one piece of room: empty constants still need an
-    // address.
-    let tables: usize = steps
+    // copy it several times). Only constants read as they are count: weights a kernel
+    // packs into a table are not stored twice, and the allocation is zeroed up front,
+    // so room never used would still cost its page faults. At least one piece of room:
+    // empty constants still need an address.
+    let mut read = HashSet::new();
+    let (tables, tensors): (usize, usize) = steps
         .iter()
         .flat_map(|s| &s.args)
         .map(|a| match a {
-            ArgSource::Table(bytes) => bytes.len() + ALIGN,
-            _ => 0,
+            ArgSource::Table(bytes) => (bytes.len() + ALIGN, 0),
+            ArgSource::Value(v) => {
+                let root = placement.find(*v).0;
+                match &graph.node(root.node).op {
+                    Op::Const(t) if read.insert(root) => (0, t.numel() * t.dtype().size() + ALIGN),
+                    _ => (0, 0),
+                }
+            }
+            _ => (0, 0),
         })
-        .sum();
-    let tensors: usize = graph
-        .node_ids()
-        .filter_map(|id| match &graph.node(id).op {
-            Op::Const(t) => Some(t.numel() * t.dtype().size() + ALIGN),
-            _ => None,
-        })
-        .sum();
+        .fold((0, 0), |(a, b), (x, y)| (a + x, b + y));
     let mut consts = ConstBlob::with_capacity(tables + tensors + ALIGN);
     let mut const_at: HashMap<Value, usize> = HashMap::new();
     let mut locs: Vec<Vec<Loc>> = Vec::new();
