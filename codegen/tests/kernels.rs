@@ -1290,10 +1290,10 @@ fn pointwise_family() {
 }
 
 // ---------------------------------------------------------------------------------
-// Winograd: a 3x3 stride-1 convolution, grouped or not, rewritten into input
+// Winograd: a 3x3 or 5x5 stride-1 convolution, grouped or not, rewritten into input
 // transform, grouped pointwise products and output transform (with bias and
-// epilogue), on blocked and plain tensors, both tile sizes, every padding a 3x3 window
-// allows, sizes that are and are not whole tiles, down to 1x1.
+// epilogue), on blocked and plain tensors, every tile size of the kernel, every
+// padding its window allows, sizes that are and are not whole tiles, down to 1x1.
 
 fn winograd_case(rng: &mut Rng) -> Case {
     let blocked = rng.bool();
@@ -1305,9 +1305,9 @@ fn winograd_case(rng: &mut Rng) -> Case {
         (groups * rng.range(1, 5), groups * rng.range(1, 5))
     };
     let batch = rng.range(1, 2);
-    let tile = rng.pick(&[2, 4]);
+    let (tile, r) = rng.pick(&[(2, 3), (4, 3), (2, 5)]);
     let mut attrs = Conv {
-        kernel: vec![3, 3],
+        kernel: vec![r, r],
         strides: vec![1, 1],
         dilations: vec![1, 1],
         pads: vec![],
@@ -1320,20 +1320,20 @@ fn winograd_case(rng: &mut Rng) -> Case {
     let mut xs = vec![batch, c];
     let mut out = vec![batch, m];
     for _ in 0..2 {
-        let (pb, pe) = (rng.range(0, 2), rng.range(0, 2));
-        let least = 3usize.saturating_sub(pb + pe).max(1);
+        let (pb, pe) = (rng.range(0, r - 1), rng.range(0, r - 1));
+        let least = r.saturating_sub(pb + pe).max(1);
         let len = rng.range(least, least + 13);
         attrs.pads.push((pb, pe));
         xs.push(len);
-        out.push(len + pb + pe - 2);
+        out.push(len + pb + pe + 1 - r);
     }
     let mut b = B::new(format!(
-        "winograd F({tile}) x={xs:?} conv{attrs:?} blocked={blocked}"
+        "winograd F({tile}, {r}) x={xs:?} conv{attrs:?} blocked={blocked}"
     ));
     let x = rng.tensor(&xs);
     let x = b.input(x);
     let x = if blocked { b.reorder(x, BLOCKED) } else { x };
-    let w = b.constant(rng.tensor(&[m, c / groups, 3, 3]));
+    let w = b.constant(rng.tensor(&[m, c / groups, r, r]));
     let bias = rng.tensor(&[m]);
     let mut ins = vec![x, w, b.param(bias, rng.bool())];
     if attrs.epilogue.residual {
@@ -1359,8 +1359,8 @@ fn winograd_case(rng: &mut Rng) -> Case {
         y
     };
     b.out(y);
-    // The transforms' coefficients (up to 8 in F(4x4)'s output transform, 5 in its
-    // input) scale the float32 rounding of the products.
+    // The transforms' coefficients (up to 8 in F(4x4)'s output transform, 5 in the
+    // input transform of both 6x6 tiles) scale the float32 rounding of the products.
     b.done(1e-3, 1e-3)
 }
 

@@ -457,7 +457,7 @@ impl Op {
                 expect_dtype(x, DType::F32, "winograd_input input")?;
                 ensure!(x.rank() == 4, "winograd_input needs [N, C, H, W], got {x}");
                 ensure!(w.epilogue.is_empty(), "an input transform has no epilogue");
-                let t = winograd_tile(w)? + 2;
+                let t = winograd_tile(w)? + w.kernel - 1;
                 let (n, c) = (x.shape[0], x.shape[1]);
                 let ch = checked_numel(&[t, t, c]).ok_or_else(overflow)?;
                 one(TensorType::f32(vec![n, ch, w.plane[0], w.plane[1]]))
@@ -465,7 +465,7 @@ impl Op {
             Op::WinogradOutput(w) => {
                 let (p, b) = (inputs[0], inputs[1]);
                 expect_dtype(p, DType::F32, "winograd_output products")?;
-                let t = winograd_tile(w)? + 2;
+                let t = winograd_tile(w)? + w.kernel - 1;
                 ensure!(
                     p.rank() == 4 && p.shape[1] % (t * t) == 0 && p.shape[2..] == w.plane,
                     "winograd_output products {p} must be [N, {}*M, {}, {}]",
@@ -790,15 +790,17 @@ impl Op {
 /// The output tile side of a Winograd op, checked against its other attributes.
 fn winograd_tile(w: &crate::op::Winograd) -> Result<usize, IrError> {
     ensure!(
-        crate::winograd::transform(w.tile).is_some(),
-        "no Winograd transform with {0}x{0} output tiles (2 or 4)",
-        w.tile
+        w.transform().is_some(),
+        "no Winograd transform with {0}x{0} output tiles for {1}x{1} kernels (2 or 4 for 3x3, 2 for 5x5)",
+        w.tile,
+        w.kernel
     );
     ensure!(
-        w.out.iter().all(|&d| d > 0) && w.pads.iter().all(|&p| p < 3),
-        "Winograd output {:?} and pads {:?}: a 3x3 window needs outputs and pads below 3",
+        w.out.iter().all(|&d| d > 0) && w.pads.iter().all(|&p| p < w.kernel),
+        "Winograd output {0:?} and pads {1:?}: a {2}x{2} window needs outputs and pads below {2}",
         w.out,
-        w.pads
+        w.pads,
+        w.kernel
     );
     let tiles = w.tiles();
     let count = tiles[0].checked_mul(tiles[1]).ok_or_else(overflow)?;

@@ -157,13 +157,16 @@ impl Conv {
     }
 }
 
-/// A 3x3 stride-1 2-D convolution computed by Winograd's F(m x m, 3x3): the input
-/// transform, one matrix product per position of the `t x t` transformed tile (a 1x1
-/// convolution with `t*t` groups), the output transform.
+/// An `r x r` stride-1 2-D convolution computed by Winograd's F(m x m, r x r): the
+/// input transform, one matrix product per position of the `t x t` transformed tile (a
+/// 1x1 convolution with `t*t` groups), the output transform.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Winograd {
-    /// Output tile side `m` (2 or 4); input tiles are `m + 2` wide.
+    /// Output tile side `m` (2 or 4 for 3x3 kernels, 2 for 5x5); input tiles are
+    /// `m + r - 1` wide.
     pub tile: usize,
+    /// Kernel side `r` (3 or 5).
+    pub kernel: usize,
     /// Zero padding above the first row and left of the first column.
     pub pads: [usize; 2],
     /// The convolution's output rows and columns.
@@ -176,6 +179,11 @@ pub struct Winograd {
 }
 
 impl Winograd {
+    /// The transform of its tile and kernel sides, if there is one.
+    pub fn transform(&self) -> Option<&'static crate::winograd::Transform> {
+        crate::winograd::transform(self.tile, self.kernel)
+    }
+
     /// Tiles per column and per row of the output.
     pub fn tiles(&self) -> [usize; 2] {
         [
@@ -621,6 +629,7 @@ impl fmt::Display for Attrs<'_> {
             }
             Op::WinogradInput(w) | Op::WinogradOutput(w) => {
                 add("tile", w.tile.to_string());
+                add("kernel", w.kernel.to_string());
                 add("pads", Dims(&w.pads).to_string());
                 add("out", Dims(&w.out).to_string());
                 add("plane", Dims(&w.plane).to_string());

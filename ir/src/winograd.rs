@@ -1,25 +1,28 @@
-//! Winograd's minimal filtering F(m x m, 3x3) (Lavin and Gray, "Fast Algorithms for
-//! Convolutional Neural Networks", 2016): an `m x m` tile of a 3x3 stride-1
-//! correlation from a `t x t` input tile (`t = m + 2`) with `t * t` multiplies instead
-//! of `9 * m * m`:
+//! Winograd's minimal filtering F(m x m, r x r) (Lavin and Gray, "Fast Algorithms for
+//! Convolutional Neural Networks", 2016): an `m x m` tile of an `r x r` stride-1
+//! correlation from a `t x t` input tile (`t = m + r - 1`) with `t * t` multiplies
+//! instead of `r * r * m * m`:
 //!
 //! `Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A`
 //!
 //! Across channels the elementwise product becomes `t * t` independent matrix
 //! products (one per position of the transformed tile), which is where the time goes.
-//! The interpolation points are 0, ±1, ±2 (F(4x4)) and 0, ±1 (F(2x2)), with the point
-//! at infinity: the usual choice, whose error for float32 stays near 1e-6 relative.
+//! The interpolation points are 0, ±1, ±2 (t = 6: F(4x4, 3x3) and F(2x2, 5x5), which
+//! share `Bᵀ`) and 0, ±1 (F(2x2, 3x3)), with the point at infinity: the usual choice,
+//! whose error for float32 stays near 1e-6 relative.
 
-/// The transform matrices of one F(m x m, 3x3), row-major.
+/// The transform matrices of one F(m x m, r x r), row-major.
 #[derive(Debug)]
 pub struct Transform {
     /// Output tile side.
     pub m: usize,
-    /// Input tile side, `m + 2`.
+    /// Kernel side.
+    pub r: usize,
+    /// Input tile side, `m + r - 1`.
     pub t: usize,
     /// `Bᵀ`, `t x t`.
     pub bt: &'static [f64],
-    /// `G`, `t x 3`.
+    /// `G`, `t x r`.
     pub g: &'static [f64],
     /// `Aᵀ`, `m x t`.
     pub at: &'static [f64],
@@ -28,6 +31,7 @@ pub struct Transform {
 #[rustfmt::skip]
 const F2: Transform = Transform {
     m: 2,
+    r: 3,
     t: 4,
     bt: &[
         1.0,  0.0, -1.0,  0.0,
@@ -47,18 +51,23 @@ const F2: Transform = Transform {
     ],
 };
 
+/// `Bᵀ` of the points 0, ±1, ±2 and infinity.
+#[rustfmt::skip]
+const BT6: [f64; 36] = [
+    4.0,  0.0, -5.0,  0.0, 1.0, 0.0,
+    0.0, -4.0, -4.0,  1.0, 1.0, 0.0,
+    0.0,  4.0, -4.0, -1.0, 1.0, 0.0,
+    0.0, -2.0, -1.0,  2.0, 1.0, 0.0,
+    0.0,  2.0, -1.0, -2.0, 1.0, 0.0,
+    0.0,  4.0,  0.0, -5.0, 0.0, 1.0,
+];
+
 #[rustfmt::skip]
 const F4: Transform = Transform {
     m: 4,
+    r: 3,
     t: 6,
-    bt: &[
-        4.0,  0.0, -5.0,  0.0, 1.0, 0.0,
-        0.0, -4.0, -4.0,  1.0, 1.0, 0.0,
-        0.0,  4.0, -4.0, -1.0, 1.0, 0.0,
-        0.0, -2.0, -1.0,  2.0, 1.0, 0.0,
-        0.0,  2.0, -1.0, -2.0, 1.0, 0.0,
-        0.0,  4.0,  0.0, -5.0, 0.0, 1.0,
-    ],
+    bt: &BT6,
     g: &[
          1.0 / 4.0,         0.0,        0.0,
         -1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0,
@@ -75,11 +84,35 @@ const F4: Transform = Transform {
     ],
 };
 
-/// The transform with output tiles of `m x m`, if there is one (2 or 4).
-pub fn transform(m: usize) -> Option<&'static Transform> {
-    match m {
-        2 => Some(&F2),
-        4 => Some(&F4),
+/// F(2x2, 5x5): `G`'s row of point p is `[1, p, .., p⁴]` over the product of p's
+/// differences to the other finite points (as in F4's), `Aᵀ` the first two powers.
+#[rustfmt::skip]
+const F2_5: Transform = Transform {
+    m: 2,
+    r: 5,
+    t: 6,
+    bt: &BT6,
+    g: &[
+         1.0 / 4.0,   0.0,         0.0,        0.0,        0.0,
+        -1.0 / 6.0,  -1.0 / 6.0,  -1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0,
+        -1.0 / 6.0,   1.0 / 6.0,  -1.0 / 6.0,  1.0 / 6.0, -1.0 / 6.0,
+         1.0 / 24.0,  1.0 / 12.0,  1.0 / 6.0,  1.0 / 3.0,  2.0 / 3.0,
+         1.0 / 24.0, -1.0 / 12.0,  1.0 / 6.0, -1.0 / 3.0,  2.0 / 3.0,
+         0.0,         0.0,         0.0,        0.0,        1.0,
+    ],
+    at: &[
+        1.0, 1.0,  1.0, 1.0,  1.0, 0.0,
+        0.0, 1.0, -1.0, 2.0, -2.0, 1.0,
+    ],
+};
+
+/// The transform with output tiles of `m x m` for an `r x r` kernel, if there is one:
+/// F(2x2) and F(4x4) for 3x3, F(2x2) for 5x5.
+pub fn transform(m: usize, r: usize) -> Option<&'static Transform> {
+    match (m, r) {
+        (2, 3) => Some(&F2),
+        (4, 3) => Some(&F4),
+        (2, 5) => Some(&F2_5),
         _ => None,
     }
 }
@@ -107,9 +140,9 @@ impl Transform {
         sandwich(self.bt, self.t, self.t, d)
     }
 
-    /// `G g Gᵀ` of a 3x3 kernel: `t x t`.
+    /// `G g Gᵀ` of an `r x r` kernel: `t x t`.
     pub fn kernel_tile(&self, g: &[f64]) -> Vec<f64> {
-        sandwich(self.g, self.t, 3, g)
+        sandwich(self.g, self.t, self.r, g)
     }
 
     /// `Aᵀ M A` of a `t x t` product tile: the `m x m` outputs.
@@ -123,27 +156,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn both_transforms_compute_the_correlation() {
-        for m in [2, 4] {
-            let f = transform(m).unwrap();
+    fn every_transform_computes_the_correlation() {
+        for (m, r) in [(2, 3), (4, 3), (2, 5)] {
+            let f = transform(m, r).unwrap();
             let t = f.t;
+            assert_eq!(t, m + r - 1);
             let d: Vec<f64> = (0..t * t)
                 .map(|i| ((i * 7919) % 23) as f64 - 11.0)
                 .collect();
-            let g: Vec<f64> = (0..9).map(|i| ((i * 31) % 7) as f64 - 3.0).collect();
+            let g: Vec<f64> = (0..r * r).map(|i| ((i * 31) % 7) as f64 - 3.0).collect();
             let (u, v) = (f.kernel_tile(&g), f.input_tile(&d));
             let prod: Vec<f64> = u.iter().zip(&v).map(|(a, b)| a * b).collect();
             let y = f.output_tile(&prod);
             for i in 0..m {
                 for j in 0..m {
-                    let want: f64 = (0..3)
-                        .flat_map(|a| (0..3).map(move |b| (a, b)))
-                        .map(|(a, b)| d[(i + a) * t + j + b] * g[a * 3 + b])
+                    let want: f64 = (0..r)
+                        .flat_map(|a| (0..r).map(move |b| (a, b)))
+                        .map(|(a, b)| d[(i + a) * t + j + b] * g[a * r + b])
                         .sum();
-                    assert!((y[i * m + j] - want).abs() < 1e-9, "F({m}) at {i},{j}");
+                    assert!((y[i * m + j] - want).abs() < 1e-9, "F({m}, {r}) at {i},{j}");
                 }
             }
         }
-        assert!(transform(3).is_none());
+        assert!(transform(3, 3).is_none());
+        assert!(transform(4, 5).is_none());
     }
 }

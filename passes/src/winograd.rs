@@ -1,5 +1,5 @@
-//! Winograd convolution: a blocked 3x3 stride-1 convolution becomes Winograd's
-//! F(m x m, 3x3) (see `cnnc_ir::winograd`) when the cost model says it is faster than
+//! Winograd convolution: a blocked 3x3 or 5x5 stride-1 convolution becomes Winograd's
+//! F(m x m, r x r) (see `cnnc_ir::winograd`) when the cost model says it is faster than
 //! the direct kernel:
 //!
 //! `x -> WinogradInput -> Conv 1x1 (t*t per group, transformed weights) -> WinogradOutput`
@@ -11,8 +11,8 @@
 //!
 //! The cost model prices the products with the tiling pass's direct-kernel model
 //! ([`direct_row_cycles`]) and the transforms by their operations and the bytes they
-//! stream; F(4x4) multiplies 4x less than the direct kernel, F(2x2) 2.25x less but
-//! wastes less on small images. A candidate must beat the direct kernel by
+//! stream; for 3x3, F(4x4) multiplies 4x less than the direct kernel, F(2x2) 2.25x
+//! less but wastes less on small images; for 5x5, F(2x2) multiplies 2.8x less. A candidate must beat the direct kernel by
 //! [`MARGIN`], so the model's error never picks the slower kernel for a small gain.
 
 use cnnc_ir::op::{Conv, Epilogue, Winograd};
@@ -46,6 +46,7 @@ impl Pass for WinogradConv {
             let direct = direct_cycles(&conv, target);
             let best = [2, 4]
                 .into_iter()
+                .filter(|&tile| transform(tile, conv.r).is_some())
                 .map(|tile| {
                     let wg = winograd_of(&conv, tile, target);
                     (winograd_cycles(&wg, &conv, target), wg)
@@ -64,7 +65,7 @@ impl Pass for WinogradConv {
 
 /// Rewrites convolution `id` with `tile`, whatever the cost model would choose and on
 /// plain tensors too (which the pass leaves to the plain kernels); false if it is not
-/// a 3x3 stride-1 convolution this applies to. For tests and benchmarks.
+/// a 3x3 or 5x5 stride-1 convolution this applies to. For tests and benchmarks.
 pub fn rewrite_with(
     graph: &mut Graph,
     id: NodeId,
@@ -74,9 +75,10 @@ pub fn rewrite_with(
     let Some(conv) = candidate(graph, id, target) else {
         return Ok(false);
     };
-    if transform(tile).is_none() {
+    if transform(tile, conv.r).is_none() {
         return Err(IrError::invalid(format!(
-            "no Winograd transform with {tile}x{tile} tiles"
+            "no Winograd transform with {tile}x{tile} tiles for {0}x{0} kernels",
+            conv.r
         )));
     }
     let wg = winograd_of(&conv, tile, target);
@@ -87,6 +89,8 @@ pub fn rewrite_with(
 /// A convolution the rewrite applies to.
 struct Candidate {
     attrs: Conv,
+    /// Kernel side.
+    r: usize,
     /// Input channels, output channels, output rows and columns.
     shape: [usize; 4],
     images: usize,
@@ -94,9 +98,9 @@ struct Candidate {
     block: Option<usize>,
 }
 
-/// `id` as a Winograd candidate: a 2-D 3x3 convolution with stride and dilation 1 and
-/// constant weights, on plain tensors or blocked ones whose groups fill whole channel
-/// blocks.
+/// `id` as a Winograd candidate: a 2-D 3x3 or 5x5 convolution with stride and
+/// dilation 1 and constant weights, on plain tensors or blocked ones whose groups fill
+/// whole channel blocks.
 fn candidate(graph: &Graph, id: NodeId, target: &TargetInfo) -> Option<Candidate> {
     let node = graph.node(id);
     let Op::Conv(c) = &node.op else { return None };
@@ -108,15 +112,17 @@ fn candidate(graph: &Graph, id: NodeId, target: &TargetInfo) -> Option<Candidate
         Layout::Plain => None,
     };
     let whole = |n: usize| block.is_none_or(|b| b == target.lanes && n.is_multiple_of(b));
-    let fits = c.kernel == [3, 3]
+    let r = c.kernel.first().copied().unwrap_or(0);
+    let fits = (c.kernel == [3, 3] || c.kernel == [5, 5])
         && c.strides == [1, 1]
         && c.dilations == [1, 1]
-        && c.pads.iter().all(|&(b, e)| b < 3 && e < 3)
+        && c.pads.iter().all(|&(b, e)| b < r && e < r)
         && whole(x.shape[1] / c.groups)
         && whole(y.shape[1] / c.groups)
         && constant(graph, inputs[1]).is_some();
     fits.then(|| Candidate {
         attrs: c.clone(),
+        r,
         shape: [x.shape[1], y.shape[1], y.shape[2], y.shape[3]],
         images: y.shape[0],
         block,
@@ -126,22 +132,22 @@ fn candidate(graph: &Graph, id: NodeId, target: &TargetInfo) -> Option<Candidate
 fn direct_cycles(conv: &Candidate, target: &TargetInfo) -> f64 {
     let [c, m, h, w] = conv.shape;
     let (cg, mg) = (c / conv.attrs.groups, m / conv.attrs.groups);
-    let pads = conv.attrs.pads[1];
+    let (pads, r) = (conv.attrs.pads[1], conv.r);
     let p = DirectProblem {
         vectors: mg / target.lanes,
         columns: row_columns(Axis {
-            input: w + 2 - pads.0 - pads.1,
+            input: w + r - 1 - pads.0 - pads.1,
             output: w,
-            kernel: 3,
+            kernel: r,
             stride: 1,
             dilation: 1,
             pad: pads.0,
         }),
         rows: h,
         channels: cg,
-        weights_per_channel: cg * 9 * 4,
+        weights_per_channel: cg * r * r * 4,
     };
-    direct_row_cycles(p, target) * (cg * 9 * h * conv.attrs.groups * conv.images) as f64
+    direct_row_cycles(p, target) * (cg * r * r * h * conv.attrs.groups * conv.images) as f64
 }
 
 /// The Winograd attributes of `conv` with `tile`: rows of the tile plane as long as
@@ -152,6 +158,7 @@ fn winograd_of(conv: &Candidate, tile: usize, target: &TargetInfo) -> Winograd {
     let p = &conv.attrs.pads;
     let mut wg = Winograd {
         tile,
+        kernel: conv.r,
         pads: [p[0].0, p[1].0],
         out: [h, w],
         plane: [0, 0],
@@ -178,7 +185,7 @@ fn winograd_cycles(wg: &Winograd, conv: &Candidate, target: &TargetInfo) -> f64 
     let [c, m, _, _] = conv.shape;
     let (cg, mg) = (c / conv.attrs.groups, m / conv.attrs.groups);
     let images = conv.images;
-    let f: &Transform = transform(wg.tile).expect("tile 2 or 4");
+    let f: &Transform = wg.transform().expect("a tile with a transform");
     let (t, lanes) = (f.t, target.lanes);
     let tiles = (wg.plane[0] * wg.plane[1] * images) as f64;
     let products = DirectProblem {
@@ -206,20 +213,26 @@ fn winograd_cycles(wg: &Winograd, conv: &Candidate, target: &TargetInfo) -> f64 
 /// (those of its group) as consecutive values.
 fn transformed_weights(f: &Transform, w: &Tensor, c: usize, m: usize) -> Result<Tensor, IrError> {
     let w = w.view::<f32>()?;
-    let u = match f.t {
-        4 => weights_of::<4>(f.g, &w, c, m),
-        6 => weights_of::<6>(f.g, &w, c, m),
-        t => unreachable!("Winograd input tile {t}"),
+    let u = match (f.t, f.r) {
+        (4, 3) => weights_of::<4, 3>(f.g, &w, c, m),
+        (6, 3) => weights_of::<6, 3>(f.g, &w, c, m),
+        (6, 5) => weights_of::<6, 5>(f.g, &w, c, m),
+        (t, r) => unreachable!("Winograd input tile {t} for kernel {r}"),
     };
     Tensor::from_vec(vec![f.t * f.t * m, c, 1, 1], u)
 }
 
-/// [`transformed_weights`] for one input tile side `T`, with fixed-size arrays so the
-/// two small matrix products unroll. VGG-19 has 2.2 million kernels to transform, so
+/// [`transformed_weights`] for one input tile side `T` and kernel side `R`, with
+/// fixed-size arrays so the two small matrix products unroll. VGG-19 has 2.2 million kernels to transform, so
 /// the output channels are split over every core: each thread writes its range of
 /// every one of the `T * T` runs.
-fn weights_of<const T: usize>(g: &[f64], w: &[f32], c: usize, m: usize) -> Vec<f32> {
-    let g: [[f64; 3]; T] = std::array::from_fn(|i| [g[i * 3], g[i * 3 + 1], g[i * 3 + 2]]);
+fn weights_of<const T: usize, const R: usize>(
+    g: &[f64],
+    w: &[f32],
+    c: usize,
+    m: usize,
+) -> Vec<f32> {
+    let g: [[f64; R]; T] = std::array::from_fn(|i| std::array::from_fn(|j| g[i * R + j]));
     let mut u = vec![0f32; T * T * m * c];
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let per = m.div_ceil(threads).max(1);
@@ -230,8 +243,8 @@ fn weights_of<const T: usize>(g: &[f64], w: &[f32], c: usize, m: usize) -> Vec<f
         }
     }
     std::thread::scope(|s| {
-        for (part, w) in parts.into_iter().zip(w.chunks(per * 9 * c)) {
-            s.spawn(move || transform_range::<T>(&g, w, part, c));
+        for (part, w) in parts.into_iter().zip(w.chunks(per * R * R * c)) {
+            s.spawn(move || transform_range::<T, R>(&g, w, part, c));
         }
     });
     u
@@ -240,23 +253,22 @@ fn weights_of<const T: usize>(g: &[f64], w: &[f32], c: usize, m: usize) -> Vec<f
 /// Transforms the kernels of consecutive output channels `w` into `runs[xi]`, the
 /// same channels' part of each of the `T * T` runs. `G k` is kept by columns, so each
 /// product runs down a column in whole vectors.
-fn transform_range<const T: usize>(
-    g: &[[f64; 3]; T],
+fn transform_range<const T: usize, const R: usize>(
+    g: &[[f64; R]; T],
     w: &[f32],
     mut runs: Vec<&mut [f32]>,
     c: usize,
 ) {
-    for (o, kernels) in w.chunks_exact(9 * c).enumerate() {
-        for (ch, k) in kernels.chunks_exact(9).enumerate() {
-            let k: [f64; 9] = std::array::from_fn(|i| k[i] as f64);
-            // G k: T x 3, column l at gk[l].
-            let gk: [[f64; T]; 3] = std::array::from_fn(|l| {
-                std::array::from_fn(|i| g[i][0] * k[l] + g[i][1] * k[3 + l] + g[i][2] * k[6 + l])
+    for (o, kernels) in w.chunks_exact(R * R * c).enumerate() {
+        for (ch, k) in kernels.chunks_exact(R * R).enumerate() {
+            // G k: T x R, column l at gk[l].
+            let gk: [[f64; T]; R] = std::array::from_fn(|l| {
+                std::array::from_fn(|i| (0..R).map(|a| g[i][a] * k[a * R + l] as f64).sum())
             });
             // (G k) Gᵀ: T x T, by columns.
             for (j, gj) in g.iter().enumerate() {
                 for i in 0..T {
-                    let v = gk[0][i] * gj[0] + gk[1][i] * gj[1] + gk[2][i] * gj[2];
+                    let v: f64 = (0..R).map(|l| gk[l][i] * gj[l]).sum();
                     runs[i * T + j][o * c + ch] = v as f32;
                 }
             }
@@ -271,7 +283,7 @@ fn rewrite(
     wg: Winograd,
     names: &mut Names,
 ) -> Result<(), IrError> {
-    let f = transform(wg.tile).expect("tile 2 or 4");
+    let f = wg.transform().expect("a tile with a transform");
     let [c, m, _, _] = conv.shape;
     let inputs = graph.inputs_of(id);
     let name = graph.node(id).outputs[0].name.clone();

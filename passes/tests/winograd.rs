@@ -1,7 +1,7 @@
-//! winograd: blocked 3x3 stride-1 convolutions that the cost model prices below the
-//! direct kernel become input transform, grouped pointwise products and output
-//! transform (with the bias and epilogue); the result stays within a relative L2
-//! error of 1e-4 of the convolution on every geometry and grouping, both tile sizes,
+//! winograd: blocked 3x3 and 5x5 stride-1 convolutions that the cost model prices
+//! below the direct kernel become input transform, grouped pointwise products and
+//! output transform (with the bias and epilogue); the result stays within a relative
+//! L2 error of 1e-4 of the convolution on every geometry and grouping, every tile size,
 //! plain and blocked.
 
 mod common;
@@ -63,14 +63,26 @@ fn grouped_conv3x3(
     pads: [(usize, usize); 2],
     residual: Option<Value>,
 ) -> Value {
-    let mut attrs = conv2d(3, 1, 0, groups);
+    grouped_conv(g, name, x, [m, 3, groups], pads, residual)
+}
+
+/// An `r x r` convolution to `m` channels in `groups` groups, as [`conv3x3`].
+fn grouped_conv(
+    g: &mut Graph,
+    name: &str,
+    x: Value,
+    [m, r, groups]: [usize; 3],
+    pads: [(usize, usize); 2],
+    residual: Option<Value>,
+) -> Value {
+    let mut attrs = conv2d(r, 1, 0, groups);
     attrs.pads = pads.to_vec();
     attrs.epilogue = Epilogue {
         residual: residual.is_some(),
         activation: Some(Activation::Unary(Unary::Relu)),
     };
     let c = g.value_type(x).shape[1];
-    let w = random_const(g, &format!("{name}.w"), &[m, c / groups, 3, 3]);
+    let w = random_const(g, &format!("{name}.w"), &[m, c / groups, r, r]);
     let b = random_const(g, &format!("{name}.b"), &[m]);
     let mut ins = vec![x, w, b];
     ins.extend(residual);
@@ -125,8 +137,22 @@ fn alexnet_grouped_conv_becomes_winograd() {
 }
 
 #[test]
+fn alexnet_5x5_conv_becomes_winograd() {
+    // AlexNet's conv2 in miniature: a 5x5 kernel in two groups of whole blocks, padded
+    // by 2, as F(2x2, 5x5): 6x6 input tiles, 36 products per group.
+    let mut g = Graph::new();
+    let x = input(&mut g, "x", &[1, 32, 14, 14]);
+    let y = grouped_conv(&mut g, "conv2", x, [64, 5, 2], [(2, 2); 2], None);
+    g.add_output("y", y);
+    let (r, err) = prepared_rewrite(g);
+    insta::assert_snapshot!("alexnet_5x5_conv_becomes_winograd", r.text());
+    assert_eq!((r.changes, r.count("winograd_output")), (1, 1));
+    assert!(err <= 1e-4, "relative L2 error {err:e}");
+}
+
+#[test]
 fn what_stays_direct() {
-    // Stride 2, dilation 2, groups of 2 channels (not whole blocks), a 5x5 kernel, a
+    // Stride 2, dilation 2, groups of 2 channels (not whole blocks), a 7x7 kernel, a
     // plain convolution (its input
     // channels do not fill a block, so the stem stays plain), a single 2x2 output
     // with few channels (too little work for the transforms to pay).
@@ -139,7 +165,7 @@ fn what_stays_direct() {
     dilated.dilations = vec![2, 2];
     let b = add_conv(&mut g, "dilated", x, 16, Op::Conv(dilated), true);
     let c = add_conv(&mut g, "grouped", x, 16, Op::Conv(conv2d(3, 1, 1, 8)), true);
-    let d = add_conv(&mut g, "five", x, 16, Op::Conv(conv2d(5, 1, 2, 1)), true);
+    let d = add_conv(&mut g, "seven", x, 16, Op::Conv(conv2d(7, 1, 3, 1)), true);
     let rgb = input(&mut g, "rgb", &[1, 3, 16, 16]);
     let e = add_conv(&mut g, "stem", rgb, 16, Op::Conv(conv2d(3, 1, 1, 1)), true);
     let tiny_in = input(&mut g, "tiny_in", &[1, 4, 4, 4]);
@@ -168,7 +194,7 @@ fn print_of(g: &Graph) -> String {
 #[test]
 fn every_geometry_stays_within_the_error_bound() {
     // Random channels (blocked: whole blocks; plain: any), sizes from 1x1 up, every
-    // asymmetric padding a 3x3 window allows, both tiles; batch 1 or 2.
+    // asymmetric padding the window allows, every tile of 3x3 and 5x5; batch 1 or 2.
     let mut rng = Rng::new(7);
     let mut pick = |n: usize| ((rng.unit() + 1.0) / 2.0 * n as f32) as usize % n;
     for case in 0..160 {
@@ -180,17 +206,17 @@ fn every_geometry_stays_within_the_error_bound() {
             (groups * (1 + pick(12)), groups * (1 + pick(12)))
         };
         let batch = 1 + pick(2);
-        let tile = [2, 4][pick(2)];
+        let (tile, r) = [(2, 3), (4, 3), (2, 5)][pick(3)];
         let mut pads = [(0, 0); 2];
         let mut hw = [0; 2];
         for a in 0..2 {
-            pads[a] = (pick(3), pick(3));
-            let least = 3usize.saturating_sub(pads[a].0 + pads[a].1).max(1);
+            pads[a] = (pick(r), pick(r));
+            let least = r.saturating_sub(pads[a].0 + pads[a].1).max(1);
             hw[a] = least + pick(18);
         }
         let mut g = Graph::new();
         let x = input(&mut g, "x", &[batch, c, hw[0], hw[1]]);
-        let y = grouped_conv3x3(&mut g, "conv", x, m, groups, pads, None);
+        let y = grouped_conv(&mut g, "conv", x, [m, r, groups], pads, None);
         g.add_output("y", y);
         let before = g.clone();
         if blocked {
@@ -201,7 +227,7 @@ fn every_geometry_stays_within_the_error_bound() {
             .find(|&id| matches!(g.node(id).op, Op::Conv(_)))
             .unwrap();
         let desc = format!(
-            "case {case}: x=[{batch},{c},{}x{}] m={m} groups={groups} pads={pads:?} tile={tile} blocked={blocked}",
+            "case {case}: x=[{batch},{c},{}x{}] m={m} groups={groups} pads={pads:?} F({tile}, {r}) blocked={blocked}",
             hw[0], hw[1]
         );
         assert!(

@@ -12,7 +12,7 @@
 //! tiles of a row by a loop.
 
 use cnnc_ir::op::Winograd;
-use cnnc_ir::winograd::{Transform, transform};
+use cnnc_ir::winograd::Transform;
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::types::{F32, F32X4, I64};
 use cranelift_codegen::ir::{InstBuilder, StackSlot, StackSlotData, StackSlotKind, Type, Value};
@@ -33,8 +33,11 @@ fn element(blocked: bool, c: usize) -> (Type, i64, usize) {
 }
 
 fn transform_of(w: &Winograd) -> Result<&'static Transform, CodegenError> {
-    transform(w.tile).ok_or_else(|| {
-        CodegenError::Unsupported(format!("no Winograd transform with {0}x{0} tiles", w.tile))
+    w.transform().ok_or_else(|| {
+        CodegenError::Unsupported(format!(
+            "no Winograd transform with {0}x{0} tiles for {1}x{1} kernels",
+            w.tile, w.kernel
+        ))
     })
 }
 

@@ -3,12 +3,16 @@
 
 use super::{floats, from_f64};
 use crate::op::Winograd;
-use crate::winograd::{Transform, transform};
+use crate::winograd::Transform;
 use crate::{IrError, Tensor, TensorType};
 
 fn transform_of(w: &Winograd) -> Result<&'static Transform, IrError> {
-    transform(w.tile)
-        .ok_or_else(|| IrError::invalid(format!("no Winograd transform for tile {}", w.tile)))
+    w.transform().ok_or_else(|| {
+        IrError::invalid(format!(
+            "no Winograd transform for tile {} and kernel {}",
+            w.tile, w.kernel
+        ))
+    })
 }
 
 /// `[N, C, H, W]` to the transformed tiles `[N, t*t*C, plane]`.
