@@ -1070,14 +1070,15 @@ impl B {
 /// A random blocked convolution of `x` (blocked, `c` channels, spatial `hw`), plain or
 /// depthwise: output channels in whole blocks, per-group channels too when grouped, with every padding,
 /// stride and dilation the geometry allows, a random epilogue and maybe a tile.
+/// A blocked convolution of `x`, depthwise at random (always when `depthwise`).
 fn blocked_conv(
     rng: &mut Rng,
     b: &mut B,
     x: Value,
-    c: usize,
-    hw: [usize; 2],
+    (c, hw): (usize, [usize; 2]),
+    depthwise: bool,
 ) -> (Value, Vec<usize>) {
-    let depthwise = c.is_multiple_of(4) && chance(rng, 3);
+    let depthwise = c.is_multiple_of(4) && (depthwise || chance(rng, 3));
     let groups = if depthwise {
         c
     } else if c.is_multiple_of(4) && chance(rng, 4) {
@@ -1174,11 +1175,11 @@ fn blocked_case(rng: &mut Rng) -> Case {
     let x = rng.tensor(&[batch, c, hw[0], hw[1]]);
     let x = b.input(x);
     let xb = b.reorder(x, BLOCKED);
-    let (y, shape) = blocked_conv(rng, &mut b, xb, c, hw);
+    let (y, shape) = blocked_conv(rng, &mut b, xb, (c, hw), false);
     let kind = rng.range(0, 6);
     let y = match kind {
         // A second convolution reading the first (chains of blocked layers).
-        0 => blocked_conv(rng, &mut b, y, shape[1], [shape[2], shape[3]]).0,
+        0 => blocked_conv(rng, &mut b, y, (shape[1], [shape[2], shape[3]]), false).0,
         // Elementwise ops keep the layout.
         1 => {
             b.desc += " relu+add";
@@ -1224,6 +1225,26 @@ fn blocked_case(rng: &mut Rng) -> Case {
 #[test]
 fn blocked_conv_family() {
     run_family("blocked_conv", 600, blocked_case);
+}
+
+/// Blocked depthwise convolutions on rows long enough for several tiles of every
+/// width the kernel uses (sixteen pixels under a costly activation, eight otherwise).
+fn blocked_depthwise_case(rng: &mut Rng) -> Case {
+    let (batch, c) = (rng.range(1, 2), 4 * rng.range(1, 4));
+    let hw = [rng.range(1, 5), rng.range(1, 70)];
+    let mut b = B::new(format!("x=[{batch}, {c}, {}, {}]", hw[0], hw[1]));
+    let x = rng.tensor(&[batch, c, hw[0], hw[1]]);
+    let x = b.input(x);
+    let xb = b.reorder(x, BLOCKED);
+    let (y, _) = blocked_conv(rng, &mut b, xb, (c, hw), true);
+    let y = b.reorder(y, Layout::Plain);
+    b.out(y);
+    b.done(RTOL, ATOL)
+}
+
+#[test]
+fn blocked_depthwise_family() {
+    run_family("blocked_depthwise", 400, blocked_depthwise_case);
 }
 
 // ---------------------------------------------------------------------------------
