@@ -445,20 +445,36 @@ impl CompiledModel {
                 "the compiled model returned status {status}"
             )));
         }
+        // The tensors own the buffers the run wrote: no second copy of the outputs
+        // (a segmentation map can be megabytes).
         self.info
             .outputs
             .iter()
-            .zip(&outs)
-            .map(|(t, b)| {
-                // SAFETY: the buffer holds numel * size bytes, written by the run.
-                let bytes =
-                    unsafe { std::slice::from_raw_parts(b.as_ptr(), t.numel() * t.dtype.size()) };
+            .zip(outs)
+            .map(|(t, buffer)| {
+                let written = Written {
+                    buffer,
+                    len: t.numel() * t.dtype.size(),
+                };
                 Ok(Tensor::from_bytes(
                     t.dtype,
                     t.shape.clone(),
-                    bytes::Bytes::copy_from_slice(bytes),
+                    bytes::Bytes::from_owner(written),
                 )?)
             })
             .collect()
+    }
+}
+
+/// An output buffer after a successful run, which wrote all of its first `len` bytes.
+struct Written {
+    buffer: AlignedBuffer,
+    len: usize,
+}
+
+impl AsRef<[u8]> for Written {
+    fn as_ref(&self) -> &[u8] {
+        // SAFETY: the buffer holds at least `len` bytes, all written by the run.
+        unsafe { std::slice::from_raw_parts(self.buffer.as_ptr(), self.len) }
     }
 }
