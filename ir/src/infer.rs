@@ -457,7 +457,7 @@ impl Op {
                 expect_dtype(x, DType::F32, "winograd_input input")?;
                 ensure!(x.rank() == 4, "winograd_input needs [N, C, H, W], got {x}");
                 ensure!(w.epilogue.is_empty(), "an input transform has no epilogue");
-                let t = winograd_tile(w)? + w.kernel - 1;
+                let t = winograd_input_side(w)?;
                 let (n, c) = (x.shape[0], x.shape[1]);
                 let ch = checked_numel(&[t, t, c]).ok_or_else(overflow)?;
                 one(TensorType::f32(vec![n, ch, w.plane[0], w.plane[1]]))
@@ -465,7 +465,7 @@ impl Op {
             Op::WinogradOutput(w) => {
                 let (p, b) = (inputs[0], inputs[1]);
                 expect_dtype(p, DType::F32, "winograd_output products")?;
-                let t = winograd_tile(w)? + w.kernel - 1;
+                let t = winograd_input_side(w)?;
                 ensure!(
                     p.rank() == 4 && p.shape[1] % (t * t) == 0 && p.shape[2..] == w.plane,
                     "winograd_output products {p} must be [N, {}*M, {}, {}]",
@@ -787,14 +787,14 @@ impl Op {
     }
 }
 
-/// The output tile side of a Winograd op, checked against its other attributes.
-fn winograd_tile(w: &crate::op::Winograd) -> Result<usize, IrError> {
-    ensure!(
-        w.transform().is_some(),
-        "no Winograd transform with {0}x{0} output tiles for {1}x{1} kernels (2 or 4 for 3x3, 2 for 5x5)",
-        w.tile,
-        w.kernel
-    );
+/// The input tile side `t` of a Winograd op, checked against its other attributes.
+fn winograd_input_side(w: &crate::op::Winograd) -> Result<usize, IrError> {
+    let Some(f) = w.transform() else {
+        return Err(IrError::shape(format!(
+            "no Winograd transform with {0}x{0} output tiles for {1}x{1} kernels (2 or 4 for 3x3, 2 for 5x5)",
+            w.tile, w.kernel
+        )));
+    };
     ensure!(
         w.out.iter().all(|&d| d > 0) && w.pads.iter().all(|&p| p < w.kernel),
         "Winograd output {0:?} and pads {1:?}: a {2}x{2} window needs outputs and pads below {2}",
@@ -810,7 +810,7 @@ fn winograd_tile(w: &crate::op::Winograd) -> Result<usize, IrError> {
         w.plane,
         tiles
     );
-    Ok(w.tile)
+    Ok(f.t)
 }
 
 /// The epilogue's inputs: a residual of the output's type, a PRelu slope broadcasting

@@ -704,6 +704,8 @@ fn emit_gemv(
                 let mut y = fx.hsum(v);
                 // The last K % 8 products, one at a time.
                 let main = vecs * 2 * LANES;
+                // Where column `main` of row `r` would be: interleaved, the row's tail
+                // follows the group's steps and the tails of the rows before it.
                 let tail = if packed {
                     4 * (rows * main + r * (k - main)) as i64 - 4 * main as i64
                 } else {
