@@ -281,8 +281,12 @@ fn best_direct_tile(p: &DirectProblem, target: &TargetInfo) -> (f64, usize, usiz
     let mut best: Option<(f64, usize, usize)> = None;
     for vectors in 1..=p.vectors.clamp(1, 4) {
         for pixels in 1..=width.clamp(1, 12) {
-            // Accumulators, the unrolled broadcasts and the copy of one.
-            if pixels * vectors + DIRECT_UNROLL + 1 + 1 > target.vector_registers {
+            // Accumulators, the unrolled broadcasts and the copy of one; a step over
+            // a partial input block (a 3-channel stem) broadcasts each of its lanes
+            // and holds a weight vector per lane.
+            let walk = p.channels % target.lanes;
+            let step = (DIRECT_UNROLL + 1).max(2 * walk);
+            if pixels * vectors + step + 1 > target.vector_registers {
                 continue;
             }
             let cycles = direct_row_tile_cycles(p, pixels, vectors, target);
