@@ -136,7 +136,8 @@ struct BenchArgs {
     per_layer: bool,
     /// Also measure this core's 128-bit FMA peak after the timed runs: the ceiling of
     /// the generated kernels (the same code generator running independent `fma`
-    /// chains), in GFLOP/s.
+    /// chains), in GFLOP/s; with --per-layer, every layer's share of it (times the
+    /// threads).
     #[arg(long)]
     fma_peak: bool,
     #[command(flatten)]
@@ -436,7 +437,8 @@ fn bench(args: BenchArgs) -> Result<ExitCode, Error> {
         outln!("{j}");
     } else {
         if let Some(layers) = &layers {
-            out!("{}", cnnc::profile::table(layers));
+            let peak = fma_peak.map(|g| g * compiled.threads() as f64);
+            out!("{}", cnnc::profile::table(layers, peak));
         }
         outln!(
             "{}: median {median:.3} ms, min {min:.3} ms, max {max:.3} ms ({} runs, {} threads); compile {compile_ms:.0} ms",

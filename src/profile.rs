@@ -102,29 +102,41 @@ pub fn per_layer(
 }
 
 /// The per-layer table (in run order, with each layer's share of the total), then the
-/// time per op kind, largest first.
-pub fn table(layers: &[LayerTime]) -> String {
+/// time per op kind, largest first. With `peak` (GFLOP/s of all the threads the layers
+/// ran on) each layer's GFLOP/s also as a percentage of it.
+pub fn table(layers: &[LayerTime], peak: Option<f64>) -> String {
     let total: f64 = layers.iter().map(|l| l.median_ms).sum();
     let share = |ms: f64| {
         if total > 0.0 { 100.0 * ms / total } else { 0.0 }
     };
+    let of_peak = |gflops: f64| match peak {
+        Some(p) if p > 0.0 => format!(" {:>7.1}", 100.0 * gflops / p),
+        _ => String::new(),
+    };
     let mut s = String::new();
     writeln!(
         s,
-        "{:<32} {:<16} {:>10} {:>6} {:>14} {:>8}",
-        "node", "op", "ms", "%", "MACs", "GFLOP/s"
+        "{:<32} {:<16} {:>10} {:>6} {:>14} {:>8}{}",
+        "node",
+        "op",
+        "ms",
+        "%",
+        "MACs",
+        "GFLOP/s",
+        if peak.is_some() { "  % peak" } else { "" }
     )
     .unwrap();
     for l in layers {
         writeln!(
             s,
-            "{:<32} {:<16} {:>10.3} {:>6.1} {:>14} {:>8.1}",
+            "{:<32} {:<16} {:>10.3} {:>6.1} {:>14} {:>8.1}{}",
             l.name,
             l.op,
             l.median_ms,
             share(l.median_ms),
             l.macs,
-            l.gflops()
+            l.gflops(),
+            of_peak(l.gflops())
         )
         .unwrap();
     }

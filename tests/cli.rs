@@ -321,6 +321,17 @@ fn bench_measures_the_fma_peak_when_asked() {
         last.starts_with("128-bit FMA peak: ") && last.ends_with(" GFLOP/s on one core"),
         "{last}"
     );
+    // With the per-layer table, each layer's share of the peak.
+    let out = cnnc(&[&args[..], &["--fma-peak", "--per-layer"]].concat());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report = text(&out.stdout);
+    assert!(
+        report.lines().next().unwrap().ends_with("% peak"),
+        "{report}"
+    );
+    let conv = report.lines().find(|l| l.starts_with("c1 ")).unwrap();
+    let share: f64 = conv.split_whitespace().last().unwrap().parse().unwrap();
+    assert!(share > 0.0 && share.is_finite(), "{conv}");
     // Without the flag the JSON has no peak.
     let out = cnnc(&[&args[..], &["--json"]].concat());
     let j: serde_json::Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
