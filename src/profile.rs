@@ -105,14 +105,13 @@ pub fn per_layer(
 /// time per op kind, largest first. With `peak` (GFLOP/s of all the threads the layers
 /// ran on) each layer's GFLOP/s also as a percentage of it.
 pub fn table(layers: &[LayerTime], peak: Option<f64>) -> String {
+    let peak = peak.filter(|&p| p > 0.0);
     let total: f64 = layers.iter().map(|l| l.median_ms).sum();
     let share = |ms: f64| {
         if total > 0.0 { 100.0 * ms / total } else { 0.0 }
     };
-    let of_peak = |gflops: f64| match peak {
-        Some(p) if p > 0.0 => format!(" {:>7.1}", 100.0 * gflops / p),
-        _ => String::new(),
-    };
+    let of_peak =
+        |gflops: f64| peak.map_or(String::new(), |p| format!(" {:>7.1}", 100.0 * gflops / p));
     let mut s = String::new();
     writeln!(
         s,

@@ -332,22 +332,24 @@ pub fn lower(
     // packs into a table are not stored twice, and the allocation is zeroed up front,
     // so room never used would still cost its page faults. At least one piece of room:
     // empty constants still need an address.
-    let mut read = HashSet::new();
-    let (tables, tensors): (usize, usize) = steps
-        .iter()
-        .flat_map(|s| &s.args)
+    let args = || steps.iter().flat_map(|s| &s.args);
+    let tables: usize = args()
         .map(|a| match a {
-            ArgSource::Table(bytes) => (bytes.len() + ALIGN, 0),
-            ArgSource::Value(v) => {
-                let root = placement.find(*v).0;
-                match &graph.node(root.node).op {
-                    Op::Const(t) if read.insert(root) => (0, t.numel() * t.dtype().size() + ALIGN),
-                    _ => (0, 0),
-                }
-            }
-            _ => (0, 0),
+            ArgSource::Table(bytes) => bytes.len() + ALIGN,
+            _ => 0,
         })
-        .fold((0, 0), |(a, b), (x, y)| (a + x, b + y));
+        .sum();
+    let mut read = HashSet::new();
+    let tensors: usize = args()
+        .filter_map(|a| match a {
+            ArgSource::Value(v) => Some(placement.find(*v).0),
+            _ => None,
+        })
+        .filter_map(|root| match &graph.node(root.node).op {
+            Op::Const(t) if read.insert(root) => Some(t.numel() * t.dtype().size() + ALIGN),
+            _ => None,
+        })
+        .sum();
     let mut consts = ConstBlob::with_capacity(tables + tensors + ALIGN);
     let mut const_at: HashMap<Value, usize> = HashMap::new();
     let mut locs: Vec<Vec<Loc>> = Vec::new();

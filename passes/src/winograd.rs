@@ -12,8 +12,9 @@
 //! The cost model prices the products with the tiling pass's direct-kernel model
 //! ([`direct_row_cycles`]) and the transforms by their operations and the bytes they
 //! stream; for 3x3, F(4x4) multiplies 4x less than the direct kernel, F(2x2) 2.25x
-//! less but wastes less on small images; for 5x5, F(2x2) multiplies 2.8x less. A candidate must beat the direct kernel by
-//! [`MARGIN`], so the model's error never picks the slower kernel for a small gain.
+//! less but wastes less on small images; for 5x5, F(2x2) multiplies 2.8x less. A
+//! candidate must beat the direct kernel by [`MARGIN`], so the model's error never
+//! picks the slower kernel for a small gain.
 
 use cnnc_ir::op::{Conv, Epilogue, Winograd};
 use cnnc_ir::window::Axis;
@@ -46,7 +47,7 @@ impl Pass for WinogradConv {
             let direct = direct_cycles(&conv, target);
             let best = [2, 4]
                 .into_iter()
-                .filter(|&tile| transform(tile, conv.r).is_some())
+                .filter(|&tile| transform(tile, conv.r()).is_some())
                 .map(|tile| {
                     let wg = winograd_of(&conv, tile, target);
                     (winograd_cycles(&wg, &conv, target), wg)
@@ -75,10 +76,10 @@ pub fn rewrite_with(
     let Some(conv) = candidate(graph, id, target) else {
         return Ok(false);
     };
-    if transform(tile, conv.r).is_none() {
+    if transform(tile, conv.r()).is_none() {
         return Err(IrError::invalid(format!(
             "no Winograd transform with {tile}x{tile} tiles for {0}x{0} kernels",
-            conv.r
+            conv.r()
         )));
     }
     let wg = winograd_of(&conv, tile, target);
@@ -89,13 +90,18 @@ pub fn rewrite_with(
 /// A convolution the rewrite applies to.
 struct Candidate {
     attrs: Conv,
-    /// Kernel side.
-    r: usize,
     /// Input channels, output channels, output rows and columns.
     shape: [usize; 4],
     images: usize,
     /// The channel block, `None` on plain tensors.
     block: Option<usize>,
+}
+
+impl Candidate {
+    /// Kernel side (the kernel is square).
+    fn r(&self) -> usize {
+        self.attrs.kernel[0]
+    }
 }
 
 /// `id` as a Winograd candidate: a 2-D 3x3 or 5x5 convolution with stride and
@@ -112,17 +118,18 @@ fn candidate(graph: &Graph, id: NodeId, target: &TargetInfo) -> Option<Candidate
         Layout::Plain => None,
     };
     let whole = |n: usize| block.is_none_or(|b| b == target.lanes && n.is_multiple_of(b));
-    let r = c.kernel.first().copied().unwrap_or(0);
-    let fits = (c.kernel == [3, 3] || c.kernel == [5, 5])
+    let square = c.kernel == [3, 3] || c.kernel == [5, 5];
+    let fits = square
         && c.strides == [1, 1]
         && c.dilations == [1, 1]
-        && c.pads.iter().all(|&(b, e)| b < r && e < r)
+        && c.pads
+            .iter()
+            .all(|&(b, e)| b < c.kernel[0] && e < c.kernel[0])
         && whole(x.shape[1] / c.groups)
         && whole(y.shape[1] / c.groups)
         && constant(graph, inputs[1]).is_some();
     fits.then(|| Candidate {
         attrs: c.clone(),
-        r,
         shape: [x.shape[1], y.shape[1], y.shape[2], y.shape[3]],
         images: y.shape[0],
         block,
@@ -132,7 +139,7 @@ fn candidate(graph: &Graph, id: NodeId, target: &TargetInfo) -> Option<Candidate
 fn direct_cycles(conv: &Candidate, target: &TargetInfo) -> f64 {
     let [c, m, h, w] = conv.shape;
     let (cg, mg) = (c / conv.attrs.groups, m / conv.attrs.groups);
-    let (pads, r) = (conv.attrs.pads[1], conv.r);
+    let (pads, r) = (conv.attrs.pads[1], conv.r());
     let p = DirectProblem {
         vectors: mg / target.lanes,
         columns: row_columns(Axis {
@@ -158,7 +165,7 @@ fn winograd_of(conv: &Candidate, tile: usize, target: &TargetInfo) -> Winograd {
     let p = &conv.attrs.pads;
     let mut wg = Winograd {
         tile,
-        kernel: conv.r,
+        kernel: conv.r(),
         pads: [p[0].0, p[1].0],
         out: [h, w],
         plane: [0, 0],
@@ -223,9 +230,9 @@ fn transformed_weights(f: &Transform, w: &Tensor, c: usize, m: usize) -> Result<
 }
 
 /// [`transformed_weights`] for one input tile side `T` and kernel side `R`, with
-/// fixed-size arrays so the two small matrix products unroll. VGG-19 has 2.2 million kernels to transform, so
-/// the output channels are split over every core: each thread writes its range of
-/// every one of the `T * T` runs.
+/// fixed-size arrays so the two small matrix products unroll. VGG-19 has 2.2 million
+/// kernels to transform, so the output channels are split over every core: each thread
+/// writes its range of every one of the `T * T` runs.
 fn weights_of<const T: usize, const R: usize>(
     g: &[f64],
     w: &[f32],

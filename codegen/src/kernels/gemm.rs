@@ -607,9 +607,9 @@ fn interleaved_rows(b: &[f32], n: usize, k: usize) -> Vec<f32> {
     let mut out = vec![0f32; n * k];
     let group = GEMV_ROWS * k;
     let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
-    let per = n.div_ceil(GEMV_ROWS).div_ceil(threads).max(1) * group;
+    let per = (n.div_ceil(GEMV_ROWS).div_ceil(threads) * group).max(1);
     std::thread::scope(|s| {
-        for (dst, src) in out.chunks_mut(per.max(1)).zip(b.chunks(per.max(1))) {
+        for (dst, src) in out.chunks_mut(per).zip(b.chunks(per)) {
             s.spawn(move || {
                 for (dst, src) in dst.chunks_mut(group).zip(src.chunks(group)) {
                     interleave_group(dst, src, k);
@@ -650,13 +650,12 @@ fn emit_gemv(
     n: usize,
     k: usize,
 ) -> Result<(), CodegenError> {
-    let packed = cx.inputs[1].constant.is_some();
-    let b = match cx.inputs[1].constant {
+    let (b, packed) = match cx.inputs[1].constant {
         Some(t) => {
             let bi = interleaved_rows(&t.view::<f32>()?, n, k);
-            cx.table(bi)
+            (cx.table(bi), true)
         }
-        None => cx.input(1),
+        None => (cx.input(1), false),
     };
     let own = cx.inputs.len() - g.epilogue.extra_inputs();
     let cin = (own > 2).then(|| {
