@@ -1317,16 +1317,31 @@ fn pointwise_family() {
 // padding its window allows, sizes that are and are not whole tiles, down to 1x1.
 
 fn winograd_case(rng: &mut Rng) -> Case {
-    let blocked = rng.bool();
+    winograd_with(rng, false)
+}
+
+/// `crowded`: 64 or 128 channels in and out and a number of tiles that puts the
+/// transformed tensors' planes a multiple of 2 KiB apart, whose `t*t` values of a tile
+/// share too few cache sets: the transforms stage runs of tiles.
+fn winograd_with(rng: &mut Rng, crowded: bool) -> Case {
+    let blocked = crowded || rng.bool();
     // Grouped as AlexNet's: groups of whole blocks when blocked.
-    let groups = rng.pick(&[1, 1, 2, 3]);
-    let (c, m) = if blocked {
+    let groups = if crowded { 1 } else { rng.pick(&[1, 1, 2, 3]) };
+    let (c, m) = if crowded {
+        (rng.pick(&[64, 128]), rng.pick(&[64, 128]))
+    } else if blocked {
         (4 * groups * rng.range(1, 3), 4 * groups * rng.range(1, 3))
     } else {
         (groups * rng.range(1, 5), groups * rng.range(1, 5))
     };
     let batch = rng.range(1, 2);
     let (tile, r) = rng.pick(&[(2, 3), (4, 3), (2, 5)]);
+    // Tiles by rows and columns: 2 KiB / 16 bytes / 16 or 32 blocks = 8 or 4, times
+    // 4 for either transform's planes (of `c` or `m` channels).
+    let tiles = crowded.then(|| {
+        let rows = rng.pick(&[1, 2, 4, 8]);
+        [rows, 32 / rows]
+    });
     let mut attrs = Conv {
         kernel: vec![r, r],
         strides: vec![1, 1],
@@ -1340,10 +1355,16 @@ fn winograd_case(rng: &mut Rng) -> Case {
     };
     let mut xs = vec![batch, c];
     let mut out = vec![batch, m];
-    for _ in 0..2 {
+    for axis in 0..2 {
         let (pb, pe) = (rng.range(0, r - 1), rng.range(0, r - 1));
         let least = r.saturating_sub(pb + pe).max(1);
-        let len = rng.range(least, least + 13);
+        let len = match tiles {
+            // The last tile whole or not.
+            Some(n) => (n[axis] * tile - rng.range(0, tile - 1) + r - 1)
+                .saturating_sub(pb + pe)
+                .max(least),
+            None => rng.range(least, least + 13),
+        };
         attrs.pads.push((pb, pe));
         xs.push(len);
         out.push(len + pb + pe + 1 - r);
@@ -1388,6 +1409,11 @@ fn winograd_case(rng: &mut Rng) -> Case {
 #[test]
 fn winograd_family() {
     run_family("winograd", 300, winograd_case);
+}
+
+#[test]
+fn winograd_crowded_family() {
+    run_family("winograd_crowded", 60, |rng| winograd_with(rng, true));
 }
 
 // ---------------------------------------------------------------------------------

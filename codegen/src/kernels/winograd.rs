@@ -5,11 +5,15 @@
 //!
 //! A tile is transformed in two passes of the matrix, over its columns and then over
 //! its rows, through a small stack buffer (the whole `t x t` tile would not fit the
-//! registers). The transform matrices are constants: zero entries cost nothing, ±1 an
-//! add. Padding costs no branch per element: the tiles that read padding are emitted
-//! one by one with their valid rows and columns known (the left and right tiles of a
-//! row, every tile of the top and bottom rows that reach padding), the interior
-//! tiles of a row by a loop.
+//! registers): each column is loaded as it is transformed and each result stored as
+//! it is computed, so no more than a column or row of values is live. The transform
+//! matrices are constants: zero entries cost nothing, ±1 an add. Padding costs no
+//! branch per element: the tiles that read padding are emitted one by one with their
+//! valid rows and columns known (the left and right tiles of a row, every tile of the
+//! top and bottom rows that reach padding), the interior tiles of a row by loops.
+//!
+//! A row's tiles go in runs of `RUN` (see [`steps`]); where a tile's values would
+//! crowd a cache set ([`crowded`]) a run's values pass through a stack buffer.
 
 use cnnc_ir::op::Winograd;
 use cnnc_ir::winograd::Transform;
@@ -21,6 +25,85 @@ use super::conv::epilogue_args;
 use super::{KernelCx, tasks_for};
 use crate::CodegenError;
 use crate::emit::{Fx, LANES};
+
+/// A tile's `t*t` values live a whole plane apart in the transformed tensors. When
+/// that stride is a multiple of 4 KiB, or nearly, they share a few L1 cache sets
+/// (64 of them, whatever the size: every x86 L1 indexes within the page); with more
+/// of them in one set than it has ways, each cache line (a run of 4 tiles' vectors)
+/// leaves L1 before the next tile uses it, and is fetched again for every tile. Then
+/// a run of `RUN` tiles is staged on the stack, `[value][tile]`, and copied a whole
+/// run per value at a time.
+const RUN: usize = 4;
+
+/// Ways of the smallest L1 data cache we tune for (48 KiB, 12-way: Zen 4 and 5,
+/// Golden Cove).
+const L1_WAYS: usize = 12;
+
+/// Whether `values` streams `stride` bytes apart crowd one L1 set beyond its ways.
+/// (VGG-19's 64-channel 224x224 layer: planes 784 KiB apart, all 36 values of a tile
+/// in one set; its input transform took 11.8 ms one tile at a time, 3.1 staged.)
+fn crowded(stride: i64, values: usize) -> bool {
+    let mut per_set = [0usize; 64];
+    for v in 0..values as i64 {
+        per_set[((v * stride) >> 6).rem_euclid(64) as usize] += 1;
+    }
+    per_set.iter().any(|&n| n > L1_WAYS)
+}
+
+/// A row of tiles in order, in runs of `RUN` from a multiple of `RUN` (whole cache
+/// lines where the row starts on one): consecutive runs of tiles that `regular`
+/// allows walked by a loop; each other run as its parts, the `regular` tiles by
+/// loops and the others one by one.
+#[derive(Debug, PartialEq)]
+enum Step {
+    /// `count` runs of `RUN` tiles from tile `first`.
+    Runs { first: usize, count: usize },
+    /// The run of `len` tiles from tile `first`.
+    Run {
+        first: usize,
+        len: usize,
+        parts: Vec<Part>,
+    },
+}
+
+#[derive(Debug, PartialEq)]
+enum Part {
+    /// `len` tiles from `first`, by a loop.
+    Tiles {
+        first: usize,
+        len: usize,
+    },
+    One(usize),
+}
+
+fn steps(tiles: usize, regular: impl Fn(usize) -> bool) -> Vec<Step> {
+    let mut out: Vec<Step> = Vec::new();
+    for first in (0..tiles).step_by(RUN) {
+        let len = RUN.min(tiles - first);
+        if len == RUN && (first..first + len).all(&regular) {
+            match out.last_mut() {
+                Some(Step::Runs { count, .. }) => *count += 1,
+                _ => out.push(Step::Runs { first, count: 1 }),
+            }
+            continue;
+        }
+        let mut parts: Vec<Part> = Vec::new();
+        for k in first..first + len {
+            match (regular(k), parts.last_mut()) {
+                (false, _) => parts.push(Part::One(k)),
+                (true, Some(Part::Tiles { len, .. })) => *len += 1,
+                (true, _) => parts.push(Part::Tiles { first: k, len: 1 }),
+            }
+        }
+        out.push(Step::Run { first, len, parts });
+    }
+    out
+}
+
+/// A tile's element `(i, j)`, `None` for zero.
+type LoadAt<'a> = dyn FnMut(&mut Fx, usize, usize) -> Option<Value> + 'a;
+/// Takes a result's element `(i, j)`, `None` for zero.
+type StoreAt<'a> = dyn FnMut(&mut Fx, usize, usize, Option<Value>) + 'a;
 
 /// The element type, its bytes and the channel groups (blocks or channels) of `c`
 /// channels in `layout`.
@@ -80,21 +163,23 @@ impl Fx<'_> {
             .collect()
     }
 
-    /// `L X Lᵀ` of a `x.len() x x.len()` tile `x` (row-major, `None` for zeros): the
-    /// columns through `L` into `slot`, then its rows. Returns `rows x rows` values.
+    /// `L X Lᵀ` of a `cols x cols` tile `X` (`L` is `rows x cols`): its columns through `L` into `slot`, then
+    /// its rows. `load(i, j)` gives `X[i][j]` (`None` for zero) as column `j` is
+    /// transformed, `store(i, j, v)` takes the `rows x rows` result's `(i, j)` as soon
+    /// as it is computed: a column or row of values live at a time, never the whole
+    /// tile, which would not fit the registers.
     fn sandwich(
         &mut self,
         ty: Type,
         slot: StackSlot,
-        l: &[f64],
-        rows: usize,
-        x: &[Option<Value>],
-        cols: usize,
-    ) -> Vec<Option<Value>> {
+        (l, rows, cols): (&[f64], usize, usize),
+        load: &mut LoadAt,
+        store: &mut StoreAt,
+    ) {
         let size = ty.bytes() as i32;
         let mut written = vec![false; rows * cols];
         for j in 0..cols {
-            let col: Vec<Option<Value>> = (0..cols).map(|i| x[i * cols + j]).collect();
+            let col: Vec<Option<Value>> = (0..cols).map(|i| load(self, i, j)).collect();
             for (i, v) in self.apply(ty, l, rows, &col).into_iter().enumerate() {
                 if let Some(v) = v {
                     self.b
@@ -104,7 +189,6 @@ impl Fx<'_> {
                 }
             }
         }
-        let mut out = Vec::with_capacity(rows * rows);
         for i in 0..rows {
             let row: Vec<Option<Value>> = (0..cols)
                 .map(|j| {
@@ -115,9 +199,42 @@ impl Fx<'_> {
                     })
                 })
                 .collect();
-            out.extend(self.apply(ty, l, rows, &row));
+            for (j, v) in self.apply(ty, l, rows, &row).into_iter().enumerate() {
+                store(self, i, j, v);
+            }
         }
-        out
+    }
+
+    /// A stack buffer for `RUN` tiles' `values` values each, as `[value][tile]`: its
+    /// address.
+    fn stage(&mut self, ty: Type, values: usize) -> Value {
+        let slot = self.b.create_sized_stack_slot(StackSlotData::new(
+            StackSlotKind::ExplicitSlot,
+            ty.bytes() * (values * RUN) as u32,
+            4,
+        ));
+        self.b.ins().stack_addr(I64, slot, 0)
+    }
+
+    /// Copies `values` runs of `tiles` elements from `from` to `to`, each an address
+    /// and the bytes from one run to the next.
+    fn copy_runs(
+        &mut self,
+        ty: Type,
+        from: (Value, i64),
+        to: (Value, i64),
+        values: usize,
+        tiles: usize,
+    ) {
+        let es = ty.bytes() as i32;
+        for v in 0..values as i64 {
+            let src = self.add(from.0, v * from.1);
+            let dst = self.add(to.0, v * to.1);
+            for k in 0..tiles as i32 {
+                let x = self.load(ty, src, k * es);
+                self.store(x, dst, k * es);
+            }
+        }
     }
 
     fn tile_slot(&mut self, ty: Type, t: usize) -> StackSlot {
@@ -169,14 +286,6 @@ pub fn input(cx: &mut KernelCx, w: &Winograd) -> Result<(), CodegenError> {
     };
     let border_rows: Vec<usize> = (0..th_n).filter(|&k| border(k, pad_r, h)).collect();
     let border_cols: Vec<usize> = (0..tw_n).filter(|&k| border(k, pad_c, wd)).collect();
-    let inner_cols = (0..tw_n)
-        .filter(|k| !border_cols.contains(k))
-        .collect::<Vec<_>>();
-    let (lo, hi) = match (inner_cols.first(), inner_cols.last()) {
-        (Some(&a), Some(&b)) if b + 1 - a == inner_cols.len() => (a, b + 1),
-        _ => (0, 0),
-    };
-    let loose: Vec<usize> = (0..tw_n).filter(|&k| k < lo || k >= hi).collect();
     let units = n * groups * th_n;
     let (x, v) = (cx.input(0), cx.output(0));
     let tasks = tasks_for(units, units * tw_n * t * t * 8);
@@ -185,6 +294,7 @@ pub fn input(cx: &mut KernelCx, w: &Winograd) -> Result<(), CodegenError> {
     let row_bytes = wd as i64 * es;
     cx.launch(tasks, |fx, task, ptrs| {
         let slot = fx.tile_slot(ty, t);
+        let stage = crowded(xi_stride, t * t).then(|| fx.stage(ty, t * t));
         let (u0, u1) = fx.task_range(task, units, tasks);
         fx.for_range(u0, u1, |fx, u| {
             let th = fx.b.ins().urem_imm_u(u, th_n as i64);
@@ -215,46 +325,81 @@ pub fn input(cx: &mut KernelCx, w: &Winograd) -> Result<(), CodegenError> {
                         )),
                     })
                     .collect();
-                let tile =
-                    |fx: &mut Fx, first_col: Value, valid: &dyn Fn(usize) -> bool, at: Value| {
-                        let d: Vec<Option<Value>> = (0..t * t)
-                            .map(|k| {
-                                let (i, j) = (k / t, k % t);
-                                match rows[i] {
-                                    Some(r) if valid(j) => {
-                                        let a = fx.b.ins().iadd(r, first_col);
-                                        Some(fx.load(ty, a, (j as i64 * es) as i32))
-                                    }
-                                    _ => None,
-                                }
-                            })
-                            .collect();
-                        let out = fx.sandwich(ty, slot, f.bt, t, &d, t);
-                        for (xi, val) in out.into_iter().enumerate() {
-                            let val = val.unwrap_or_else(|| fx.fconst(ty, 0.0));
-                            let a = fx.add(at, xi as i64 * xi_stride);
-                            fx.store(val, a, 0);
+                // Writes the tile's `t*t` values `stride` bytes apart from `at`.
+                let tile = |fx: &mut Fx,
+                            first_col: Value,
+                            valid: &dyn Fn(usize) -> bool,
+                            at: Value,
+                            stride: i64| {
+                    let mut load = |fx: &mut Fx, i: usize, j: usize| match rows[i] {
+                        Some(r) if valid(j) => {
+                            let a = fx.b.ins().iadd(r, first_col);
+                            Some(fx.load(ty, a, (j as i64 * es) as i32))
                         }
+                        _ => None,
                     };
-                if hi > lo {
-                    let (a, b) = (fx.iconst(lo as i64), fx.iconst(hi as i64));
-                    fx.for_range(a, b, |fx, tw| {
-                        let first = fx.b.ins().imul_imm_s(tw, m as i64 * es);
-                        let first = fx.add(first, -(pad_c as i64) * es);
-                        let at = fx.addr(v_row, tw, es, 0);
-                        tile(fx, first, &|_| true, at);
+                    let mut store = |fx: &mut Fx, i: usize, j: usize, v: Option<Value>| {
+                        let v = v.unwrap_or_else(|| fx.fconst(ty, 0.0));
+                        let a = fx.add(at, (i * t + j) as i64 * stride);
+                        fx.store(v, a, 0);
+                    };
+                    fx.sandwich(ty, slot, (f.bt, t, t), &mut load, &mut store);
+                };
+                // Where tile `tw`, the `k`-th of its run, puts its values, how far
+                // apart.
+                let place = |fx: &mut Fx, tw: Value, k: Value| match stage {
+                    Some(s) => (fx.addr(s, k, es, 0), RUN as i64 * es),
+                    None => (fx.addr(v_row, tw, es, 0), xi_stride),
+                };
+                let flush = |fx: &mut Fx, run0: Value, tiles: usize| {
+                    if let Some(s) = stage {
+                        let at = fx.addr(v_row, run0, es, 0);
+                        fx.copy_runs(ty, (s, RUN as i64 * es), (at, xi_stride), t * t, tiles);
+                    }
+                };
+                // `len` interior tiles from `tw0`, the `k0`-th of their run onwards.
+                let tiles = |fx: &mut Fx, tw0: Value, k0: usize, len: usize| {
+                    fx.for_n(len as u64, |fx, k| {
+                        let tw = fx.b.ins().iadd(tw0, k);
+                        let col = fx.b.ins().imul_imm_s(tw, m as i64 * es);
+                        let col = fx.add(col, -(pad_c as i64) * es);
+                        let k = fx.add(k, k0 as i64);
+                        let (at, stride) = place(fx, tw, k);
+                        tile(fx, col, &|_| true, at, stride);
                     });
-                }
-                for &tw in &loose {
-                    let c0 = (tw * m) as isize - pad_c;
-                    let first = fx.iconst(c0 as i64 * es);
-                    let at = fx.add(v_row, tw as i64 * es);
-                    tile(
-                        fx,
-                        first,
-                        &|j| (0..wd as isize).contains(&(c0 + j as isize)),
-                        at,
-                    );
+                };
+                for step in steps(tw_n, |k| !border_cols.contains(&k)) {
+                    match step {
+                        Step::Runs { first, count } => fx.for_n(count as u64, |fx, r| {
+                            let tw0 = fx.b.ins().imul_imm_s(r, RUN as i64);
+                            let tw0 = fx.add(tw0, first as i64);
+                            tiles(fx, tw0, 0, RUN);
+                            flush(fx, tw0, RUN);
+                        }),
+                        Step::Run { first, len, parts } => {
+                            for part in parts {
+                                match part {
+                                    Part::Tiles { first: f, len } => {
+                                        let tw0 = fx.iconst(f as i64);
+                                        tiles(fx, tw0, f - first, len);
+                                    }
+                                    Part::One(tw) => {
+                                        let c0 = (tw * m) as isize - pad_c;
+                                        let col = fx.iconst(c0 as i64 * es);
+                                        let twv = fx.iconst(tw as i64);
+                                        let k = fx.iconst((tw - first) as i64);
+                                        let (at, stride) = place(fx, twv, k);
+                                        let valid = |j: usize| {
+                                            (0..wd as isize).contains(&(c0 + j as isize))
+                                        };
+                                        tile(fx, col, &valid, at, stride);
+                                    }
+                                }
+                            }
+                            let run0 = fx.iconst(first as i64);
+                            flush(fx, run0, len);
+                        }
+                    }
                 }
             };
             dispatch(fx, th, &border_rows, &mut row);
@@ -286,6 +431,7 @@ pub fn output(cx: &mut KernelCx, w: &Winograd) -> Result<(), CodegenError> {
     let full_cols = ow / m;
     cx.launch(tasks, |fx, task, ptrs| {
         let slot = fx.tile_slot(ty, t);
+        let stage = crowded(xi_stride, t * t).then(|| fx.stage(ty, t * t));
         let (u0, u1) = fx.task_range(task, units, tasks);
         fx.for_range(u0, u1, |fx, u| {
             let th = fx.b.ins().urem_imm_u(u, th_n as i64);
@@ -310,49 +456,142 @@ pub fn output(cx: &mut KernelCx, w: &Winograd) -> Result<(), CodegenError> {
             });
             let mut row = |fx: &mut Fx, known: Option<usize>| {
                 let rows = known.map_or(m, |k| oh - k * m);
-                // The tile at `tw` (first output column `col` bytes in), `cols` valid
-                // columns.
-                let tile = |fx: &mut Fx, tw: Value, col: Value, cols: usize| {
-                    let at = fx.addr(p_row, tw, es, 0);
-                    let d: Vec<Option<Value>> = (0..t * t)
-                        .map(|xi| {
-                            let a = fx.add(at, xi as i64 * xi_stride);
-                            Some(fx.load(ty, a, 0))
-                        })
-                        .collect();
-                    let out = fx.sandwich(ty, slot, f.at, m, &d, t);
+                // The tile whose products are at `src` (the first, and how far
+                // apart), its first output column `col` bytes in, `cols` valid columns.
+                let tile = |fx: &mut Fx, src: (Value, i64), col: Value, cols: usize| {
+                    let mut load = |fx: &mut Fx, i: usize, j: usize| {
+                        let a = fx.add(src.0, (i * t + j) as i64 * src.1);
+                        Some(fx.load(ty, a, 0))
+                    };
                     let ya = fx.b.ins().iadd(y_row, col);
                     let ra = r_row.map(|r| fx.b.ins().iadd(r, col));
-                    for i in 0..rows {
-                        for j in 0..cols {
-                            let off = (i as i64 * row_bytes + j as i64 * es) as i32;
-                            let o = out[i * m + j].expect("every output reads the products");
-                            let mut v = fx.b.ins().fadd(o, b);
-                            if let Some(r) = ra {
-                                let r = fx.load(ty, r, off);
-                                v = fx.b.ins().fadd(v, r);
-                            }
-                            if let Some(a) = activation {
-                                v = fx.activate(a, v, slope);
-                            }
-                            fx.store(v, ya, off);
+                    let mut store = |fx: &mut Fx, i: usize, j: usize, o: Option<Value>| {
+                        if i >= rows || j >= cols {
+                            return;
                         }
+                        let off = (i as i64 * row_bytes + j as i64 * es) as i32;
+                        let o = o.expect("every output reads the products");
+                        let mut v = fx.b.ins().fadd(o, b);
+                        if let Some(r) = ra {
+                            let r = fx.load(ty, r, off);
+                            v = fx.b.ins().fadd(v, r);
+                        }
+                        if let Some(a) = activation {
+                            v = fx.activate(a, v, slope);
+                        }
+                        fx.store(v, ya, off);
+                    };
+                    fx.sandwich(ty, slot, (f.at, m, t), &mut load, &mut store);
+                };
+                // Where tile `tw`, the `k`-th of its run, finds its products.
+                let place = |fx: &mut Fx, tw: Value, k: Value| match stage {
+                    Some(s) => (fx.addr(s, k, es, 0), RUN as i64 * es),
+                    None => (fx.addr(p_row, tw, es, 0), xi_stride),
+                };
+                let fill = |fx: &mut Fx, run0: Value, tiles: usize| {
+                    if let Some(s) = stage {
+                        let at = fx.addr(p_row, run0, es, 0);
+                        fx.copy_runs(ty, (at, xi_stride), (s, RUN as i64 * es), t * t, tiles);
                     }
                 };
-                if full_cols > 0 {
-                    fx.for_n(full_cols as u64, |fx, tw| {
+                // `len` tiles from `tw0`, the `k0`-th of their run onwards, `cols`
+                // columns each.
+                let tiles = |fx: &mut Fx, tw0: Value, k0: usize, len: usize, cols: usize| {
+                    fx.for_n(len as u64, |fx, k| {
+                        let tw = fx.b.ins().iadd(tw0, k);
                         let col = fx.b.ins().imul_imm_s(tw, m as i64 * es);
-                        tile(fx, tw, col, m);
+                        let k = fx.add(k, k0 as i64);
+                        let src = place(fx, tw, k);
+                        tile(fx, src, col, cols);
                     });
-                }
-                if full_cols < tw_n {
-                    let tw = fx.iconst(full_cols as i64);
-                    let col = fx.iconst((full_cols * m) as i64 * es);
-                    tile(fx, tw, col, ow - full_cols * m);
+                };
+                for step in steps(tw_n, |k| k < full_cols) {
+                    match step {
+                        Step::Runs { first, count } => fx.for_n(count as u64, |fx, r| {
+                            let tw0 = fx.b.ins().imul_imm_s(r, RUN as i64);
+                            let tw0 = fx.add(tw0, first as i64);
+                            fill(fx, tw0, RUN);
+                            tiles(fx, tw0, 0, RUN, m);
+                        }),
+                        Step::Run { first, len, parts } => {
+                            let run0 = fx.iconst(first as i64);
+                            fill(fx, run0, len);
+                            for part in parts {
+                                let (f, len, cols) = match part {
+                                    Part::Tiles { first: f, len } => (f, len, m),
+                                    Part::One(tw) => (tw, 1, ow - tw * m),
+                                };
+                                let tw0 = fx.iconst(f as i64);
+                                tiles(fx, tw0, f - first, len, cols);
+                            }
+                        }
+                    }
                 }
             };
             dispatch(fx, th, partial_row.as_slice(), &mut row);
         });
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn planes_a_multiple_of_two_kib_apart_crowd_a_set() {
+        // 36 values: 4 KiB apart all in one set, 2 KiB apart 18 in each of two.
+        assert!(crowded(4096 * 49, 36));
+        assert!(crowded(2048 * 49, 36));
+        // 1 KiB apart: 9 in each of four sets, within 12 ways.
+        assert!(!crowded(1024 * 49, 36));
+        assert!(!crowded(3136, 36));
+        // F(2x2): 16 values fit one set.
+        assert!(!crowded(4096, 12));
+        assert!(crowded(4096, 16));
+    }
+
+    #[test]
+    fn a_row_goes_in_runs_from_multiples_of_the_run() {
+        use Part::{One, Tiles};
+        // 14 tiles, the first and last at the padding.
+        let border = |k: usize| k != 0 && k != 13;
+        assert_eq!(
+            steps(14, border),
+            vec![
+                Step::Run {
+                    first: 0,
+                    len: 4,
+                    parts: vec![One(0), Tiles { first: 1, len: 3 }],
+                },
+                Step::Runs { first: 4, count: 2 },
+                Step::Run {
+                    first: 12,
+                    len: 2,
+                    parts: vec![Tiles { first: 12, len: 1 }, One(13)],
+                },
+            ]
+        );
+        // Every tile regular; a short last run.
+        assert_eq!(
+            steps(6, |_| true),
+            vec![
+                Step::Runs { first: 0, count: 1 },
+                Step::Run {
+                    first: 4,
+                    len: 2,
+                    parts: vec![Tiles { first: 4, len: 2 }],
+                },
+            ]
+        );
+        // A single tile at the padding on both sides.
+        assert_eq!(
+            steps(1, |_| false),
+            vec![Step::Run {
+                first: 0,
+                len: 1,
+                parts: vec![One(0)],
+            }]
+        );
+    }
 }
