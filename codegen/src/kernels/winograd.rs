@@ -105,6 +105,59 @@ type LoadAt<'a> = dyn FnMut(&mut Fx, usize, usize) -> Option<Value> + 'a;
 /// Takes a result's element `(i, j)`, `None` for zero.
 type StoreAt<'a> = dyn FnMut(&mut Fx, usize, usize, Option<Value>) + 'a;
 
+/// Pairs of columns `(c1, c2)` of a `rows x cols` matrix, both values present, whose
+/// coefficients in each row are equal or opposite, where sharing their sum and
+/// difference saves operations: each row using one saves one, computing them costs
+/// one each. A column is in one pair at most.
+fn column_pairs(l: &[f64], rows: usize, cols: usize, x: &[Option<Value>]) -> Vec<(usize, usize)> {
+    let mut pairs = Vec::new();
+    let mut taken = vec![false; cols];
+    for c1 in 0..cols {
+        for c2 in c1 + 1..cols {
+            if taken[c1] || taken[c2] || x[c1].is_none() || x[c2].is_none() {
+                continue;
+            }
+            let (mut sums, mut diffs, mut alike) = (0, 0, true);
+            for r in 0..rows {
+                let (k1, k2) = (l[r * cols + c1], l[r * cols + c2]);
+                match (k1 == 0.0 && k2 == 0.0, k1 == k2, k1 == -k2) {
+                    (true, _, _) => {}
+                    (_, true, _) => sums += 1,
+                    (_, _, true) => diffs += 1,
+                    _ => alike = false,
+                }
+            }
+            let cost = usize::from(sums > 0) + usize::from(diffs > 0);
+            if alike && sums + diffs > cost {
+                pairs.push((c1, c2));
+                taken[c1] = true;
+                taken[c2] = true;
+            }
+        }
+    }
+    pairs
+}
+
+/// A row's terms: column and coefficient.
+type Terms = Vec<(usize, f64)>;
+
+/// The terms of two rows with the same columns split into those of equal and those
+/// of opposite coefficients (the first row's), when neither part is empty.
+fn split(a: &[(usize, f64)], b: &[(usize, f64)]) -> Option<(Terms, Terms)> {
+    if a.len() != b.len() {
+        return None;
+    }
+    let (mut even, mut odd) = (Vec::new(), Vec::new());
+    for (&(ca, ka), &(cb, kb)) in a.iter().zip(b) {
+        match (ca == cb, ka == kb, ka == -kb) {
+            (true, true, _) => even.push((ca, ka)),
+            (true, _, true) => odd.push((ca, ka)),
+            _ => return None,
+        }
+    }
+    (!even.is_empty() && !odd.is_empty()).then_some((even, odd))
+}
+
 /// The element type, its bytes and the channel groups (blocks or channels) of `c`
 /// channels in `layout`.
 fn element(blocked: bool, c: usize) -> (Type, i64, usize) {
@@ -126,7 +179,12 @@ fn transform_of(w: &Winograd) -> Result<&'static Transform, CodegenError> {
 
 impl Fx<'_> {
     /// `y = L x` for a `rows x x.len()` matrix `L` of constants, `None` for a value
-    /// known to be zero.
+    /// known to be zero. Two kinds of sharing, both from the symmetric points `p` and
+    /// `-p` of Winograd's matrices: two columns alike in every row but for signs
+    /// become their sum and difference, computed once (F(4x4)'s output matrix: 10
+    /// operations instead of 14); two rows alike but for the signs of some terms share
+    /// their two partial sums `e` and `o` as `e + o` and `e - o` (F(4x4)'s input
+    /// matrix: 13 instead of 22).
     fn apply(
         &mut self,
         ty: Type,
@@ -135,32 +193,92 @@ impl Fx<'_> {
         x: &[Option<Value>],
     ) -> Vec<Option<Value>> {
         let cols = x.len();
-        (0..rows)
+        let mut x = x.to_vec();
+        let mut terms: Vec<Terms> = (0..rows)
             .map(|r| {
-                let mut acc: Option<Value> = None;
-                for (c, xc) in x.iter().enumerate() {
-                    let (k, Some(xc)) = (l[r * cols + c], *xc) else {
-                        continue;
-                    };
-                    acc = Some(match (acc, k) {
-                        (_, 0.0) => continue,
-                        (None, 1.0) => xc,
-                        (None, -1.0) => self.b.ins().fneg(xc),
-                        (None, k) => {
-                            let k = self.fconst(ty, k as f32);
-                            self.b.ins().fmul(xc, k)
-                        }
-                        (Some(a), 1.0) => self.b.ins().fadd(a, xc),
-                        (Some(a), -1.0) => self.b.ins().fsub(a, xc),
-                        (Some(a), k) => {
-                            let k = self.fconst(ty, k as f32);
-                            self.fma(xc, k, a)
-                        }
-                    });
-                }
-                acc
+                (0..cols)
+                    .filter(|&c| x[c].is_some() && l[r * cols + c] != 0.0)
+                    .map(|c| (c, l[r * cols + c]))
+                    .collect()
             })
-            .collect()
+            .collect();
+        for (c1, c2) in column_pairs(l, rows, cols, &x) {
+            let (a, b) = (x[c1].expect("a value"), x[c2].expect("a value"));
+            let mut shared = |fx: &mut Self, same: bool| {
+                let v = if same {
+                    fx.b.ins().fadd(a, b)
+                } else {
+                    fx.b.ins().fsub(a, b)
+                };
+                x.push(Some(v));
+                x.len() - 1
+            };
+            let (mut sum, mut diff) = (None, None);
+            for row in &mut terms {
+                let k = row.iter().find(|t| t.0 == c1).map(|t| t.1);
+                let k2 = row.iter().find(|t| t.0 == c2).map(|t| t.1);
+                let (Some(k), Some(k2)) = (k, k2) else {
+                    continue;
+                };
+                let at = if k == k2 {
+                    *sum.get_or_insert_with(|| shared(self, true))
+                } else {
+                    *diff.get_or_insert_with(|| shared(self, false))
+                };
+                row.retain(|t| t.0 != c1 && t.0 != c2);
+                row.push((at, k));
+            }
+        }
+        let mut y: Vec<Option<Option<Value>>> = vec![None; rows];
+        for r in 0..rows {
+            if y[r].is_some() {
+                continue;
+            }
+            let twin = (r + 1..rows)
+                .filter(|&r2| y[r2].is_none())
+                .find_map(|r2| split(&terms[r], &terms[r2]).map(|parts| (r2, parts)));
+            match twin {
+                Some((r2, (even, odd))) => {
+                    let e = self.combine(ty, &even, &x).expect("terms");
+                    let o = self.combine(ty, &odd, &x).expect("terms");
+                    y[r] = Some(Some(self.b.ins().fadd(e, o)));
+                    y[r2] = Some(Some(self.b.ins().fsub(e, o)));
+                }
+                None => y[r] = Some(self.combine(ty, &terms[r], &x)),
+            }
+        }
+        y.into_iter().map(|v| v.expect("every row")).collect()
+    }
+
+    /// `sum k x[c]` over `terms` `(c, k)`, from a term of coefficient 1 when there is
+    /// one (no multiplication), `None` for no terms.
+    fn combine(&mut self, ty: Type, terms: &[(usize, f64)], x: &[Option<Value>]) -> Option<Value> {
+        let first = terms.iter().position(|&(_, k)| k == 1.0).unwrap_or(0);
+        let (c0, k0) = *terms.get(first)?;
+        let x0 = x[c0].expect("a term of a value");
+        let mut acc = match k0 {
+            1.0 => x0,
+            -1.0 => self.b.ins().fneg(x0),
+            k => {
+                let k = self.fconst(ty, k as f32);
+                self.b.ins().fmul(x0, k)
+            }
+        };
+        for (i, &(c, k)) in terms.iter().enumerate() {
+            if i == first {
+                continue;
+            }
+            let xc = x[c].expect("a term of a value");
+            acc = match k {
+                1.0 => self.b.ins().fadd(acc, xc),
+                -1.0 => self.b.ins().fsub(acc, xc),
+                k => {
+                    let k = self.fconst(ty, k as f32);
+                    self.fma(xc, k, acc)
+                }
+            };
+        }
+        Some(acc)
     }
 
     /// `L X Lᵀ` of a `cols x cols` tile `X` (`L` is `rows x cols`): its columns through `L` into `slot`, then
@@ -537,6 +655,48 @@ pub fn output(cx: &mut KernelCx, w: &Winograd) -> Result<(), CodegenError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::target::Features;
+    use cranelift_codegen::ir::{Function, Opcode};
+    use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+
+    /// The arithmetic instructions of `y = L x` for a `rows x cols` matrix.
+    fn operations(l: &[f64], rows: usize, cols: usize) -> usize {
+        let mut func = Function::new();
+        let mut fctx = FunctionBuilderContext::new();
+        let mut b = FunctionBuilder::new(&mut func, &mut fctx);
+        let block = b.create_block();
+        b.switch_to_block(block);
+        let x: Vec<Option<Value>> = (0..cols)
+            .map(|_| Some(b.append_block_param(block, F32X4)))
+            .collect();
+        let mut fx = Fx {
+            b,
+            features: Features {
+                fma: true,
+                round: true,
+            },
+        };
+        fx.apply(F32X4, l, rows, &x);
+        let dfg = &fx.b.func.dfg;
+        fx.b.func
+            .layout
+            .block_insts(block)
+            .filter(|&i| {
+                use Opcode::*;
+                matches!(dfg.insts[i].opcode(), Fadd | Fsub | Fmul | Fma | Fneg)
+            })
+            .count()
+    }
+
+    #[test]
+    fn symmetric_points_share_sums_and_differences() {
+        let f43 = cnnc_ir::winograd::transform(4, 3).expect("F(4x4, 3x3)");
+        assert_eq!(operations(f43.bt, 6, 6), 13);
+        assert_eq!(operations(f43.at, 4, 6), 10);
+        let f23 = cnnc_ir::winograd::transform(2, 3).expect("F(2x2, 3x3)");
+        assert_eq!(operations(f23.bt, 4, 4), 4);
+        assert_eq!(operations(f23.at, 2, 4), 4);
+    }
 
     #[test]
     fn planes_a_multiple_of_two_kib_apart_crowd_a_set() {
