@@ -10,8 +10,10 @@
 //!
 //! A convolution is blocked when its output channels (and, grouped, each group's input
 //! and output channels) fill whole blocks, a depthwise one only when its input already
-//! is blocked (it moves as many bytes as it computes, so a reorder would cost as much
-//! as the kernel saves). A convolution's input may not fill whole blocks (the graph's
+//! is blocked or its output goes only to blocked convolutions (it moves as many bytes
+//! as it computes, so a reorder of its own would cost as much as the kernel saves; a
+//! reorder its output needs anyway can as well come before it: ShuffleNet's channel
+//! shuffles). A convolution's input may not fill whole blocks (the graph's
 //! RGB input): the reorder into it zeroes the padding lanes, and the packed weights of
 //! those lanes are zero. Every other blocked tensor fills whole blocks, so elementwise ops never
 //! compute on padding.
@@ -38,6 +40,30 @@ fn blockable(op: &Op, x: &TensorType, y: &TensorType, block: usize) -> bool {
         _ => false,
     };
     x.rank() == 4 && whole(cout) && groups_fit
+}
+
+/// Whether `v` goes only to convolutions that will be blocked (as their input or
+/// residual): left plain, it would be reordered there anyway.
+fn feeds_blocked_convs(graph: &Graph, v: Value, block: usize) -> bool {
+    let users = graph.users(v);
+    !users.is_empty()
+        && !graph.is_output(v)
+        && users.iter().all(|&(u, port)| {
+            let op = &graph.node(u).op;
+            let Op::Conv(c) = op else {
+                return false;
+            };
+            let inputs = graph.inputs_of(u);
+            op.layout_rule() == LayoutRule::Chooses
+                && conv_data_ports(c).contains(&port)
+                && crate::util::constant(graph, inputs[1]).is_some()
+                && blockable(
+                    op,
+                    graph.value_type(inputs[0]),
+                    &graph.node(u).outputs[0].ty,
+                    block,
+                )
+        })
 }
 
 /// The data inputs that must share a blocked convolution's layout: x and the residual.
@@ -138,8 +164,10 @@ impl Pass for AssignLayout {
                     let y = &graph.node(id).outputs[0].ty;
                     let constant = crate::util::constant(graph, inputs[1]).is_some();
                     // A depthwise convolution moves as many bytes as it computes: not
-                    // worth a reorder of its input.
-                    let worth = matches!(op, Op::Conv(_)) || x.layout == blocked;
+                    // worth a reorder of its input, unless its output would need one.
+                    let worth = matches!(op, Op::Conv(_))
+                        || x.layout == blocked
+                        || feeds_blocked_convs(graph, Value::new(id, 0), block);
                     if !constant || !worth || !blockable(&op, x, y, block) {
                         reorders.all_plain(graph, id)?;
                         continue;

@@ -176,3 +176,70 @@ fn max_pool_after_a_plain_op_is_blocked() {
     assert_eq!(layout_of(&r, "pool"), C4);
     assert_eq!(r.count("reorder"), 2);
 }
+
+#[test]
+fn depthwise_before_a_blocked_convolution_is_blocked() {
+    // ShuffleNet: a channel shuffle (plain) feeds a depthwise convolution whose only
+    // consumer is a blocked convolution. The reorder that convolution needs moves
+    // before the depthwise one, which then runs blocked; one reorder either way.
+    let mut g = Graph::new();
+    let x = input(&mut g, "x", &[1, 8, 6, 6]);
+    let s = relu(&mut g, "shuffled", x);
+    let d = add_conv(
+        &mut g,
+        "dw",
+        s,
+        8,
+        Op::DepthwiseConv(conv2d(3, 2, 1, 8)),
+        true,
+    );
+    let y = add_conv(&mut g, "pw", d, 8, Op::Conv(conv2d(1, 1, 0, 1)), true);
+    g.add_output("y", y);
+    let r = rewrite(PASS, g);
+    insta::assert_snapshot!(
+        "depthwise_before_a_blocked_convolution_is_blocked",
+        r.text()
+    );
+    assert_eq!(r.count("reorder"), 2);
+    assert_eq!(layout_of(&r, "shuffled"), Layout::Plain);
+    assert_eq!(layout_of(&r, "dw"), C4);
+}
+
+#[test]
+fn depthwise_after_a_plain_op_with_a_plain_consumer_stays_plain() {
+    // Its output is also a graph output (plain), or goes to an op with no blocked
+    // kernel: a reorder of its input would be one more.
+    let mut g = Graph::new();
+    let x = input(&mut g, "x", &[1, 8, 6, 6]);
+    let s = relu(&mut g, "shuffled", x);
+    let d = add_conv(
+        &mut g,
+        "dw",
+        s,
+        8,
+        Op::DepthwiseConv(conv2d(3, 1, 1, 8)),
+        true,
+    );
+    let y = add_conv(&mut g, "pw", d, 8, Op::Conv(conv2d(1, 1, 0, 1)), true);
+    g.add_output("y", y);
+    g.add_output("dw", d);
+    let e = add_conv(
+        &mut g,
+        "dw2",
+        s,
+        8,
+        Op::DepthwiseConv(conv2d(3, 1, 1, 8)),
+        true,
+    );
+    let lrn = Op::Lrn(Lrn {
+        size: 3,
+        alpha: 1e-4,
+        beta: 0.75,
+        bias: 1.0,
+    });
+    let n = g.add("lrn", lrn, &[e]).unwrap();
+    g.add_output("lrn", n);
+    let r = rewrite(PASS, g);
+    assert_eq!(layout_of(&r, "dw"), Layout::Plain);
+    assert_eq!(layout_of(&r, "dw2"), Layout::Plain);
+}
