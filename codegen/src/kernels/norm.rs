@@ -2,6 +2,7 @@
 
 use cnnc_ir::Layout;
 use cnnc_ir::op::Lrn;
+use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::types::{F32, F32X4};
 use cranelift_codegen::ir::{InstBuilder, Value};
 
@@ -172,7 +173,8 @@ fn pow_quarters(fx: &mut Fx, base: Value, q: u32) -> Value {
 }
 
 /// `y = x * (bias + alpha / size * sum of x^2 over nearby channels) ^ -beta`,
-/// vectorized over positions within a plane. A `beta` of whole quarters (0.75 in
+/// vectorized over positions within a plane; the planes of channels whose window
+/// reaches outside [0, c) guard their loads, the others do not. A `beta` of whole quarters (0.75 in
 /// AlexNet, GoogLeNet and ZFNet) divides by the power from square roots
 /// ([`pow_quarters`]); any other multiplies by `exp(-beta log base)`.
 pub fn lrn(cx: &mut KernelCx, l: &Lrn) -> Result<(), CodegenError> {
@@ -193,28 +195,28 @@ pub fn lrn(cx: &mut KernelCx, l: &Lrn) -> Result<(), CodegenError> {
             let ch = fx.b.ins().urem_imm_u(p, c as i64);
             let src = fx.addr(ptrs[x], p, 4 * plane as i64, 0);
             let dst = fx.addr(ptrs[y], p, 4 * plane as i64, 0);
-            // The window's channels relative to `ch`, each guarded: planes outside
-            // [0, c) contribute zero.
-            let at = |fx: &mut Fx, ty, j: Value| -> Value {
+            // The window's channels relative to `ch`; `guarded` near the first and
+            // last channel, where planes outside [0, c) contribute zero.
+            let at = |fx: &mut Fx, ty, j: Value, guarded: bool| -> Value {
                 let mut sum = fx.fconst(ty, 0.0);
                 for dc in -(below as i64)..=(above as i64) {
-                    let cc = fx.b.ins().iadd_imm_s(ch, dc);
-                    let inside = fx.b.ins().icmp_imm_u(
-                        cranelift_codegen::ir::condcodes::IntCC::UnsignedLessThan,
-                        cc,
-                        c as i64,
-                    );
                     let plane_at = fx.addr(
                         src,
                         j,
                         if ty == F32 { 4 } else { 16 },
                         4 * (dc * plane as i64),
                     );
-                    // Guard the address too: a plane outside the tensor is not read.
-                    let safe = fx.b.ins().select(inside, plane_at, src);
-                    let v = fx.load(ty, safe, 0);
-                    let zero = fx.fconst(ty, 0.0);
-                    let v = fx.b.ins().select(inside, v, zero);
+                    let v = if guarded {
+                        let cc = fx.b.ins().iadd_imm_s(ch, dc);
+                        let inside = fx.b.ins().icmp_imm_u(IntCC::UnsignedLessThan, cc, c as i64);
+                        // Guard the address too: a plane outside the tensor is not read.
+                        let safe = fx.b.ins().select(inside, plane_at, src);
+                        let v = fx.load(ty, safe, 0);
+                        let zero = fx.fconst(ty, 0.0);
+                        fx.b.ins().select(inside, v, zero)
+                    } else {
+                        fx.load(ty, plane_at, 0)
+                    };
                     sum = fx.fma(v, v, sum);
                 }
                 sum
@@ -235,20 +237,46 @@ pub fn lrn(cx: &mut KernelCx, l: &Lrn) -> Result<(), CodegenError> {
                 let f = fx.exp(e);
                 fx.b.ins().fmul(xv, f)
             };
-            fx.for_n((plane / LANES) as u64, |fx, i| {
-                let sq = at(fx, F32X4, i);
-                let xa = fx.addr(src, i, 16, 0);
-                let xv = fx.load(F32X4, xa, 0);
-                let r = finish(fx, F32X4, sq, xv);
-                let da = fx.addr(dst, i, 16, 0);
-                fx.store(r, da, 0);
-            });
-            for j in plane / LANES * LANES..plane {
-                let jv = fx.iconst(j as i64);
-                let sq = at(fx, F32, jv);
-                let xv = fx.load(F32, src, (4 * j) as i32);
-                let r = finish(fx, F32, sq, xv);
-                fx.store(r, dst, (4 * j) as i32);
+            let body = |fx: &mut Fx, guarded: bool| {
+                fx.for_n((plane / LANES) as u64, |fx, i| {
+                    let sq = at(fx, F32X4, i, guarded);
+                    let xa = fx.addr(src, i, 16, 0);
+                    let xv = fx.load(F32X4, xa, 0);
+                    let r = finish(fx, F32X4, sq, xv);
+                    let da = fx.addr(dst, i, 16, 0);
+                    fx.store(r, da, 0);
+                });
+                for j in plane / LANES * LANES..plane {
+                    let jv = fx.iconst(j as i64);
+                    let sq = at(fx, F32, jv, guarded);
+                    let xv = fx.load(F32, src, (4 * j) as i32);
+                    let r = finish(fx, F32, sq, xv);
+                    fx.store(r, dst, (4 * j) as i32);
+                }
+            };
+            // Channels whose whole window is inside [0, c) without the guards.
+            if c > below + above {
+                let (inner, edge, done) = (
+                    fx.b.create_block(),
+                    fx.b.create_block(),
+                    fx.b.create_block(),
+                );
+                let from = fx.b.ins().iadd_imm_s(ch, -(below as i64));
+                let inside = fx.b.ins().icmp_imm_u(
+                    IntCC::UnsignedLessThan,
+                    from,
+                    (c - below - above) as i64,
+                );
+                fx.b.ins().brif(inside, inner, &[], edge, &[]);
+                fx.b.switch_to_block(inner);
+                body(fx, false);
+                fx.b.ins().jump(done, &[]);
+                fx.b.switch_to_block(edge);
+                body(fx, true);
+                fx.b.ins().jump(done, &[]);
+                fx.b.switch_to_block(done);
+            } else {
+                body(fx, true);
             }
         });
         Ok(())

@@ -35,7 +35,7 @@ use crate::emit::{Fx, LANES};
 /// run per value at a time.
 const RUN: usize = 4;
 
-/// Ways of the smallest L1 data cache we tune for (48 KiB, 12-way: Zen 4 and 5,
+/// Ways of the L1 data cache of the cores we tune for (48 KiB, 12-way: Zen 4 and 5,
 /// Golden Cove).
 const L1_WAYS: usize = 12;
 
