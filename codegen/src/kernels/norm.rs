@@ -174,9 +174,9 @@ fn pow_quarters(fx: &mut Fx, base: Value, q: u32) -> Value {
 
 /// `y = x * (bias + alpha / size * sum of x^2 over nearby channels) ^ -beta`,
 /// vectorized over positions within a plane; the planes of channels whose window
-/// reaches outside [0, c) guard their loads, the others do not. A `beta` of whole quarters (0.75 in
-/// AlexNet, GoogLeNet and ZFNet) divides by the power from square roots
-/// ([`pow_quarters`]); any other multiplies by `exp(-beta log base)`.
+/// reaches outside [0, c) guard their loads, the others do not. A `beta` of whole
+/// quarters (0.75 in AlexNet, GoogLeNet and ZFNet) divides by the power from square
+/// roots ([`pow_quarters`]); any other multiplies by `exp(-beta log base)`.
 pub fn lrn(cx: &mut KernelCx, l: &Lrn) -> Result<(), CodegenError> {
     let xs = cx.inputs[0].ty.shape.clone();
     let c = xs[1];

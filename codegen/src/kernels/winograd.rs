@@ -281,11 +281,11 @@ impl Fx<'_> {
         Some(acc)
     }
 
-    /// `L X Lᵀ` of a `cols x cols` tile `X` (`L` is `rows x cols`): its columns through `L` into `slot`, then
-    /// its rows. `load(i, j)` gives `X[i][j]` (`None` for zero) as column `j` is
-    /// transformed, `store(i, j, v)` takes the `rows x rows` result's `(i, j)` as soon
-    /// as it is computed: a column or row of values live at a time, never the whole
-    /// tile, which would not fit the registers.
+    /// `L X Lᵀ` of a `cols x cols` tile `X` (`L` is `rows x cols`): its columns
+    /// through `L` into `slot`, then its rows. `load(i, j)` gives `X[i][j]` (`None`
+    /// for zero) as column `j` is transformed, `store(i, j, v)` takes the `rows x rows`
+    /// result's `(i, j)` as soon as it is computed: a column or row of values live at a
+    /// time, never the whole tile, which would not fit the registers.
     fn sandwich(
         &mut self,
         ty: Type,
