@@ -42,27 +42,32 @@ fn blockable(op: &Op, x: &TensorType, y: &TensorType, block: usize) -> bool {
     x.rank() == 4 && whole(cout) && groups_fit
 }
 
-/// Whether `v` goes only to convolutions that will be blocked (as their input or
-/// residual): left plain, it would be reordered there anyway.
+/// Whether the 2-D convolution `id` has a blocked kernel: constant weights and the
+/// types [`blockable`] asks for.
+fn has_blocked_kernel(graph: &Graph, id: NodeId, block: usize) -> bool {
+    let op = &graph.node(id).op;
+    let inputs = graph.inputs_of(id);
+    op.layout_rule() == LayoutRule::Chooses
+        && crate::util::constant(graph, inputs[1]).is_some()
+        && blockable(
+            op,
+            graph.value_type(inputs[0]),
+            &graph.node(id).outputs[0].ty,
+            block,
+        )
+}
+
+/// Whether `v` goes only to (non-depthwise) convolutions that will be blocked, as
+/// their input or residual: left plain, it would be reordered there anyway.
 fn feeds_blocked_convs(graph: &Graph, v: Value, block: usize) -> bool {
     let users = graph.users(v);
     !users.is_empty()
         && !graph.is_output(v)
-        && users.iter().all(|&(u, port)| {
-            let op = &graph.node(u).op;
-            let Op::Conv(c) = op else {
-                return false;
-            };
-            let inputs = graph.inputs_of(u);
-            op.layout_rule() == LayoutRule::Chooses
-                && conv_data_ports(c).contains(&port)
-                && crate::util::constant(graph, inputs[1]).is_some()
-                && blockable(
-                    op,
-                    graph.value_type(inputs[0]),
-                    &graph.node(u).outputs[0].ty,
-                    block,
-                )
+        && users.iter().all(|&(u, port)| match &graph.node(u).op {
+            Op::Conv(c) => {
+                conv_data_ports(c).contains(&port) && has_blocked_kernel(graph, u, block)
+            }
+            _ => false,
         })
 }
 
@@ -160,15 +165,12 @@ impl Pass for AssignLayout {
                     let (Op::Conv(c) | Op::DepthwiseConv(c)) = &op else {
                         continue;
                     };
-                    let x = graph.value_type(inputs[0]);
-                    let y = &graph.node(id).outputs[0].ty;
-                    let constant = crate::util::constant(graph, inputs[1]).is_some();
                     // A depthwise convolution moves as many bytes as it computes: not
                     // worth a reorder of its input, unless its output would need one.
                     let worth = matches!(op, Op::Conv(_))
-                        || x.layout == blocked
+                        || graph.value_type(inputs[0]).layout == blocked
                         || feeds_blocked_convs(graph, Value::new(id, 0), block);
-                    if !constant || !worth || !blockable(&op, x, y, block) {
+                    if !worth || !has_blocked_kernel(graph, id, block) {
                         reorders.all_plain(graph, id)?;
                         continue;
                     }

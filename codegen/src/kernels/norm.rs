@@ -256,25 +256,13 @@ pub fn lrn(cx: &mut KernelCx, l: &Lrn) -> Result<(), CodegenError> {
             };
             // Channels whose whole window is inside [0, c) without the guards.
             if c > below + above {
-                let (inner, edge, done) = (
-                    fx.b.create_block(),
-                    fx.b.create_block(),
-                    fx.b.create_block(),
-                );
                 let from = fx.b.ins().iadd_imm_s(ch, -(below as i64));
                 let inside = fx.b.ins().icmp_imm_u(
                     IntCC::UnsignedLessThan,
                     from,
                     (c - below - above) as i64,
                 );
-                fx.b.ins().brif(inside, inner, &[], edge, &[]);
-                fx.b.switch_to_block(inner);
-                body(fx, false);
-                fx.b.ins().jump(done, &[]);
-                fx.b.switch_to_block(edge);
-                body(fx, true);
-                fx.b.ins().jump(done, &[]);
-                fx.b.switch_to_block(done);
+                fx.if_else(inside, |fx| body(fx, false), |fx| body(fx, true));
             } else {
                 body(fx, true);
             }
