@@ -158,6 +158,46 @@ fn split(a: &[(usize, f64)], b: &[(usize, f64)]) -> Option<(Terms, Terms)> {
     (!even.is_empty() && !odd.is_empty()).then_some((even, odd))
 }
 
+/// What a row walk emits: `tiles(fx, tw0, k0, len)` the `len` regular tiles from tile
+/// `tw0`, the `k0`-th of their run onwards, by a loop; `one(fx, tw, k)` the other tile
+/// `tw`, the `k`-th of its run; `start` and `end` around each run (its first tile and
+/// length).
+struct RowWalk<'a> {
+    tiles: &'a dyn Fn(&mut Fx, Value, usize, usize),
+    one: &'a dyn Fn(&mut Fx, usize, usize),
+    start: &'a dyn Fn(&mut Fx, Value, usize),
+    end: &'a dyn Fn(&mut Fx, Value, usize),
+}
+
+/// Emits a row of `tiles` tiles in the runs of [`steps`].
+fn walk_row(fx: &mut Fx, tiles: usize, regular: impl Fn(usize) -> bool, w: &RowWalk) {
+    for step in steps(tiles, regular) {
+        match step {
+            Step::Runs { first, count } => fx.for_n(count as u64, |fx, r| {
+                let tw0 = fx.b.ins().imul_imm_s(r, RUN as i64);
+                let tw0 = fx.add(tw0, first as i64);
+                (w.start)(fx, tw0, RUN);
+                (w.tiles)(fx, tw0, 0, RUN);
+                (w.end)(fx, tw0, RUN);
+            }),
+            Step::Run { first, len, parts } => {
+                let run0 = fx.iconst(first as i64);
+                (w.start)(fx, run0, len);
+                for part in parts {
+                    match part {
+                        Part::Tiles { first: f, len } => {
+                            let tw0 = fx.iconst(f as i64);
+                            (w.tiles)(fx, tw0, f - first, len);
+                        }
+                        Part::One(tw) => (w.one)(fx, tw, tw - first),
+                    }
+                }
+                (w.end)(fx, run0, len);
+            }
+        }
+    }
+}
+
 /// The element type, its bytes and the channel groups (blocks or channels) of `c`
 /// channels in `layout`.
 fn element(blocked: bool, c: usize) -> (Type, i64, usize) {
@@ -326,11 +366,7 @@ impl Fx<'_> {
     /// A stack buffer for `RUN` tiles' `values` values each, as `[value][tile]`: its
     /// address.
     fn stage(&mut self, ty: Type, values: usize) -> Value {
-        let slot = self.b.create_sized_stack_slot(StackSlotData::new(
-            StackSlotKind::ExplicitSlot,
-            ty.bytes() * (values * RUN) as u32,
-            4,
-        ));
+        let slot = self.stack_buffer(ty, values * RUN);
         self.b.ins().stack_addr(I64, slot, 0)
     }
 
@@ -355,10 +391,11 @@ impl Fx<'_> {
         }
     }
 
-    fn tile_slot(&mut self, ty: Type, t: usize) -> StackSlot {
+    /// A stack slot of `elements` values of `ty`, 16-byte aligned.
+    fn stack_buffer(&mut self, ty: Type, elements: usize) -> StackSlot {
         self.b.create_sized_stack_slot(StackSlotData::new(
             StackSlotKind::ExplicitSlot,
-            ty.bytes() * (t * t) as u32,
+            ty.bytes() * elements as u32,
             4,
         ))
     }
@@ -411,7 +448,7 @@ pub fn input(cx: &mut KernelCx, w: &Winograd) -> Result<(), CodegenError> {
     let xi_stride = (groups * tiles) as i64 * es;
     let row_bytes = wd as i64 * es;
     cx.launch(tasks, |fx, task, ptrs| {
-        let slot = fx.tile_slot(ty, t);
+        let slot = fx.stack_buffer(ty, t * t);
         let stage = crowded(xi_stride, t * t).then(|| fx.stage(ty, t * t));
         let (u0, u1) = fx.task_range(task, units, tasks);
         fx.for_range(u0, u1, |fx, u| {
@@ -486,39 +523,21 @@ pub fn input(cx: &mut KernelCx, w: &Winograd) -> Result<(), CodegenError> {
                         tile(fx, col, &|_| true, at, stride);
                     });
                 };
-                for step in steps(tw_n, |k| !border_cols.contains(&k)) {
-                    match step {
-                        Step::Runs { first, count } => fx.for_n(count as u64, |fx, r| {
-                            let tw0 = fx.b.ins().imul_imm_s(r, RUN as i64);
-                            let tw0 = fx.add(tw0, first as i64);
-                            tiles(fx, tw0, 0, RUN);
-                            flush(fx, tw0, RUN);
-                        }),
-                        Step::Run { first, len, parts } => {
-                            for part in parts {
-                                match part {
-                                    Part::Tiles { first: f, len } => {
-                                        let tw0 = fx.iconst(f as i64);
-                                        tiles(fx, tw0, f - first, len);
-                                    }
-                                    Part::One(tw) => {
-                                        let c0 = (tw * m) as isize - pad_c;
-                                        let col = fx.iconst(c0 as i64 * es);
-                                        let twv = fx.iconst(tw as i64);
-                                        let k = fx.iconst((tw - first) as i64);
-                                        let (at, stride) = place(fx, twv, k);
-                                        let valid = |j: usize| {
-                                            (0..wd as isize).contains(&(c0 + j as isize))
-                                        };
-                                        tile(fx, col, &valid, at, stride);
-                                    }
-                                }
-                            }
-                            let run0 = fx.iconst(first as i64);
-                            flush(fx, run0, len);
-                        }
-                    }
-                }
+                let one = |fx: &mut Fx, tw: usize, k: usize| {
+                    let c0 = (tw * m) as isize - pad_c;
+                    let col = fx.iconst(c0 as i64 * es);
+                    let (twv, k) = (fx.iconst(tw as i64), fx.iconst(k as i64));
+                    let (at, stride) = place(fx, twv, k);
+                    let valid = |j: usize| (0..wd as isize).contains(&(c0 + j as isize));
+                    tile(fx, col, &valid, at, stride);
+                };
+                let walk = RowWalk {
+                    tiles: &tiles,
+                    one: &one,
+                    start: &|_, _, _| {},
+                    end: &flush,
+                };
+                walk_row(fx, tw_n, |k| !border_cols.contains(&k), &walk);
             };
             dispatch(fx, th, &border_rows, &mut row);
         });
@@ -548,7 +567,7 @@ pub fn output(cx: &mut KernelCx, w: &Winograd) -> Result<(), CodegenError> {
     let partial_row = (oh % m != 0).then_some(th_n - 1);
     let full_cols = ow / m;
     cx.launch(tasks, |fx, task, ptrs| {
-        let slot = fx.tile_slot(ty, t);
+        let slot = fx.stack_buffer(ty, t * t);
         let stage = crowded(xi_stride, t * t).then(|| fx.stage(ty, t * t));
         let (u0, u1) = fx.task_range(task, units, tasks);
         fx.for_range(u0, u1, |fx, u| {
@@ -623,28 +642,16 @@ pub fn output(cx: &mut KernelCx, w: &Winograd) -> Result<(), CodegenError> {
                         tile(fx, src, col, cols);
                     });
                 };
-                for step in steps(tw_n, |k| k < full_cols) {
-                    match step {
-                        Step::Runs { first, count } => fx.for_n(count as u64, |fx, r| {
-                            let tw0 = fx.b.ins().imul_imm_s(r, RUN as i64);
-                            let tw0 = fx.add(tw0, first as i64);
-                            fill(fx, tw0, RUN);
-                            tiles(fx, tw0, 0, RUN, m);
-                        }),
-                        Step::Run { first, len, parts } => {
-                            let run0 = fx.iconst(first as i64);
-                            fill(fx, run0, len);
-                            for part in parts {
-                                let (f, len, cols) = match part {
-                                    Part::Tiles { first: f, len } => (f, len, m),
-                                    Part::One(tw) => (tw, 1, ow - tw * m),
-                                };
-                                let tw0 = fx.iconst(f as i64);
-                                tiles(fx, tw0, f - first, len, cols);
-                            }
-                        }
-                    }
-                }
+                let walk = RowWalk {
+                    tiles: &|fx, tw0, k0, len| tiles(fx, tw0, k0, len, m),
+                    one: &|fx, tw, k| {
+                        let tw0 = fx.iconst(tw as i64);
+                        tiles(fx, tw0, k, 1, ow - tw * m);
+                    },
+                    start: &fill,
+                    end: &|_, _, _| {},
+                };
+                walk_row(fx, tw_n, |k| k < full_cols, &walk);
             };
             dispatch(fx, th, partial_row.as_slice(), &mut row);
         });
