@@ -796,6 +796,7 @@ fn random_tile(rng: &mut Rng) -> Tile {
         cols,
         k_block: rng.range(1, 40),
         col_block: cols * rng.range(1, 8),
+        unroll: rng.range(1, 5),
     }
 }
 
@@ -1156,6 +1157,7 @@ fn blocked_conv(
             cols: 4 * rng.range(1, 5),
             k_block: 1,
             col_block: 4 * rng.range(1, 8),
+            unroll: rng.pick(&[1, 2, 4]),
         };
         b.desc += &format!(" tile={tile}");
         b.g.node_mut(y.node).tile = Some(tile);
@@ -1296,6 +1298,7 @@ fn pointwise_case(rng: &mut Rng) -> Case {
             cols: 4 * rng.range(1, 4),
             k_block: 1,
             col_block: 4 * rng.range(1, 12),
+            unroll: rng.pick(&[1, 2, 4]),
         };
         b.desc += &format!(" tile={tile}");
         b.g.node_mut(y.node).tile = Some(tile);

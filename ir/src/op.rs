@@ -249,7 +249,7 @@ pub struct Gemm {
 /// model of the target and followed by code generation. For a convolution on blocked
 /// channels (the direct kernel), `rows` are output pixels of a row, `cols` output
 /// channels, `k_block` its input channels and `col_block` the output channels of a
-/// cache block (whose weights stay in L2).
+/// cache block (whose weights stay in L2), `unroll` its input channels per step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Tile {
     /// Rows of C per register tile.
@@ -260,14 +260,16 @@ pub struct Tile {
     pub k_block: usize,
     /// Columns per cache block (a convolution's im2col panel): the B panel stays in L2.
     pub col_block: usize,
+    /// Steps of the inner dimension per iteration of the innermost loop.
+    pub unroll: usize,
 }
 
 impl fmt::Display for Tile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{}x{}/k{}/n{}",
-            self.rows, self.cols, self.k_block, self.col_block
+            "{}x{}/k{}/n{}/u{}",
+            self.rows, self.cols, self.k_block, self.col_block, self.unroll
         )
     }
 }

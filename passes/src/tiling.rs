@@ -138,6 +138,8 @@ pub struct DirectProblem {
     /// Weight bytes per output channel (input channels padded to whole vectors, times
     /// the kernel taps).
     pub weights_per_channel: usize,
+    /// Bytes the convolution reads and writes: input, weights and output.
+    pub bytes: usize,
 }
 
 fn direct_problem(graph: &Graph, id: cnnc_ir::NodeId) -> Option<DirectProblem> {
@@ -164,12 +166,15 @@ fn direct_problem(graph: &Graph, id: cnnc_ir::NodeId) -> Option<DirectProblem> {
             pad: c.pads[last].0,
         })
     };
+    let weights_per_channel = (channels / c.groups).div_ceil(block) * block * taps * 4;
+    let elements = |shape: &[usize]| shape.iter().product::<usize>();
     Some(DirectProblem {
         vectors: y[1] / c.groups / block,
         columns,
         rows: if flat { 1 } else { y[2] },
         channels,
-        weights_per_channel: (channels / c.groups).div_ceil(block) * block * taps * 4,
+        weights_per_channel,
+        bytes: 4 * (elements(x) + elements(y)) + y[1] * weights_per_channel,
     })
 }
 
@@ -186,9 +191,32 @@ pub fn row_columns(axis: Axis) -> Vec<(usize, f64)> {
 /// (`FLAT_PIXELS` in `cnnc-codegen`'s `direct_conv.rs`).
 const FLAT_PIXELS: usize = 256;
 
-/// Input channels per iteration of the direct kernel's inner loop (`UNROLL` in
-/// `cnnc-codegen`'s `direct_conv.rs`, which this crate cannot name).
-const DIRECT_UNROLL: usize = 2;
+/// Input channels per step of the direct kernel's tile loop (`Tile::unroll`). A
+/// one-vector tile of at most 8 pixels has the registers for a whole input block (4
+/// weight vectors and 4 broadcasts beside its accumulators): a quarter of the loop's
+/// overhead per multiply-add where 2 channels take half. Measured on Zen 5, Winograd
+/// products of 16 tiles ran at 73-77% of the FMA peak with 2 and at 80-85% with 4
+/// (160 to 320 channels, 512 to 128, 128 to 512) — unless the convolution streams from
+/// memory (its bytes beyond half the last-level cache): there 4 ran slower, 60% against
+/// 65% (512 to 512 channels, 38 MB of weights), 67% against 73% (64 channels at
+/// 224x224, 29 MB of input).
+fn direct_unroll(p: &DirectProblem, pixels: usize, vectors: usize, t: &TargetInfo) -> usize {
+    if vectors == 1 && pixels <= 8 && p.bytes <= t.l3_bytes / 2 {
+        4
+    } else {
+        2
+    }
+}
+
+/// Vector registers a tile's loop holds (`TileShape::fits`): a one-vector tile's
+/// accumulators, unrolled weights and broadcasts; else the accumulators, the unrolled
+/// broadcasts, the copy of one and a weight vector. A step over a partial input block
+/// (a 3-channel stem) broadcasts each of its `walk` lanes and holds a weight vector
+/// per lane.
+fn direct_live_registers(unroll: usize, pixels: usize, vectors: usize, walk: usize) -> usize {
+    let step = if vectors == 1 { 2 * unroll } else { unroll + 2 };
+    pixels * vectors + step.max(2 * walk + 1)
+}
 
 /// Cycles per input channel of a direct-convolution tile of `pixels` x `vectors`. The
 /// weights are FMA memory operands (half of them: Cranelift loads the second unrolled
@@ -200,15 +228,15 @@ const DIRECT_UNROLL: usize = 2;
 /// copies. The shuffles and copies share the vector ALUs with the FMAs (with them
 /// the 3x4 tile's bound is 71% of the FMA peak, where the 3x3 kernel bench measures
 /// 69-76%; one-vector tiles of 8-12 pixels run at 85-92%).
-fn direct_step_cycles(pixels: usize, vectors: usize, t: &TargetInfo) -> f64 {
+fn direct_step_cycles(unroll: usize, pixels: usize, vectors: usize, t: &TargetInfo) -> f64 {
     let fmas = pixels * vectors;
     let (loads, ops, alu) = if vectors == 1 {
         let loads = pixels + 1;
-        let ops = 2 * fmas + 1 + (pixels + 2 + LOOP_OPS) / DIRECT_UNROLL;
+        let ops = 2 * fmas + 1 + (pixels + 2 + LOOP_OPS) / unroll;
         (loads, ops, fmas as f64 + pixels as f64 / 2.0)
     } else {
         let loads = pixels + fmas;
-        let ops = 2 * fmas + 2 * pixels + fmas / 2 + (pixels + LOOP_OPS) / DIRECT_UNROLL;
+        let ops = 2 * fmas + 2 * pixels + fmas / 2 + (pixels + LOOP_OPS) / unroll;
         let copies = pixels * (vectors - 1);
         (
             loads,
@@ -255,6 +283,7 @@ fn direct_row_tile_cycles(p: &DirectProblem, pixels: usize, vectors: usize, t: &
                 .map(move |px| (px, share))
         })
         .collect();
+    let unroll = direct_unroll(p, pixels, vectors, t);
     let row = |v: usize| {
         let weights = (v * t.lanes * 4) as f64;
         tiles
@@ -262,7 +291,7 @@ fn direct_row_tile_cycles(p: &DirectProblem, pixels: usize, vectors: usize, t: &
             .enumerate()
             .map(|(k, &(px, share))| {
                 let bw = if k == 0 { first_bw } else { rest_bw };
-                share * direct_step_cycles(px, v, t).max(weights / bw)
+                share * direct_step_cycles(unroll, px, v, t).max(weights / bw)
             })
             .sum::<f64>()
     };
@@ -281,12 +310,9 @@ fn best_direct_tile(p: &DirectProblem, target: &TargetInfo) -> (f64, usize, usiz
     let mut best: Option<(f64, usize, usize)> = None;
     for vectors in 1..=p.vectors.clamp(1, 4) {
         for pixels in 1..=width.clamp(1, 12) {
-            // Accumulators, the unrolled broadcasts and the copy of one; a step over
-            // a partial input block (a 3-channel stem) broadcasts each of its lanes
-            // and holds a weight vector per lane.
             let walk = p.channels % target.lanes;
-            let step = (DIRECT_UNROLL + 1).max(2 * walk);
-            if pixels * vectors + step + 1 > target.vector_registers {
+            let unroll = direct_unroll(p, pixels, vectors, target);
+            if direct_live_registers(unroll, pixels, vectors, walk) > target.vector_registers {
                 continue;
             }
             let cycles = direct_row_tile_cycles(p, pixels, vectors, target);
@@ -324,6 +350,7 @@ pub fn choose_direct_tile(p: DirectProblem, target: &TargetInfo) -> Tile {
         cols,
         k_block: p.channels.max(1),
         col_block: (fit / cols * cols).clamp(cols, all),
+        unroll: direct_unroll(&p, rows, vectors, target),
     }
 }
 
@@ -406,6 +433,7 @@ pub fn choose_tile(p: Problem, target: &TargetInfo) -> Tile {
         cols,
         k_block,
         col_block,
+        unroll: 2,
     }
 }
 
@@ -489,6 +517,7 @@ mod tests {
             rows: 1,
             channels: 512,
             weights_per_channel: 512 * 4,
+            bytes: 128 * 4 * 512 * 4 + 2 * 9 * 512 * 4,
         };
         assert_eq!(choose_direct_tile(p.clone(), &t).rows, 9);
         // With many rows the same weights come from L2: a tile of several vectors.
@@ -499,5 +528,42 @@ mod tests {
         };
         let tile = choose_direct_tile(rows, &t);
         assert!(tile.rows * tile.cols / t.lanes >= 8, "{tile}");
+    }
+
+    /// A one-vector tile of at most 8 pixels takes a whole input block per step, unless
+    /// the convolution streams from memory.
+    #[test]
+    fn small_one_vector_tiles_unroll_a_block_unless_streamed() {
+        let t = TargetInfo::default();
+        // Inception v1's 3x3 160 to 320 at 13x13 as Winograd products: 16 tiles.
+        let products = DirectProblem {
+            vectors: 80,
+            columns: vec![(16, 1.0)],
+            rows: 1,
+            channels: 160,
+            weights_per_channel: 160 * 4,
+            bytes: 36 * 4 * (16 * (160 + 320) + 320 * 160),
+        };
+        let tile = choose_direct_tile(products.clone(), &t);
+        assert_eq!((tile.rows, tile.cols, tile.unroll), (8, 4, 4), "{tile}");
+        // VGG-19's 512 to 512 at 14x14: 38 MB of weights.
+        let streamed = DirectProblem {
+            vectors: 128,
+            channels: 512,
+            weights_per_channel: 512 * 4,
+            bytes: 36 * 4 * (16 * 1024 + 512 * 512),
+            ..products
+        };
+        let tile = choose_direct_tile(streamed, &t);
+        assert_eq!((tile.rows, tile.unroll), (8, 2), "{tile}");
+        // Wider tiles keep 2 channels per step.
+        let wide = DirectProblem {
+            columns: vec![(56, 1.0)],
+            rows: 56,
+            ..products
+        };
+        let tile = choose_direct_tile(wide, &t);
+        assert!(tile.rows > 8 || tile.cols > 4, "{tile}");
+        assert_eq!(tile.unroll, 2, "{tile}");
     }
 }

@@ -153,6 +153,7 @@ fn direct_cycles(conv: &Candidate, target: &TargetInfo) -> f64 {
         rows: h,
         channels: cg,
         weights_per_channel: cg * r * r * 4,
+        bytes: 4 * (conv.images * (c + m) * h * w + m * cg * r * r),
     };
     direct_row_cycles(p, target) * (cg * r * r * h * conv.attrs.groups * conv.images) as f64
 }
@@ -201,6 +202,7 @@ fn winograd_cycles(wg: &Winograd, conv: &Candidate, target: &TargetInfo) -> f64 
         rows: wg.plane[0],
         channels: cg,
         weights_per_channel: cg * 4,
+        bytes: 4 * t * t * (tiles as usize * (c + m) + m * cg),
     };
     let gemm = direct_row_cycles(products, target)
         * (cg * wg.plane[0] * t * t * conv.attrs.groups * images) as f64;

@@ -20,7 +20,7 @@ use cranelift_codegen::ir::{InstBuilder, Value};
 
 use super::conv::{Geometry, epilogue_args};
 use super::elementwise::is_cheap_activation;
-use super::microkernel::{TileShape, UNROLL, Walk};
+use super::microkernel::{TileShape, Walk};
 use super::{KernelCx, row_blocks, tasks_for, wanted_tasks};
 use crate::CodegenError;
 use crate::emit::{Fx, LANES};
@@ -39,6 +39,7 @@ pub fn default_tile(vectors: usize, weights_per_channel: usize) -> Tile {
         cols: ov * LANES,
         k_block: 1,
         col_block: ((512 << 10) / weights_per_channel.max(1)).max(1),
+        unroll: 2,
     }
 }
 
@@ -117,6 +118,8 @@ struct Shape {
     /// Every output row reads every kernel row (no vertical padding is reached): the
     /// kernel-row loop has a constant count (none at all for one row, as in 1x1).
     all_rows: bool,
+    /// Input channels per step of the tile loop (the tile's `unroll`).
+    unroll: usize,
 }
 
 impl Fx<'_> {
@@ -178,6 +181,12 @@ impl Fx<'_> {
         let px = self.add(px, (16 * kw.0 * g.dilation[2]) as i64);
         let pw = self.add(pw, kw.0 as i64 * w_tap);
         let x_tap = (16 * g.dilation[2]) as i64;
+        let unroll = s.unroll;
+        let shape = TileShape {
+            pixels: wt,
+            vectors: ov,
+            unroll,
+        };
         // With dilation 1 and whole blocks the taps' channels are consecutive in
         // memory: one loop. A block of fewer valid lanes (the input's last, as in a
         // 3-channel stem) steps a tap at a time over its valid lanes only.
@@ -189,16 +198,12 @@ impl Fx<'_> {
             };
             (1, taps, walk)
         } else if g.dilation[2] == 1 {
-            (1, taps * LANES / UNROLL, Walk::unrolled(ov))
+            (1, taps * LANES / unroll, Walk::unrolled(shape))
         } else {
-            (taps, LANES / UNROLL, Walk::unrolled(ov))
+            (taps, LANES / unroll, Walk::unrolled(shape))
         };
         let mut carried = vec![px, pw];
         carried.extend(acc);
-        let shape = TileShape {
-            pixels: wt,
-            vectors: ov,
-        };
         let x_pixel = (16 * g.stride[2]) as i64;
         let out = self.for_n_carry(outer as u64, &carried, |fx, _, c| {
             let ws = vec![c[1]; wt];
@@ -338,9 +343,15 @@ pub fn emit(cx: &mut KernelCx, c: &Conv, block: usize) -> Result<(), CodegenErro
     let tile = cx
         .tile
         .unwrap_or_else(|| default_tile(mb, weights_per_channel));
-    if tile.rows == 0 || tile.cols == 0 || !tile.cols.is_multiple_of(LANES) || tile.col_block == 0 {
+    if tile.rows == 0
+        || tile.cols == 0
+        || !tile.cols.is_multiple_of(LANES)
+        || tile.col_block == 0
+        || tile.unroll == 0
+        || !LANES.is_multiple_of(tile.unroll)
+    {
         return Err(CodegenError::Unsupported(format!(
-            "tile {tile}: a blocked convolution needs pixels and whole vectors"
+            "tile {tile}: a blocked convolution needs pixels, whole vectors and input blocks of whole steps"
         )));
     }
     let (wt, ov) = (tile.rows, (tile.cols / LANES).min(mb));
@@ -368,6 +379,7 @@ pub fn emit(cx: &mut KernelCx, c: &Conv, block: usize) -> Result<(), CodegenErro
             .activation
             .is_some_and(|a| !is_cheap_activation(a)),
         all_rows: g.pad[1] == 0 && (oh_n - 1) * g.stride[1] + (kh_n - 1) * g.dilation[1] < ih_n,
+        unroll: tile.unroll,
     };
     let segs = segments(&g);
     // Vector groups per convolution group: full ones, then one of `tail` vectors.

@@ -34,14 +34,20 @@ pub fn default_tile(k: usize, n: usize) -> Tile {
         cols: 2 * LANES,
         k_block: k.max(1),
         col_block: n.max(1),
+        unroll: 2,
     }
 }
 
 /// Checks that code generation can follow `tile`.
 pub fn check_tile(t: &Tile) -> Result<(), CodegenError> {
-    if t.rows == 0 || t.cols == 0 || !t.cols.is_multiple_of(LANES) || t.k_block == 0 {
+    if t.rows == 0
+        || t.cols == 0
+        || !t.cols.is_multiple_of(LANES)
+        || t.k_block == 0
+        || t.unroll == 0
+    {
         return Err(CodegenError::Unsupported(format!(
-            "tile {t}: rows and blocks must be positive, columns whole vectors of {LANES}"
+            "tile {t}: rows, blocks and steps must be positive, columns whole vectors of {LANES}"
         )));
     }
     Ok(())
@@ -210,26 +216,29 @@ impl Fx<'_> {
                 }
             }
         };
-        // Two steps per iteration halve the loop's overhead and the moves Cranelift
-        // makes of the accumulators on its back edge; an odd last step follows.
+        // Several steps per iteration (the tile's `unroll`, 2 from the tiling pass)
+        // divide the loop's overhead and the moves Cranelift makes of the accumulators
+        // on its back edge; the steps left over follow.
         let mut carried = vec![a0, b0];
         carried.extend(init);
-        let pairs = (part.len / 2) as u64;
-        let mut out = self.for_n_carry(pairs, &carried, |fx, _, carried| {
+        let unroll = p.tile.unroll;
+        let iterations = (part.len / unroll) as u64;
+        let mut out = self.for_n_carry(iterations, &carried, |fx, _, carried| {
             let (pa, pb) = (carried[0], carried[1]);
             let mut acc = carried[2..].to_vec();
-            step(fx, pa, pb, 0, &mut acc);
-            step(fx, pa, pb, 1, &mut acc);
+            for u in 0..unroll {
+                step(fx, pa, pb, u as i64, &mut acc);
+            }
             let mut next = vec![
-                fx.b.ins().iadd_imm_s(pa, 2 * a_step),
-                fx.b.ins().iadd_imm_s(pb, 2 * b_step),
+                fx.b.ins().iadd_imm_s(pa, unroll as i64 * a_step),
+                fx.b.ins().iadd_imm_s(pb, unroll as i64 * b_step),
             ];
             next.extend(acc);
             next
         });
-        if part.len % 2 == 1 {
-            let (pa, pb) = (out[0], out[1]);
-            step(self, pa, pb, 0, &mut out[2..]);
+        let (pa, pb) = (out[0], out[1]);
+        for u in 0..part.len % unroll {
+            step(self, pa, pb, u as i64, &mut out[2..]);
         }
         let acc = &out[2..];
         for r in 0..mr {

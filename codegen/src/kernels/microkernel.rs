@@ -19,22 +19,29 @@ use crate::CodegenError;
 use crate::emit::Fx;
 use crate::target::Features;
 
-/// Input channels per step: two halve the loop's overhead (and the moves Cranelift
-/// makes on its back edge) per multiply-add while only one more broadcast is live.
-pub const UNROLL: usize = 2;
-
-/// A register tile: `pixels * vectors` accumulators.
+/// A register tile: `pixels * vectors` accumulators, `unroll` input channels per step.
+/// Cranelift's elaboration orders a step's pure instructions depth-first from each
+/// accumulator's result, so every unrolled channel's broadcast of a pixel is loaded
+/// before that pixel's first FMA: more channels per step cost live registers, fewer
+/// cost loop overhead (a move of every accumulator on the back edge, the pointers, the
+/// counter). The tiling pass chooses (`Tile::unroll`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TileShape {
     pub pixels: usize,
     pub vectors: usize,
+    pub unroll: usize,
 }
 
 impl TileShape {
-    /// Whether the tile fits the vector registers: its accumulators, the unrolled
+    /// Whether the tile fits the vector registers: a one-vector tile's accumulators,
+    /// unrolled weight vectors and broadcasts; else the accumulators, the unrolled
     /// broadcasts, the copy of one Cranelift makes for each FMA, and a weight vector.
     pub fn fits(self, registers: usize) -> bool {
-        let live = self.pixels * self.vectors + UNROLL + 2;
+        let live = if self.vectors == 1 {
+            self.pixels + 2 * self.unroll
+        } else {
+            self.pixels * self.vectors + self.unroll + 2
+        };
         live <= registers
     }
 }
@@ -49,12 +56,13 @@ pub struct Walk {
 }
 
 impl Walk {
-    /// [`UNROLL`] consecutive channels per step, for `vectors` vectors of outputs.
-    pub fn unrolled(vectors: usize) -> Self {
+    /// [`TileShape::unroll`] consecutive channels per step.
+    pub fn unrolled(shape: TileShape) -> Self {
+        let lanes = shape.unroll;
         Walk {
-            lanes: UNROLL,
-            x_bytes: 4 * UNROLL as i64,
-            w_bytes: (UNROLL * vectors * 16) as i64,
+            lanes,
+            x_bytes: 4 * lanes as i64,
+            w_bytes: (lanes * shape.vectors * 16) as i64,
         }
     }
 }
@@ -158,7 +166,7 @@ pub fn tile_listing(shape: TileShape, isa: &dyn TargetIsa) -> Result<String, Cod
         let ws = vec![p[1]; shape.pixels];
         let zero = fx.splat_const(0.0);
         let acc = vec![zero; shape.pixels * shape.vectors];
-        let walk = Walk::unrolled(shape.vectors);
+        let walk = Walk::unrolled(shape);
         let acc = fx.tile_loop(shape, 64, walk, p[0], 16, &ws, &acc);
         for (k, a) in acc.into_iter().enumerate() {
             fx.store(a, p[2], (16 * k) as i32);
