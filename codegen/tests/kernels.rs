@@ -1338,7 +1338,7 @@ fn winograd_with(rng: &mut Rng, crowded: bool) -> Case {
         (groups * rng.range(1, 5), groups * rng.range(1, 5))
     };
     let batch = rng.range(1, 2);
-    let (tile, r) = rng.pick(&[(2, 3), (4, 3), (2, 5)]);
+    let (tile, r) = rng.pick(&[(2, 3), (4, 3), (3, 4), (2, 5)]);
     // Tiles by rows and columns: 2 KiB / 16 bytes / 16 or 32 blocks = 8 or 4, times
     // 4 for either transform's planes (of `c` or `m` channels).
     let tiles = crowded.then(|| {

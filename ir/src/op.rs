@@ -162,10 +162,10 @@ impl Conv {
 /// 1x1 convolution with `t*t` groups), the output transform.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Winograd {
-    /// Output tile side `m` (2 or 4 for 3x3 kernels, 2 for 5x5); input tiles are
+    /// Output tile side `m` (2 or 4 for 3x3 kernels, 3 for 4x4, 2 for 5x5); input tiles are
     /// `m + r - 1` wide.
     pub tile: usize,
-    /// Kernel side `r` (3 or 5).
+    /// Kernel side `r` (3, 4 or 5).
     pub kernel: usize,
     /// Zero padding above the first row and left of the first column.
     pub pads: [usize; 2],

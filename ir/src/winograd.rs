@@ -7,9 +7,10 @@
 //!
 //! Across channels the elementwise product becomes `t * t` independent matrix
 //! products (one per position of the transformed tile), which is where the time goes.
-//! The interpolation points are 0, ±1, ±2 (t = 6: F(4x4, 3x3) and F(2x2, 5x5), which
-//! share `Bᵀ`) and 0, ±1 (F(2x2, 3x3)), with the point at infinity: the usual choice,
-//! whose error for float32 stays near 1e-6 relative.
+//! The interpolation points are 0, ±1, ±2 (t = 6: F(4x4, 3x3), F(3x3, 4x4) and
+//! F(2x2, 5x5), which share `Bᵀ`) and 0, ±1 (F(2x2, 3x3)), with the point at infinity:
+//! the usual choice, whose error for float32 stays near 1e-6 relative. The 4x4 kernels
+//! are those of strided convolutions split into their phases (`space_to_depth`).
 
 /// The transform matrices of one F(m x m, r x r), row-major.
 #[derive(Debug)]
@@ -106,12 +107,35 @@ const F2_5: Transform = Transform {
     ],
 };
 
+/// F(3x3, 4x4), built as F2_5.
+#[rustfmt::skip]
+const F3_4: Transform = Transform {
+    m: 3,
+    r: 4,
+    t: 6,
+    bt: &BT6,
+    g: &[
+         1.0 / 4.0,   0.0,         0.0,        0.0,
+        -1.0 / 6.0,  -1.0 / 6.0,  -1.0 / 6.0, -1.0 / 6.0,
+        -1.0 / 6.0,   1.0 / 6.0,  -1.0 / 6.0,  1.0 / 6.0,
+         1.0 / 24.0,  1.0 / 12.0,  1.0 / 6.0,  1.0 / 3.0,
+         1.0 / 24.0, -1.0 / 12.0,  1.0 / 6.0, -1.0 / 3.0,
+         0.0,         0.0,         0.0,        1.0,
+    ],
+    at: &[
+        1.0, 1.0,  1.0, 1.0,  1.0, 0.0,
+        0.0, 1.0, -1.0, 2.0, -2.0, 0.0,
+        0.0, 1.0,  1.0, 4.0,  4.0, 1.0,
+    ],
+};
+
 /// The transform with output tiles of `m x m` for an `r x r` kernel, if there is one:
-/// F(2x2) and F(4x4) for 3x3, F(2x2) for 5x5.
+/// F(2x2) and F(4x4) for 3x3, F(3x3) for 4x4, F(2x2) for 5x5.
 pub fn transform(m: usize, r: usize) -> Option<&'static Transform> {
     match (m, r) {
         (2, 3) => Some(&F2),
         (4, 3) => Some(&F4),
+        (3, 4) => Some(&F3_4),
         (2, 5) => Some(&F2_5),
         _ => None,
     }
@@ -157,7 +181,7 @@ mod tests {
 
     #[test]
     fn every_transform_computes_the_correlation() {
-        for (m, r) in [(2, 3), (4, 3), (2, 5)] {
+        for (m, r) in [(2, 3), (4, 3), (3, 4), (2, 5)] {
             let f = transform(m, r).unwrap();
             let t = f.t;
             assert_eq!(t, m + r - 1);

@@ -15,6 +15,7 @@ mod manager;
 pub mod memory;
 mod pack_weights;
 mod pointwise_to_matmul;
+pub mod space_to_depth;
 mod squeeze_excite;
 mod subsample_pointwise;
 mod tiling;
@@ -141,6 +142,7 @@ pub fn all_passes() -> Vec<Box<dyn Pass>> {
         Box::new(fuse_activation::FuseActivation),
         Box::new(squeeze_excite::SqueezeExcite),
         Box::new(subsample_pointwise::SubsamplePointwise),
+        Box::new(space_to_depth::SpaceToDepth),
         Box::new(layout::AssignLayout),
         Box::new(pointwise_to_matmul::PointwiseToMatMul),
         Box::new(winograd::WinogradConv),

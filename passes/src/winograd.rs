@@ -1,4 +1,4 @@
-//! Winograd convolution: a blocked 3x3 or 5x5 stride-1 convolution becomes Winograd's
+//! Winograd convolution: a blocked 3x3, 4x4 or 5x5 stride-1 convolution becomes Winograd's
 //! F(m x m, r x r) (see `cnnc_ir::winograd`) when the cost model says it is faster than
 //! the direct kernel:
 //!
@@ -12,7 +12,8 @@
 //! The cost model prices the products with the tiling pass's direct-kernel model
 //! ([`direct_row_cycles`]) and the transforms by their operations and the bytes they
 //! stream; for 3x3, F(4x4) multiplies 4x less than the direct kernel, F(2x2) 2.25x
-//! less but wastes less on small images; for 5x5, F(2x2) multiplies 2.8x less. A
+//! less but wastes less on small images; for 4x4 (the phases of a strided stem, see
+//! `space_to_depth`), F(3x3) multiplies 4x less; for 5x5, F(2x2) 2.8x less. A
 //! candidate must beat the direct kernel by [`MARGIN`], so the model's error never
 //! picks the slower kernel for a small gain.
 
@@ -28,7 +29,7 @@ use crate::{Pass, TargetInfo};
 pub struct WinogradConv;
 
 /// How much cheaper than the direct kernel a Winograd candidate must be.
-const MARGIN: f64 = 1.25;
+pub(crate) const MARGIN: f64 = 1.25;
 /// Bytes a transform moves per cycle between cache and registers (its tiles leave L1).
 const STREAM_BYTES_PER_CYCLE: f64 = 16.0;
 
@@ -45,15 +46,7 @@ impl Pass for WinogradConv {
                 continue;
             };
             let direct = direct_cycles(&conv, target);
-            let best = [2, 4]
-                .into_iter()
-                .filter(|&tile| transform(tile, conv.r()).is_some())
-                .map(|tile| {
-                    let wg = winograd_of(&conv, tile, target);
-                    (winograd_cycles(&wg, &conv, target), wg)
-                })
-                .min_by(|a, b| a.0.total_cmp(&b.0));
-            if let Some((cycles, wg)) = best
+            if let Some((cycles, wg)) = best_winograd(&conv, target)
                 && cycles * MARGIN < direct
             {
                 rewrite(graph, id, &conv, wg, &mut names)?;
@@ -64,9 +57,21 @@ impl Pass for WinogradConv {
     }
 }
 
+/// The cheapest Winograd transform for `conv` and its cycles.
+pub(crate) fn best_winograd(conv: &Candidate, target: &TargetInfo) -> Option<(f64, Winograd)> {
+    [2, 3, 4]
+        .into_iter()
+        .filter(|&tile| transform(tile, conv.r()).is_some())
+        .map(|tile| {
+            let wg = winograd_of(conv, tile, target);
+            (winograd_cycles(&wg, conv, target), wg)
+        })
+        .min_by(|a, b| a.0.total_cmp(&b.0))
+}
+
 /// Rewrites convolution `id` with `tile`, whatever the cost model would choose and on
 /// plain tensors too (which the pass leaves to the plain kernels); false if it is not
-/// a 3x3 or 5x5 stride-1 convolution this applies to. For tests and benchmarks.
+/// a 3x3, 4x4 or 5x5 stride-1 convolution this applies to. For tests and benchmarks.
 pub fn rewrite_with(
     graph: &mut Graph,
     id: NodeId,
@@ -87,14 +92,15 @@ pub fn rewrite_with(
     Ok(true)
 }
 
-/// A convolution the rewrite applies to.
-struct Candidate {
-    attrs: Conv,
+/// A convolution the rewrite applies to (or, for `space_to_depth`, a strided one it
+/// compares with).
+pub(crate) struct Candidate {
+    pub attrs: Conv,
     /// Input channels, output channels, output rows and columns.
-    shape: [usize; 4],
-    images: usize,
+    pub shape: [usize; 4],
+    pub images: usize,
     /// The channel block, `None` on plain tensors.
-    block: Option<usize>,
+    pub block: Option<usize>,
 }
 
 impl Candidate {
@@ -104,7 +110,7 @@ impl Candidate {
     }
 }
 
-/// `id` as a Winograd candidate: a 2-D 3x3 or 5x5 convolution with stride and
+/// `id` as a Winograd candidate: a 2-D 3x3, 4x4 or 5x5 convolution with stride and
 /// dilation 1 and constant weights, on plain tensors or blocked ones whose groups fill
 /// whole channel blocks.
 fn candidate(graph: &Graph, id: NodeId, target: &TargetInfo) -> Option<Candidate> {
@@ -118,7 +124,8 @@ fn candidate(graph: &Graph, id: NodeId, target: &TargetInfo) -> Option<Candidate
         Layout::Plain => None,
     };
     let whole = |n: usize| block.is_none_or(|b| b == target.lanes && n.is_multiple_of(b));
-    let square = c.kernel == [3, 3] || c.kernel == [5, 5];
+    let square =
+        c.kernel.len() == 2 && c.kernel[0] == c.kernel[1] && (3..=5).contains(&c.kernel[0]);
     let fits = square
         && c.strides == [1, 1]
         && c.dilations == [1, 1]
@@ -136,23 +143,24 @@ fn candidate(graph: &Graph, id: NodeId, target: &TargetInfo) -> Option<Candidate
     })
 }
 
-fn direct_cycles(conv: &Candidate, target: &TargetInfo) -> f64 {
+/// Cycles of the direct kernel on `conv` (any stride).
+pub(crate) fn direct_cycles(conv: &Candidate, target: &TargetInfo) -> f64 {
     let [c, m, h, w] = conv.shape;
     let (cg, mg) = (c / conv.attrs.groups, m / conv.attrs.groups);
-    let (pads, r) = (conv.attrs.pads[1], conv.r());
+    let (pads, r, s) = (conv.attrs.pads[1], conv.r(), conv.attrs.strides[1]);
     let p = DirectProblem {
         vectors: mg / target.lanes,
         columns: row_columns(Axis {
-            input: w + r - 1 - pads.0 - pads.1,
+            input: (w - 1) * s + r - pads.0 - pads.1,
             output: w,
             kernel: r,
-            stride: 1,
+            stride: s,
             dilation: 1,
             pad: pads.0,
         }),
         rows: h,
         channels: cg,
-        weights_per_channel: cg * r * r * 4,
+        weights_per_channel: cg.div_ceil(target.lanes) * target.lanes * r * r * 4,
         bytes: 4 * (conv.images * (c + m) * h * w + m * cg * r * r),
     };
     direct_row_cycles(p, target) * (cg * r * r * h * conv.attrs.groups * conv.images) as f64
@@ -225,6 +233,7 @@ fn transformed_weights(f: &Transform, w: &Tensor, c: usize, m: usize) -> Result<
     let u = match (f.t, f.r) {
         (4, 3) => weights_of::<4, 3>(f.g, &w, c, m),
         (6, 3) => weights_of::<6, 3>(f.g, &w, c, m),
+        (6, 4) => weights_of::<6, 4>(f.g, &w, c, m),
         (6, 5) => weights_of::<6, 5>(f.g, &w, c, m),
         (t, r) => unreachable!("Winograd input tile {t} for kernel {r}"),
     };
