@@ -668,10 +668,15 @@ pub fn emit(cx: &mut KernelCx, op: &Op) -> Result<(), CodegenError> {
                     elem,
                 }
             } else {
+                // Columns innermost: the deep side's rows are written in order, the
+                // shallow side read every `b`th (with `bx` innermost, the loop copied
+                // `b` values a channel plane apart: Inception v1's phases of its
+                // 230x230 RGB input 0.19 -> 0.16 ms).
+                let order = [0, 1, 2, 3, 5, 4];
                 CopyPlan {
-                    dims,
-                    src: shallow_st.map(AxisMap::Stride).to_vec(),
-                    dst: deep_st.to_vec(),
+                    dims: order.map(|k| dims[k]).to_vec(),
+                    src: order.map(|k| AxisMap::Stride(shallow_st[k])).to_vec(),
+                    dst: order.map(|k| deep_st[k]).to_vec(),
                     src_base: 0,
                     dst_base: 0,
                     elem,
