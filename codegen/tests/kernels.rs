@@ -1830,17 +1830,30 @@ fn lrn_case(rng: &mut Rng) -> Case {
     if chance(rng, 10) {
         xs = vec![2, 8, rng.range(30, 40), rng.range(30, 40)];
     }
+    // Blocked (4-D): windows reaching one or two blocks either side, channels filling
+    // their last block or not.
+    let blocked = rank == 4 && chance(rng, 2);
     let l = Lrn {
-        size: rng.range(1, 5),
+        size: if blocked {
+            rng.range(1, 11)
+        } else {
+            rng.range(1, 5)
+        },
         alpha: rng.pick(&[1e-4, 1e-3, 0.5, 1.0]),
         beta: rng.pick(&[0.5, 0.75, 1.0]),
         bias: rng.pick(&[1.0, 2.0, 0.5]),
     };
     let scale = rng.pick(&[1.0, 3.0]);
-    let mut b = B::new(format!("{l:?} x={xs:?} scale={scale}"));
+    let mut b = B::new(format!("{l:?} x={xs:?} scale={scale} blocked={blocked}"));
     let x = ranged(rng, &xs, -scale, scale);
     let x = b.input(x);
-    let y = b.node(Op::Lrn(l), &[x]);
+    let y = if blocked {
+        let x = b.reorder(x, BLOCKED);
+        let y = b.blocked(Op::Lrn(l), &[x]);
+        b.reorder(y, Layout::Plain)
+    } else {
+        b.node(Op::Lrn(l), &[x])
+    };
     b.out(y);
     // The power is exp(-beta log(base)) with the inline approximations (a few ulps).
     b.done(RTOL, ATOL)

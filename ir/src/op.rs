@@ -473,6 +473,7 @@ impl Op {
             | Op::Pool(_)
             | Op::GlobalPool(_)
             | Op::ChannelScale
+            | Op::Lrn(_)
             | Op::WinogradInput(_) => LayoutRule::Follows,
             Op::ScaleShift | Op::WinogradOutput(_) => LayoutRule::FollowsFirst,
             _ => LayoutRule::Plain,

@@ -82,27 +82,46 @@ fn resnet50_bottleneck_with_residual() {
 
 #[test]
 fn one_reorder_for_every_plain_consumer() {
-    // A blocked tensor read by LRN and by a broadcasting Mul: both read one plain copy;
-    // the graph output that is the blocked tensor itself gets its own name back.
+    // A blocked tensor read by a softmax and by a broadcasting Mul: both read one plain
+    // copy; the graph output that is the blocked tensor itself gets its own name back.
     let mut g = Graph::new();
     let x = input(&mut g, "x", &[1, 4, 5, 5]);
     let y = add_conv(&mut g, "conv", x, 4, Op::Conv(conv2d(3, 1, 1, 1)), true);
-    let lrn = Op::Lrn(Lrn {
-        size: 3,
-        alpha: 1e-4,
-        beta: 0.75,
-        bias: 1.0,
-    });
-    let n = g.add("lrn", lrn, &[y]).unwrap();
+    let softmax = Op::Softmax {
+        axis: 1,
+        log: false,
+    };
+    let n = g.add("softmax", softmax, &[y]).unwrap();
     let s = random_const(&mut g, "scale", &[4, 1, 1]);
     let m = g.add("mul", Op::Binary(Binary::Mul), &[y, s]).unwrap();
-    g.add_output("lrn", n);
+    g.add_output("softmax", n);
     g.add_output("mul", m);
     g.add_output("conv", y);
     let r = rewrite(PASS, g);
     insta::assert_snapshot!("one_reorder_for_every_plain_consumer", r.text());
     assert_eq!(r.count("reorder"), 2);
     assert_eq!(layout_of(&r, "mul"), Layout::Plain);
+}
+
+#[test]
+fn lrn_between_blocked_convs_stays_blocked() {
+    // GoogLeNet's conv -> LRN -> conv: the LRN follows its blocked input, no reorders.
+    let mut g = Graph::new();
+    let x = input(&mut g, "x", &[1, 8, 6, 6]);
+    let a = add_conv(&mut g, "a", x, 8, Op::Conv(conv2d(3, 1, 1, 1)), true);
+    let lrn = Op::Lrn(Lrn {
+        size: 5,
+        alpha: 1e-4,
+        beta: 0.75,
+        bias: 1.0,
+    });
+    let n = g.add("lrn", lrn, &[a]).unwrap();
+    let b = add_conv(&mut g, "b", n, 8, Op::Conv(conv2d(1, 1, 0, 1)), true);
+    g.add_output("y", b);
+    let r = rewrite(PASS, g);
+    assert_eq!(layout_of(&r, "lrn"), Layout::Blocked { block: 4 });
+    // Into the first convolution and out of the last.
+    assert_eq!(r.count("reorder"), 2, "{}", r.text());
 }
 
 #[test]

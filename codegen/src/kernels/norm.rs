@@ -3,12 +3,12 @@
 use cnnc_ir::Layout;
 use cnnc_ir::op::Lrn;
 use cranelift_codegen::ir::condcodes::IntCC;
-use cranelift_codegen::ir::types::{F32, F32X4};
-use cranelift_codegen::ir::{InstBuilder, Value};
+use cranelift_codegen::ir::types::{F32, F32X4, I8X16};
+use cranelift_codegen::ir::{InstBuilder, Type, Value};
 
 use super::{KernelCx, tasks_for};
 use crate::CodegenError;
-use crate::emit::{Fx, LANES};
+use crate::emit::{Fx, LANES, bitcast_flags};
 
 impl Fx<'_> {
     /// `dst[i] = (src[i] - mean) * k + b` for `n` floats (`mean` 0 when absent).
@@ -172,12 +172,135 @@ fn pow_quarters(fx: &mut Fx, base: Value, q: u32) -> Value {
         .fold(first, |acc, &f| fx.b.ins().fmul(acc, f))
 }
 
+/// `x * (bias + alpha / size * sq) ^ -beta` for the window's sum of squares `sq`.
+fn lrn_of(fx: &mut Fx, l: &Lrn, ty: Type, sq: Value, x: Value) -> Value {
+    let (k, bias) = (
+        fx.fconst(ty, l.alpha / l.size as f32),
+        fx.fconst(ty, l.bias),
+    );
+    let base = fx.fma(sq, k, bias);
+    let quarters = Some(l.beta * 4.0)
+        .filter(|q| q.fract() == 0.0 && (1.0..=8.0).contains(q))
+        .map(|q| q as u32);
+    if let Some(q) = quarters {
+        let d = pow_quarters(fx, base, q);
+        return fx.b.ins().fdiv(x, d);
+    }
+    let lb = fx.log(base);
+    let nb = fx.fconst(ty, -l.beta);
+    let e = fx.b.ins().fmul(lb, nb);
+    let f = fx.exp(e);
+    fx.b.ins().fmul(x, f)
+}
+
+/// LRN on channels blocked by four (NCHW4c), a vector of a block's channels per pixel.
+/// The window at offset `d` of the four channels is the block `d` channels on, or for
+/// `d` not a whole block, four lanes across two neighbouring blocks (one shuffle):
+/// three loads and four shuffles per vector at size 5, where the plain kernel loads
+/// five planes, and no reorders around it (Inception v1's LRNs sit between blocked
+/// pools and convolutions). Blocks outside the tensor are zero, as are the padding
+/// lanes of a last block the channels do not fill; the blocks whose window stays
+/// inside skip the guards.
+fn lrn_blocked(cx: &mut KernelCx, l: &Lrn) -> Result<(), CodegenError> {
+    let xs = cx.inputs[0].ty.shape.clone();
+    let (c, plane): (usize, usize) = (xs[1], xs[2..].iter().product());
+    let cb = c.div_ceil(LANES);
+    let units = xs[0] * cb;
+    let (x, y) = (cx.input(0), cx.output(0));
+    let (below, above) = ((l.size - 1) / 2, (l.size - 1).div_ceil(2));
+    let offsets: Vec<i64> = (-(below as i64)..=above as i64).collect();
+    // Blocks the windows of a block's lanes reach, relative to it.
+    let (qmin, qmax) = (
+        (-(below as i64)).div_euclid(LANES as i64),
+        (LANES as i64 - 1 + above as i64).div_euclid(LANES as i64),
+    );
+    let last_lanes = c - (cb - 1) * LANES;
+    let ragged = last_lanes < LANES;
+    let tasks = tasks_for(units, units * plane * LANES * l.size);
+    let l = l.clone();
+    cx.launch(tasks, |fx, task, ptrs| {
+        let (lo, hi) = fx.task_range(task, units, tasks);
+        fx.for_range(lo, hi, |fx, u| {
+            let b = fx.b.ins().urem_imm_u(u, cb as i64);
+            let src = fx.addr(ptrs[x], u, 16 * plane as i64, 0);
+            let dst = fx.addr(ptrs[y], u, 16 * plane as i64, 0);
+            let body = |fx: &mut Fx, guarded: bool| {
+                fx.for_n(plane as u64, |fx, i| {
+                    let at = fx.addr(src, i, 16, 0);
+                    let blocks: Vec<Value> =
+                        (qmin..=qmax)
+                            .map(|q| {
+                                let off = (16 * plane) as i64 * q;
+                                if !guarded {
+                                    return fx.load(I8X16, at, off as i32);
+                                }
+                                let bq = fx.b.ins().iadd_imm_s(b, q);
+                                let inside =
+                                    fx.b.ins()
+                                        .icmp_imm_u(IntCC::UnsignedLessThan, bq, cb as i64);
+                                let there = fx.b.ins().iadd_imm_s(at, off);
+                                let safe = fx.b.ins().select(inside, there, at);
+                                let v = fx.load(I8X16, safe, 0);
+                                let zero = fx.splat_const(0.0);
+                                let zero = fx.b.ins().bitcast(I8X16, bitcast_flags(), zero);
+                                let mut v = fx.b.ins().select(inside, v, zero);
+                                if ragged {
+                                    let lanes: [u8; 4] = std::array::from_fn(|k| {
+                                        if k < last_lanes { k as u8 } else { 4 }
+                                    });
+                                    let kept = fx.shuffle32(v, zero, lanes);
+                                    let last =
+                                        fx.b.ins().icmp_imm_u(IntCC::Equal, bq, cb as i64 - 1);
+                                    v = fx.b.ins().select(last, kept, v);
+                                }
+                                v
+                            })
+                            .collect();
+                    let mut sq = fx.splat_const(0.0);
+                    for &d in &offsets {
+                        let (q, r) = (d.div_euclid(LANES as i64), d.rem_euclid(LANES as i64));
+                        let k = (q - qmin) as usize;
+                        let v = if r == 0 {
+                            blocks[k]
+                        } else {
+                            let r = r as u8;
+                            fx.shuffle32(blocks[k], blocks[k + 1], [r, r + 1, r + 2, r + 3])
+                        };
+                        let v = fx.b.ins().bitcast(F32X4, bitcast_flags(), v);
+                        sq = fx.fma(v, v, sq);
+                    }
+                    let xv = fx.load(F32X4, at, 0);
+                    let r = lrn_of(fx, &l, F32X4, sq, xv);
+                    let da = fx.addr(dst, i, 16, 0);
+                    fx.store(r, da, 0);
+                });
+            };
+            // Blocks whose every reached block is inside and full skip the guards.
+            let clean = cb - usize::from(ragged);
+            let span = (qmax - qmin) as usize;
+            if clean > span {
+                let from = fx.b.ins().iadd_imm_s(b, qmin);
+                let inside =
+                    fx.b.ins()
+                        .icmp_imm_u(IntCC::UnsignedLessThan, from, (clean - span) as i64);
+                fx.if_else(inside, |fx| body(fx, false), |fx| body(fx, true));
+            } else {
+                body(fx, true);
+            }
+        });
+        Ok(())
+    })
+}
+
 /// `y = x * (bias + alpha / size * sum of x^2 over nearby channels) ^ -beta`,
 /// vectorized over positions within a plane; the planes of channels whose window
 /// reaches outside [0, c) guard their loads, the others do not. A `beta` of whole
 /// quarters (0.75 in AlexNet, GoogLeNet and ZFNet) divides by the power from square
 /// roots ([`pow_quarters`]); any other multiplies by `exp(-beta log base)`.
 pub fn lrn(cx: &mut KernelCx, l: &Lrn) -> Result<(), CodegenError> {
+    if cx.inputs[0].ty.layout != Layout::Plain {
+        return lrn_blocked(cx, l);
+    }
     let xs = cx.inputs[0].ty.shape.clone();
     let c = xs[1];
     let plane: usize = xs[2..].iter().product();
@@ -185,9 +308,6 @@ pub fn lrn(cx: &mut KernelCx, l: &Lrn) -> Result<(), CodegenError> {
     let (x, y) = (cx.input(0), cx.output(0));
     let (below, above) = ((l.size - 1) / 2, (l.size - 1).div_ceil(2));
     let tasks = tasks_for(planes, planes * plane * l.size);
-    let quarters = Some(l.beta * 4.0)
-        .filter(|q| q.fract() == 0.0 && (1.0..=8.0).contains(q))
-        .map(|q| q as u32);
     let l = l.clone();
     cx.launch(tasks, |fx, task, ptrs| {
         let (lo, hi) = fx.task_range(task, planes, tasks);
@@ -221,22 +341,7 @@ pub fn lrn(cx: &mut KernelCx, l: &Lrn) -> Result<(), CodegenError> {
                 }
                 sum
             };
-            let finish = |fx: &mut Fx, ty, sq: Value, xv: Value| -> Value {
-                let (k, bias) = (
-                    fx.fconst(ty, l.alpha / l.size as f32),
-                    fx.fconst(ty, l.bias),
-                );
-                let base = fx.fma(sq, k, bias);
-                if let Some(q) = quarters {
-                    let d = pow_quarters(fx, base, q);
-                    return fx.b.ins().fdiv(xv, d);
-                }
-                let lb = fx.log(base);
-                let nb = fx.fconst(ty, -l.beta);
-                let e = fx.b.ins().fmul(lb, nb);
-                let f = fx.exp(e);
-                fx.b.ins().fmul(xv, f)
-            };
+            let finish = |fx: &mut Fx, ty, sq: Value, xv: Value| lrn_of(fx, &l, ty, sq, xv);
             let body = |fx: &mut Fx, guarded: bool| {
                 fx.for_n((plane / LANES) as u64, |fx, i| {
                     let sq = at(fx, F32X4, i, guarded);
