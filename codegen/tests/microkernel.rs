@@ -88,6 +88,6 @@ fn tile_code_per_shape() {
             vectors,
             unroll,
         });
-        insta::assert_snapshot!(format!("tile_{pixels}x{vectors}"), code);
+        insta::assert_snapshot!(format!("tile_{pixels}x{vectors}u{unroll}"), code);
     }
 }

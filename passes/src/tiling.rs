@@ -192,20 +192,22 @@ pub fn row_columns(axis: Axis) -> Vec<(usize, f64)> {
 const FLAT_PIXELS: usize = 256;
 
 /// Input channels per step of the direct kernel's tile loop (`Tile::unroll`). A
-/// one-vector tile of at most 8 pixels has the registers for a whole input block (4
-/// weight vectors and 4 broadcasts beside its accumulators): a quarter of the loop's
-/// overhead per multiply-add where 2 channels take half. Measured on Zen 5, Winograd
-/// products of 16 tiles ran at 73-77% of the FMA peak with 2 and at 80-85% with 4
-/// (160 to 320 channels, 512 to 128, 128 to 512) — unless the convolution streams from
-/// memory (its bytes beyond half the last-level cache): there 4 ran slower, 60% against
-/// 65% (512 to 512 channels, 38 MB of weights), 67% against 73% (64 channels at
-/// 224x224, 29 MB of input).
+/// one-vector tile that has the registers for a whole input block (4 weight vectors and
+/// 4 broadcasts beside its accumulators: at most 8 pixels in 16 registers) takes a
+/// whole block per step, a quarter of the loop's overhead per multiply-add where 2 channels take
+/// half. Measured on Zen 5, Winograd products of 16 tiles ran at 73-77% of the FMA
+/// peak with 2 and at 80-85% with 4 (160 to 320 channels, 512 to 128, 128 to 512) —
+/// unless the convolution streams from memory (its bytes beyond half the last-level
+/// cache): there 4 ran slower, 60% against 65% (512 to 512 channels, 38 MB of
+/// weights), 67% against 73% (64 channels at 224x224, 29 MB of input). A partial input
+/// block (an RGB stem) is walked lane by lane whatever the unroll, so only whole
+/// blocks take 4.
 fn direct_unroll(p: &DirectProblem, pixels: usize, vectors: usize, t: &TargetInfo) -> usize {
-    if vectors == 1 && pixels <= 8 && p.bytes <= t.l3_bytes / 2 {
-        4
-    } else {
-        2
-    }
+    let block = vectors == 1
+        && p.channels.is_multiple_of(t.lanes)
+        && direct_live_registers(t.lanes, pixels, vectors, 0) <= t.vector_registers
+        && p.bytes <= t.l3_bytes / 2;
+    if block { t.lanes } else { 2 }
 }
 
 /// Vector registers a tile's loop holds (`TileShape::fits`): a one-vector tile's
@@ -219,8 +221,8 @@ fn direct_live_registers(unroll: usize, pixels: usize, vectors: usize, walk: usi
 }
 
 /// Cycles per input channel of a direct-convolution tile of `pixels` x `vectors`. The
-/// weights are FMA memory operands (half of them: Cranelift loads the second unrolled
-/// channel's separately), each pixel's input a broadcast (a load and a shuffle), each
+/// weights of a tile of several vectors (2 channels a step) are FMA memory operands
+/// (half of them: Cranelift loads the second channel's separately), each pixel's input a broadcast (a load and a shuffle), each
 /// FMA but one per pixel a copy of the broadcast; per iteration, a weight pointer per
 /// pixel, the input pointer, the counter, and a move of each pixel's accumulator on
 /// the back edge. A one-vector tile keeps its weight vector in a register and loads

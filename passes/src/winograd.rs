@@ -31,7 +31,7 @@ pub struct WinogradConv;
 /// How much cheaper than the direct kernel a Winograd candidate must be.
 pub(crate) const MARGIN: f64 = 1.25;
 /// Bytes a transform moves per cycle between cache and registers (its tiles leave L1).
-const STREAM_BYTES_PER_CYCLE: f64 = 16.0;
+pub(crate) const STREAM_BYTES_PER_CYCLE: f64 = 16.0;
 
 impl Pass for WinogradConv {
     fn name(&self) -> &'static str {
@@ -98,6 +98,8 @@ pub(crate) struct Candidate {
     pub attrs: Conv,
     /// Input channels, output channels, output rows and columns.
     pub shape: [usize; 4],
+    /// Input rows and columns.
+    pub input: [usize; 2],
     pub images: usize,
     /// The channel block, `None` on plain tensors.
     pub block: Option<usize>,
@@ -138,6 +140,7 @@ fn candidate(graph: &Graph, id: NodeId, target: &TargetInfo) -> Option<Candidate
     fits.then(|| Candidate {
         attrs: c.clone(),
         shape: [x.shape[1], y.shape[1], y.shape[2], y.shape[3]],
+        input: [x.shape[2], x.shape[3]],
         images: y.shape[0],
         block,
     })
@@ -146,12 +149,13 @@ fn candidate(graph: &Graph, id: NodeId, target: &TargetInfo) -> Option<Candidate
 /// Cycles of the direct kernel on `conv` (any stride).
 pub(crate) fn direct_cycles(conv: &Candidate, target: &TargetInfo) -> f64 {
     let [c, m, h, w] = conv.shape;
+    let [ih, iw] = conv.input;
     let (cg, mg) = (c / conv.attrs.groups, m / conv.attrs.groups);
     let (pads, r, s) = (conv.attrs.pads[1], conv.r(), conv.attrs.strides[1]);
     let p = DirectProblem {
         vectors: mg / target.lanes,
         columns: row_columns(Axis {
-            input: (w - 1) * s + r - pads.0 - pads.1,
+            input: iw,
             output: w,
             kernel: r,
             stride: s,
@@ -161,7 +165,7 @@ pub(crate) fn direct_cycles(conv: &Candidate, target: &TargetInfo) -> f64 {
         rows: h,
         channels: cg,
         weights_per_channel: cg.div_ceil(target.lanes) * target.lanes * r * r * 4,
-        bytes: 4 * (conv.images * (c + m) * h * w + m * cg * r * r),
+        bytes: 4 * (conv.images * (c * ih * iw + m * h * w) + m * cg * r * r),
     };
     direct_row_cycles(p, target) * (cg * r * r * h * conv.attrs.groups * conv.images) as f64
 }

@@ -2,7 +2,7 @@
 //! compute below the direct kernel's cost becomes Pad -> SpaceToDepth -> a stride-1
 //! convolution of `ceil(k / s)` taps; the result equals the convolution on every
 //! geometry (kernel, stride, channels, asymmetric padding, sizes whose last rows no
-//! output reads); unstrided, pointwise, deep or small convolutions are left alone.
+//! output reads); unstrided, deep or small convolutions are left alone.
 
 mod common;
 
@@ -96,22 +96,31 @@ fn every_geometry_computes_the_same() {
 }
 
 #[test]
-fn unstrided_pointwise_deep_or_small_convolutions_are_left_alone() {
+fn unstrided_deep_or_small_convolutions_are_left_alone() {
+    // Each would have Winograd phases (4x4 taps: F(3x3, 4x4)) but for one condition.
     let cases = [
-        // No stride.
-        ([1, 3, 64, 64], strided(7, 1, [(3, 3); 2])),
-        // One tap per phase.
-        ([1, 3, 64, 64], strided(2, 2, [(0, 0); 2])),
-        // 256 phase channels: a deep layer, not a stem.
-        ([1, 64, 32, 32], strided(3, 2, [(1, 1); 2])),
-        // Too small for Winograd's transforms to pay.
-        ([1, 3, 8, 8], strided(3, 2, [(1, 1); 2])),
+        // No stride: nothing to split.
+        ([1, 4, 64, 64], strided(4, 1, [(2, 1); 2]), false),
+        // 128 phase channels: a deep layer, not a stem.
+        ([1, 32, 64, 64], strided(7, 2, [(3, 3); 2]), false),
+        // Too small for the transforms and copies to pay, though it could split.
+        ([1, 3, 8, 8], strided(7, 2, [(3, 3); 2]), true),
     ];
-    for (shape, conv) in cases {
+    for (shape, conv, splits) in cases {
         let mut g = Graph::new();
         let x = input(&mut g, "x", &shape);
         let y = add_conv(&mut g, "conv", x, 16, Op::Conv(conv), true);
         g.add_output("y", y);
+        let mut forced = g.clone();
+        let id = forced
+            .node_ids()
+            .find(|&id| matches!(forced.node(id).op, Op::Conv(_)))
+            .unwrap();
+        assert_eq!(
+            split_with(&mut forced, id, &TargetInfo::default()).unwrap(),
+            splits,
+            "{shape:?}"
+        );
         rewrite_prepared_plain(PASS, g).assert_unchanged();
     }
 }

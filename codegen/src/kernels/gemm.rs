@@ -22,6 +22,10 @@ use super::{KernelCx, tasks_for};
 use crate::CodegenError;
 use crate::emit::{Fx, LANES, mem};
 
+/// Most steps of the inner dimension per iteration (`Tile::unroll`): the code grows with
+/// them, and nothing gains beyond a few.
+const MAX_UNROLL: usize = 8;
+
 /// Bytes of A (all rows, one block of the inner dimension) that stay in L1 while the
 /// tiles sweep it once per column of tiles: a third of the smallest L1 we target.
 const A_IN_L1: usize = 10 << 10;
@@ -44,10 +48,10 @@ pub fn check_tile(t: &Tile) -> Result<(), CodegenError> {
         || t.cols == 0
         || !t.cols.is_multiple_of(LANES)
         || t.k_block == 0
-        || t.unroll == 0
+        || !(1..=MAX_UNROLL).contains(&t.unroll)
     {
         return Err(CodegenError::Unsupported(format!(
-            "tile {t}: rows, blocks and steps must be positive, columns whole vectors of {LANES}"
+            "tile {t}: rows and blocks must be positive, columns whole vectors of {LANES}, steps per iteration 1 to {MAX_UNROLL}"
         )));
     }
     Ok(())

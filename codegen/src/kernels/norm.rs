@@ -198,9 +198,10 @@ fn lrn_of(fx: &mut Fx, l: &Lrn, ty: Type, sq: Value, x: Value) -> Value {
 /// `d` not a whole block, four lanes across two neighbouring blocks (one shuffle):
 /// three loads and four shuffles per vector at size 5, where the plain kernel loads
 /// five planes, and no reorders around it (Inception v1's LRNs sit between blocked
-/// pools and convolutions). Blocks outside the tensor are zero, as are the padding
-/// lanes of a last block the channels do not fill; the blocks whose window stays
-/// inside skip the guards.
+/// pools and convolutions). Blocks outside the tensor count as zero, and so do the
+/// padding lanes of a last block the channels do not fill, which are zero: a reorder
+/// writes them so, and the ops that keep a blocked layout have whole blocks. The
+/// blocks whose windows stay inside skip the guards.
 fn lrn_blocked(cx: &mut KernelCx, l: &Lrn) -> Result<(), CodegenError> {
     let xs = cx.inputs[0].ty.shape.clone();
     let (c, plane): (usize, usize) = (xs[1], xs[2..].iter().product());
@@ -214,8 +215,6 @@ fn lrn_blocked(cx: &mut KernelCx, l: &Lrn) -> Result<(), CodegenError> {
         (-(below as i64)).div_euclid(LANES as i64),
         (LANES as i64 - 1 + above as i64).div_euclid(LANES as i64),
     );
-    let last_lanes = c - (cb - 1) * LANES;
-    let ragged = last_lanes < LANES;
     let tasks = tasks_for(units, units * plane * LANES * l.size);
     let l = l.clone();
     cx.launch(tasks, |fx, task, ptrs| {
@@ -227,35 +226,23 @@ fn lrn_blocked(cx: &mut KernelCx, l: &Lrn) -> Result<(), CodegenError> {
             let body = |fx: &mut Fx, guarded: bool| {
                 fx.for_n(plane as u64, |fx, i| {
                     let at = fx.addr(src, i, 16, 0);
-                    let blocks: Vec<Value> =
-                        (qmin..=qmax)
-                            .map(|q| {
-                                let off = (16 * plane) as i64 * q;
-                                if !guarded {
-                                    return fx.load(I8X16, at, off as i32);
-                                }
-                                let bq = fx.b.ins().iadd_imm_s(b, q);
-                                let inside =
-                                    fx.b.ins()
-                                        .icmp_imm_u(IntCC::UnsignedLessThan, bq, cb as i64);
-                                let there = fx.b.ins().iadd_imm_s(at, off);
-                                let safe = fx.b.ins().select(inside, there, at);
-                                let v = fx.load(I8X16, safe, 0);
-                                let zero = fx.splat_const(0.0);
-                                let zero = fx.b.ins().bitcast(I8X16, bitcast_flags(), zero);
-                                let mut v = fx.b.ins().select(inside, v, zero);
-                                if ragged {
-                                    let lanes: [u8; 4] = std::array::from_fn(|k| {
-                                        if k < last_lanes { k as u8 } else { 4 }
-                                    });
-                                    let kept = fx.shuffle32(v, zero, lanes);
-                                    let last =
-                                        fx.b.ins().icmp_imm_u(IntCC::Equal, bq, cb as i64 - 1);
-                                    v = fx.b.ins().select(last, kept, v);
-                                }
-                                v
-                            })
-                            .collect();
+                    let blocks: Vec<Value> = (qmin..=qmax)
+                        .map(|q| {
+                            let there = fx.b.ins().iadd_imm_s(at, (16 * plane) as i64 * q);
+                            if !guarded {
+                                return fx.load(I8X16, there, 0);
+                            }
+                            let bq = fx.b.ins().iadd_imm_s(b, q);
+                            let inside =
+                                fx.b.ins()
+                                    .icmp_imm_u(IntCC::UnsignedLessThan, bq, cb as i64);
+                            let safe = fx.b.ins().select(inside, there, at);
+                            let v = fx.load(I8X16, safe, 0);
+                            let zero = fx.splat_const(0.0);
+                            let zero = fx.b.ins().bitcast(I8X16, bitcast_flags(), zero);
+                            fx.b.ins().select(inside, v, zero)
+                        })
+                        .collect();
                     let mut sq = fx.splat_const(0.0);
                     for &d in &offsets {
                         let (q, r) = (d.div_euclid(LANES as i64), d.rem_euclid(LANES as i64));
@@ -275,14 +262,13 @@ fn lrn_blocked(cx: &mut KernelCx, l: &Lrn) -> Result<(), CodegenError> {
                     fx.store(r, da, 0);
                 });
             };
-            // Blocks whose every reached block is inside and full skip the guards.
-            let clean = cb - usize::from(ragged);
+            // Blocks whose every reached block is inside skip the guards.
             let span = (qmax - qmin) as usize;
-            if clean > span {
+            if cb > span {
                 let from = fx.b.ins().iadd_imm_s(b, qmin);
                 let inside =
                     fx.b.ins()
-                        .icmp_imm_u(IntCC::UnsignedLessThan, from, (clean - span) as i64);
+                        .icmp_imm_u(IntCC::UnsignedLessThan, from, (cb - span) as i64);
                 fx.if_else(inside, |fx| body(fx, false), |fx| body(fx, true));
             } else {
                 body(fx, true);
