@@ -53,11 +53,11 @@ pub struct TargetInfo {
 
 impl Default for TargetInfo {
     /// x86-64 with 128-bit vectors (xmm0-15), as on Zen 4 and Sapphire Rapids: two
-    /// FMAs, three loads, three vector ALU operations (Sapphire Rapids' ports 0, 1
-    /// and 5) and six operations a cycle, FMA latency 4; 32 KiB L1 and
-    /// 1 MiB L2 (the smaller of the two), 32 MiB L3; weights stream from L3 at about 4 bytes a
-    /// cycle (measured here: 36 MB of Winograd products' weights in 9 ms), from L2 at
-    /// about 32.
+    /// FMAs, three loads, three vector ALU operations (Sapphire Rapids' ports 0, 1 and
+    /// 5) and six operations a cycle, FMA latency 4; 32 KiB L1 and 1 MiB L2 (the
+    /// smaller of the two), 32 MiB L3; weights stream from L3 at about 4 bytes a cycle
+    /// (measured here: 36 MB of Winograd products' weights in 9 ms), from L2 at about
+    /// 32.
     fn default() -> Self {
         TargetInfo {
             lanes: 4,

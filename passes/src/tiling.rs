@@ -194,13 +194,13 @@ const FLAT_PIXELS: usize = 256;
 /// Input channels per step of the direct kernel's tile loop (`Tile::unroll`). A
 /// one-vector tile that has the registers for a whole input block (4 weight vectors and
 /// 4 broadcasts beside its accumulators: at most 8 pixels in 16 registers) takes a
-/// whole block per step, a quarter of the loop's overhead per multiply-add where 2 channels take
-/// half. Measured on Zen 5, Winograd products of 16 tiles ran at 73-77% of the FMA
-/// peak with 2 and at 80-85% with 4 (160 to 320 channels, 512 to 128, 128 to 512) —
-/// unless the convolution streams from memory (its bytes beyond half the last-level
-/// cache): there 4 ran slower, 60% against 65% (512 to 512 channels, 38 MB of
-/// weights), 67% against 73% (64 channels at 224x224, 29 MB of input). A partial input
-/// block (an RGB stem) is walked lane by lane whatever the unroll, so only whole
+/// whole block per step, a quarter of the loop's overhead per multiply-add where 2
+/// channels take half. Measured on Zen 5, Winograd products of 16 tiles ran at 73-77%
+/// of the FMA peak with 2 and at 80-85% with 4 (160 to 320 channels, 512 to 128, 128 to
+/// 512) — unless the convolution streams from memory (its bytes beyond half the
+/// last-level cache): there 4 ran slower, 60% against 65% (512 to 512 channels, 38 MB
+/// of weights), 67% against 73% (64 channels at 224x224, 29 MB of input). A partial
+/// input block (an RGB stem) is walked lane by lane whatever the unroll, so only whole
 /// blocks take 4.
 fn direct_unroll(p: &DirectProblem, pixels: usize, vectors: usize, t: &TargetInfo) -> usize {
     let block = vectors == 1
@@ -222,14 +222,15 @@ fn direct_live_registers(unroll: usize, pixels: usize, vectors: usize, walk: usi
 
 /// Cycles per input channel of a direct-convolution tile of `pixels` x `vectors`. The
 /// weights of a tile of several vectors (2 channels a step) are FMA memory operands
-/// (half of them: Cranelift loads the second channel's separately), each pixel's input a broadcast (a load and a shuffle), each
-/// FMA but one per pixel a copy of the broadcast; per iteration, a weight pointer per
-/// pixel, the input pointer, the counter, and a move of each pixel's accumulator on
-/// the back edge. A one-vector tile keeps its weight vector in a register and loads
-/// each broadcast from memory into the register the FMA overwrites: no shuffles, no
-/// copies. The shuffles and copies share the vector ALUs with the FMAs (with them
-/// the 3x4 tile's bound is 71% of the FMA peak, where the 3x3 kernel bench measures
-/// 69-76%; one-vector tiles of 8-12 pixels run at 85-92%).
+/// (half of them: Cranelift loads the second channel's separately), each pixel's input
+/// a broadcast (a load and a shuffle), each FMA but one per pixel a copy of the
+/// broadcast; per iteration, a weight pointer per pixel, the input pointer, the
+/// counter, and a move of each pixel's accumulator on the back edge. A one-vector tile
+/// keeps its weight vector in a register and loads each broadcast from memory into the
+/// register the FMA overwrites: no shuffles, no copies. The shuffles and copies share
+/// the vector ALUs with the FMAs (with them the 3x4 tile's bound is 71% of the FMA
+/// peak, where the 3x3 kernel bench measures 69-76%; one-vector tiles of 8-12 pixels
+/// run at 85-92%).
 fn direct_step_cycles(unroll: usize, pixels: usize, vectors: usize, t: &TargetInfo) -> f64 {
     let fmas = pixels * vectors;
     let (loads, ops, alu) = if vectors == 1 {

@@ -327,13 +327,12 @@ pub fn lrn(cx: &mut KernelCx, l: &Lrn) -> Result<(), CodegenError> {
                 }
                 sum
             };
-            let finish = |fx: &mut Fx, ty, sq: Value, xv: Value| lrn_of(fx, &l, ty, sq, xv);
             let body = |fx: &mut Fx, guarded: bool| {
                 fx.for_n((plane / LANES) as u64, |fx, i| {
                     let sq = at(fx, F32X4, i, guarded);
                     let xa = fx.addr(src, i, 16, 0);
                     let xv = fx.load(F32X4, xa, 0);
-                    let r = finish(fx, F32X4, sq, xv);
+                    let r = lrn_of(fx, &l, F32X4, sq, xv);
                     let da = fx.addr(dst, i, 16, 0);
                     fx.store(r, da, 0);
                 });
@@ -341,7 +340,7 @@ pub fn lrn(cx: &mut KernelCx, l: &Lrn) -> Result<(), CodegenError> {
                     let jv = fx.iconst(j as i64);
                     let sq = at(fx, F32, jv, guarded);
                     let xv = fx.load(F32, src, (4 * j) as i32);
-                    let r = finish(fx, F32, sq, xv);
+                    let r = lrn_of(fx, &l, F32, sq, xv);
                     fx.store(r, dst, (4 * j) as i32);
                 }
             };
