@@ -132,13 +132,14 @@ const F3_4: Transform = Transform {
 /// The transform with output tiles of `m x m` for an `r x r` kernel, if there is one:
 /// F(2x2) and F(4x4) for 3x3, F(3x3) for 4x4, F(2x2) for 5x5.
 pub fn transform(m: usize, r: usize) -> Option<&'static Transform> {
-    match (m, r) {
-        (2, 3) => Some(&F2),
-        (4, 3) => Some(&F4),
-        (3, 4) => Some(&F3_4),
-        (2, 5) => Some(&F2_5),
-        _ => None,
-    }
+    transforms_for(r).find(|f| f.m == m)
+}
+
+/// Every transform for an `r x r` kernel.
+pub fn transforms_for(r: usize) -> impl Iterator<Item = &'static Transform> {
+    [&F2, &F4, &F3_4, &F2_5]
+        .into_iter()
+        .filter(move |f| f.r == r)
 }
 
 /// `L x Lᵀ` for a `rows x cols` matrix `L` and a square `cols x cols` tile `x`.

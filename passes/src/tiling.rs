@@ -255,16 +255,20 @@ fn direct_step_cycles(unroll: usize, pixels: usize, vectors: usize, t: &TargetIn
 }
 
 /// Cycles per input channel and kernel tap for one output row of one group (every
-/// vector group) with tiles of `pixels` x `vectors`. Each segment of the row's columns
-/// is covered by full tiles and a narrower tail, a tile costing its share of the
-/// kernel's taps: a 7-pixel row whose first column reaches the padding is a 1-pixel
-/// tile, latency-bound, and a 6-pixel one. Each tile of a row reads its
-/// vector group's weights: the first from L2 (the cache block stays there across
-/// rows) or, for a single row, from beyond L2, the others from L1 when the vector
-/// group's weights stay there, else from L2. A tile runs at the slower of its FMAs and
-/// its weight stream: one reading every weight from L3 for three pixels is bound by
-/// the stream, one covering the whole row by its FMAs.
-fn direct_row_tile_cycles(p: &DirectProblem, pixels: usize, vectors: usize, t: &TargetInfo) -> f64 {
+/// vector group) with tiles of `pixels` x `vectors` taking `unroll` channels a step.
+/// Each segment of the row's columns is covered by full tiles and a narrower tail, a
+/// tile costing its share of the kernel's taps: a 7-pixel row whose first column
+/// reaches the padding is a 1-pixel tile, latency-bound, and a 6-pixel one. Each tile
+/// of a row reads its vector group's weights: the first from L2 (the cache block stays
+/// there across rows) or, for a single row, from beyond L2, the others from L1 when the
+/// vector group's weights stay there, else from L2. A tile runs at the slower of its
+/// FMAs and its weight stream: one reading every weight from L3 for three pixels is
+/// bound by the stream, one covering the whole row by its FMAs.
+fn direct_row_tile_cycles(
+    p: &DirectProblem,
+    (pixels, vectors, unroll): (usize, usize, usize),
+    t: &TargetInfo,
+) -> f64 {
     let first_bw = if p.rows <= 1 {
         t.far_bytes_per_cycle
     } else {
@@ -286,7 +290,6 @@ fn direct_row_tile_cycles(p: &DirectProblem, pixels: usize, vectors: usize, t: &
                 .map(move |px| (px, share))
         })
         .collect();
-    let unroll = direct_unroll(p, pixels, vectors, t);
     let row = |v: usize| {
         let weights = (v * t.lanes * 4) as f64;
         tiles
@@ -321,7 +324,7 @@ fn best_direct_tile(p: &DirectProblem, target: &TargetInfo) -> (f64, usize, usiz
             {
                 continue;
             }
-            let cycles = direct_row_tile_cycles(p, pixels, vectors, target);
+            let cycles = direct_row_tile_cycles(p, (pixels, vectors, unroll), target);
             let better = match best {
                 None => true,
                 Some((c, px, v)) => {

@@ -19,7 +19,7 @@
 
 use cnnc_ir::op::{Conv, Epilogue, Winograd};
 use cnnc_ir::window::Axis;
-use cnnc_ir::winograd::{Transform, transform};
+use cnnc_ir::winograd::{Transform, transform, transforms_for};
 use cnnc_ir::{Graph, IrError, Layout, NodeId, Op, Tensor, Value};
 
 use crate::tiling::{DirectProblem, direct_row_cycles, row_columns};
@@ -59,11 +59,9 @@ impl Pass for WinogradConv {
 
 /// The cheapest Winograd transform for `conv` and its cycles.
 pub(crate) fn best_winograd(conv: &Candidate, target: &TargetInfo) -> Option<(f64, Winograd)> {
-    [2, 3, 4]
-        .into_iter()
-        .filter(|&tile| transform(tile, conv.r()).is_some())
-        .map(|tile| {
-            let wg = winograd_of(conv, tile, target);
+    transforms_for(conv.r())
+        .map(|f| {
+            let wg = winograd_of(conv, f.m, target);
             (winograd_cycles(&wg, conv, target), wg)
         })
         .min_by(|a, b| a.0.total_cmp(&b.0))
