@@ -161,6 +161,9 @@ impl Fx<'_> {
     /// value the body computes has one use (the back edge): a load used once by an
     /// instruction can then become its memory operand, which Cranelift refuses for a
     /// value with several uses (as a bottom test passing it to both targets makes).
+    /// The counter is the back edge's last argument: Cranelift elaborates a block's
+    /// pure instructions in the order of the branch arguments that use them, so the
+    /// increment comes after the work instead of living across it in a register.
     pub fn for_range_carry(
         &mut self,
         lo: Value,
@@ -177,29 +180,34 @@ impl Fx<'_> {
             self.b.create_block(),
             self.b.create_block(),
         );
-        self.b.append_block_param(header, I64);
         for &t in &types {
             self.b.append_block_param(header, t);
         }
-        let start: Vec<_> = std::iter::once(lo)
-            .chain(init.iter().copied())
+        self.b.append_block_param(header, I64);
+        let start: Vec<_> = init
+            .iter()
+            .copied()
+            .chain(std::iter::once(lo))
             .map(Into::into)
             .collect();
         self.b.ins().jump(header, &start);
         self.b.switch_to_block(header);
         let params = self.b.block_params(header).to_vec();
-        let more = self.b.ins().icmp(IntCC::SignedLessThan, params[0], hi);
+        let (carried, i) = (&params[..types.len()], params[types.len()]);
+        let more = self.b.ins().icmp(IntCC::SignedLessThan, i, hi);
         self.b.ins().brif(more, body_block, &[], exit, &[]);
         self.b.switch_to_block(body_block);
-        let next = body(self, params[0], &params[1..]);
-        let i1 = self.b.ins().iadd_imm_s(params[0], 1);
-        let back: Vec<_> = std::iter::once(i1)
-            .chain(next.iter().copied())
+        let next = body(self, i, carried);
+        let i1 = self.b.ins().iadd_imm_s(i, 1);
+        let back: Vec<_> = next
+            .iter()
+            .copied()
+            .chain(std::iter::once(i1))
             .map(Into::into)
             .collect();
         self.b.ins().jump(header, &back);
         self.b.switch_to_block(exit);
-        params[1..].to_vec()
+        carried.to_vec()
     }
 
     /// `if cond { then() }`.

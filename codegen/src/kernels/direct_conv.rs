@@ -202,20 +202,21 @@ impl Fx<'_> {
         } else {
             (taps, LANES / unroll, Walk::unrolled(shape))
         };
-        let mut carried = vec![px, pw];
-        carried.extend(acc);
+        // Accumulators first, pointers last, in every loop here: see `tile_loop`.
+        let n = acc.len();
+        let mut carried = acc.to_vec();
+        carried.extend([px, pw]);
         let x_pixel = (16 * g.stride[2]) as i64;
-        let out = self.for_n_carry(outer as u64, &carried, |fx, _, c| {
-            let ws = vec![c[1]; wt];
-            let acc = fx.tile_loop(shape, steps as u64, walk, c[0], x_pixel, &ws, &c[2..]);
-            let mut next = vec![
-                fx.b.ins().iadd_imm_s(c[0], x_tap),
-                fx.b.ins().iadd_imm_s(c[1], w_tap),
-            ];
-            next.extend(acc);
+        let mut out = self.for_n_carry(outer as u64, &carried, |fx, _, c| {
+            let (px, pw) = (c[n], c[n + 1]);
+            let ws = vec![pw; wt];
+            let mut next = fx.tile_loop(shape, steps as u64, walk, px, x_pixel, &ws, &c[..n]);
+            next.push(fx.b.ins().iadd_imm_s(px, x_tap));
+            next.push(fx.b.ins().iadd_imm_s(pw, w_tap));
             next
         });
-        out[2..].to_vec()
+        out.truncate(n);
+        out
     }
 
     /// One register tile: `wt` pixels by `ov` vectors over every input channel and the
@@ -233,14 +234,14 @@ impl Fx<'_> {
         let w_block = w_row * g.kernel[1] as i64;
         let x_step = g.dilation[1] as i64 * s.x_row;
         // The valid kernel rows of one input block of `lanes` valid lanes.
+        // Carried: the accumulators, then the input and weight pointers.
+        let n = wt * ov;
         let block = |fx: &mut Fx, c: &[Value], lanes: usize| {
             let row = |fx: &mut Fx, _: Value, k: &[Value]| {
-                let acc = fx.kernel_row(s, k[0], k[1], &k[2..], wt, ov, kw, lanes);
-                let mut next = vec![
-                    fx.b.ins().iadd_imm_s(k[0], x_step),
-                    fx.b.ins().iadd_imm_s(k[1], w_row),
-                ];
-                next.extend(acc);
+                let (px, pw) = (k[n], k[n + 1]);
+                let mut next = fx.kernel_row(s, px, pw, &k[..n], wt, ov, kw, lanes);
+                next.push(fx.b.ins().iadd_imm_s(px, x_step));
+                next.push(fx.b.ins().iadd_imm_s(pw, w_row));
                 next
             };
             let mut inner = if s.all_rows {
@@ -248,18 +249,18 @@ impl Fx<'_> {
             } else {
                 fx.for_range_carry(at.kh_lo, at.kh_hi, c, row)
             };
-            inner[0] = fx.b.ins().iadd_imm_s(c[0], s.x_block);
-            inner[1] = fx.b.ins().iadd_imm_s(c[1], w_block);
+            inner[n] = fx.b.ins().iadd_imm_s(c[n], s.x_block);
+            inner[n + 1] = fx.b.ins().iadd_imm_s(c[n + 1], w_block);
             inner
         };
-        let mut carried = vec![at.x, at.w];
-        carried.extend(init);
+        let mut carried = init;
+        carried.extend([at.x, at.w]);
         let whole = s.cb - usize::from(s.last_lanes < LANES);
         let mut out = self.for_n_carry(whole as u64, &carried, |fx, _, c| block(fx, c, LANES));
         if s.last_lanes < LANES {
             out = block(self, &out, s.last_lanes);
         }
-        self.direct_epilogue(s, at, &out[2..], wt, ov);
+        self.direct_epilogue(s, at, &out[..n], wt, ov);
     }
 
     /// Residual, activation and store of a finished tile. An activation that is not

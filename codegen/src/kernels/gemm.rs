@@ -223,28 +223,28 @@ impl Fx<'_> {
         // Several steps per iteration (the tile's `unroll`, 2 from the tiling pass)
         // divide the loop's overhead and the moves Cranelift makes of the accumulators
         // on its back edge; the steps left over follow.
-        let mut carried = vec![a0, b0];
-        carried.extend(init);
+        // The pointers after the accumulators, so that their increments follow the
+        // FMAs (see `Fx::for_range_carry`).
+        let n = init.len();
+        let mut carried = init;
+        carried.extend([a0, b0]);
         let unroll = p.tile.unroll;
         let iterations = (part.len / unroll) as u64;
         let mut out = self.for_n_carry(iterations, &carried, |fx, _, carried| {
-            let (pa, pb) = (carried[0], carried[1]);
-            let mut acc = carried[2..].to_vec();
+            let (pa, pb) = (carried[n], carried[n + 1]);
+            let mut next = carried[..n].to_vec();
             for u in 0..unroll {
-                step(fx, pa, pb, u as i64, &mut acc);
+                step(fx, pa, pb, u as i64, &mut next);
             }
-            let mut next = vec![
-                fx.b.ins().iadd_imm_s(pa, unroll as i64 * a_step),
-                fx.b.ins().iadd_imm_s(pb, unroll as i64 * b_step),
-            ];
-            next.extend(acc);
+            next.push(fx.b.ins().iadd_imm_s(pa, unroll as i64 * a_step));
+            next.push(fx.b.ins().iadd_imm_s(pb, unroll as i64 * b_step));
             next
         });
-        let (pa, pb) = (out[0], out[1]);
+        let (pa, pb) = (out[n], out[n + 1]);
         for u in 0..part.len % unroll {
-            step(self, pa, pb, u as i64, &mut out[2..]);
+            step(self, pa, pb, u as i64, &mut out[..n]);
         }
-        let acc = &out[2..];
+        let acc = &out[..n];
         for r in 0..mr {
             let crow = c_rows[r];
             if !part.last {
@@ -686,8 +686,8 @@ fn emit_gemv(
         let dot = |fx: &mut Fx, j0: Value, rows: usize| {
             let b0 = fx.addr(ptrs[b], j0, 4 * k as i64, 0);
             let zero = fx.splat_const(0.0);
-            let mut carried = vec![ptrs[a], b0];
-            carried.extend(vec![zero; 2 * rows]);
+            let mut carried = vec![zero; 2 * rows];
+            carried.extend([ptrs[a], b0]);
             // Bytes from one row's values to the next row's, and per step of the loop.
             let (row_step, b_step) = if packed {
                 (32, 32 * rows as i64)
@@ -695,24 +695,23 @@ fn emit_gemv(
                 (4 * k, 32)
             };
             let out = fx.for_n_carry(vecs as u64, &carried, |fx, _, c| {
-                let (pa, pb) = (c[0], c[1]);
+                let (pa, pb) = (c[2 * rows], c[2 * rows + 1]);
                 let x0 = fx.load_fixed(F32X4, pa, 0);
                 let x1 = fx.load_fixed(F32X4, pa, 16);
-                let mut next = vec![
-                    fx.b.ins().iadd_imm_s(pa, 32),
-                    fx.b.ins().iadd_imm_s(pb, b_step),
-                ];
+                let mut next = Vec::with_capacity(c.len());
                 for r in 0..rows {
                     let row = (row_step * r) as i32;
                     let w0 = fx.load_fixed(F32X4, pb, row);
                     let w1 = fx.load_fixed(F32X4, pb, row + 16);
-                    next.push(fx.fma(w0, x0, c[2 + 2 * r]));
-                    next.push(fx.fma(w1, x1, c[3 + 2 * r]));
+                    next.push(fx.fma(w0, x0, c[2 * r]));
+                    next.push(fx.fma(w1, x1, c[2 * r + 1]));
                 }
+                next.push(fx.b.ins().iadd_imm_s(pa, 32));
+                next.push(fx.b.ins().iadd_imm_s(pb, b_step));
                 next
             });
             for r in 0..rows {
-                let v = fx.b.ins().fadd(out[2 + 2 * r], out[3 + 2 * r]);
+                let v = fx.b.ins().fadd(out[2 * r], out[2 * r + 1]);
                 let mut y = fx.hsum(v);
                 // The last K % 8 products, one at a time.
                 let main = vecs * 2 * LANES;

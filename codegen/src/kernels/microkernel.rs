@@ -127,21 +127,25 @@ impl Fx<'_> {
     ) -> Vec<Value> {
         // A one-vector tile reads its weights through one pointer (see `tile_step`).
         let wt = if shape.vectors == 1 { 1 } else { shape.pixels };
-        let mut carried = vec![x];
+        // Accumulators first: the pointer increments then follow the step's FMAs
+        // (see `for_range_carry`); leading, they were computed at the top and kept a
+        // register through the step, which spilled a pointer in the larger loop nests.
+        let n = acc.len();
+        let mut carried = acc.to_vec();
+        carried.push(x);
         carried.extend(&ws[..wt]);
-        carried.extend(acc);
-        let done = self.for_n_carry(steps, &carried, |fx, _, l| {
-            let (x, ws) = (l[0], &l[1..1 + wt]);
-            let mut acc = l[1 + wt..].to_vec();
-            fx.tile_step(shape, walk.lanes, x, x_pixel, ws, &mut acc);
-            let mut next = vec![fx.b.ins().iadd_imm_s(x, walk.x_bytes)];
+        let mut done = self.for_n_carry(steps, &carried, |fx, _, l| {
+            let (x, ws) = (l[n], &l[n + 1..]);
+            let mut next = l[..n].to_vec();
+            fx.tile_step(shape, walk.lanes, x, x_pixel, ws, &mut next);
+            next.push(fx.b.ins().iadd_imm_s(x, walk.x_bytes));
             for &w in ws {
                 next.push(fx.b.ins().iadd_imm_s(w, walk.w_bytes));
             }
-            next.extend(acc);
             next
         });
-        done[1 + wt..].to_vec()
+        done.truncate(n);
+        done
     }
 }
 
