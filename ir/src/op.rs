@@ -274,6 +274,22 @@ impl fmt::Display for Tile {
     }
 }
 
+/// Independent FMA chains a register tile needs to keep both FMA pipes busy through
+/// the FMA's latency (two pipes of 4 cycles on the cores we target).
+pub const FMA_CHAINS: usize = 8;
+
+/// Partial sums per accumulator of a register tile with `accumulators` accumulators.
+/// A narrow tile (a border column, a row's tail) has too few to hide the FMA latency:
+/// it takes a whole input block per step and adds each channel of the step into its
+/// own partial sum, summed once the reduction is done. 1 (no partial sums) from
+/// `FMA_CHAINS / 2 + 1` accumulators on.
+pub fn partial_sums(accumulators: usize) -> usize {
+    [4, 2]
+        .into_iter()
+        .find(|&s| accumulators * s <= FMA_CHAINS)
+        .unwrap_or(1)
+}
+
 /// What a producer applies to its result before storing it (fused by the passes):
 /// `activation(y + residual)`.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]

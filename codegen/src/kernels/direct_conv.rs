@@ -167,8 +167,7 @@ impl Fx<'_> {
         px: Value,
         pw: Value,
         acc: &[Value],
-        wt: usize,
-        ov: usize,
+        shape: TileShape,
         kw: (usize, usize),
         lanes: usize,
     ) -> Vec<Value> {
@@ -177,16 +176,11 @@ impl Fx<'_> {
         if taps == 0 {
             return acc.to_vec();
         }
-        let w_tap = (LANES * ov * 16) as i64;
+        let w_tap = (LANES * shape.vectors * 16) as i64;
         let px = self.add(px, (16 * kw.0 * g.dilation[2]) as i64);
         let pw = self.add(pw, kw.0 as i64 * w_tap);
         let x_tap = (16 * g.dilation[2]) as i64;
-        let unroll = s.unroll;
-        let shape = TileShape {
-            pixels: wt,
-            vectors: ov,
-            unroll,
-        };
+        let unroll = shape.unroll;
         // With dilation 1 and whole blocks the taps' channels are consecutive in
         // memory: one loop. A block of fewer valid lanes (the input's last, as in a
         // 3-channel stem) steps a tap at a time over its valid lanes only.
@@ -209,7 +203,7 @@ impl Fx<'_> {
         let x_pixel = (16 * g.stride[2]) as i64;
         let mut out = self.for_n_carry(outer as u64, &carried, |fx, _, c| {
             let (px, pw) = (c[n], c[n + 1]);
-            let ws = vec![pw; wt];
+            let ws = vec![pw; shape.pixels];
             let mut next = fx.tile_loop(shape, steps as u64, walk, px, x_pixel, &ws, &c[..n]);
             next.push(fx.b.ins().iadd_imm_s(px, x_tap));
             next.push(fx.b.ins().iadd_imm_s(pw, w_tap));
@@ -223,10 +217,12 @@ impl Fx<'_> {
     /// valid kernel rows, then bias, residual and activation, stored.
     fn direct_tile(&mut self, s: &Shape, at: &TileAt, wt: usize, ov: usize, kw: (usize, usize)) {
         let g = &s.g;
-        let init: Vec<Value> = (0..wt * ov)
+        let shape = TileShape::of(wt, ov, s.unroll);
+        // The bias starts the first partial sum, zero the others.
+        let init: Vec<Value> = (0..shape.accumulators())
             .map(|t| match at.bias {
-                Some(b) => self.load(F32X4, b, (16 * (t % ov)) as i32),
-                None => self.splat_const(0.0),
+                Some(b) if t < wt * ov => self.load(F32X4, b, (16 * (t % ov)) as i32),
+                _ => self.splat_const(0.0),
             })
             .collect();
         // Weights bytes per kernel row and per input block.
@@ -235,11 +231,11 @@ impl Fx<'_> {
         let x_step = g.dilation[1] as i64 * s.x_row;
         // The valid kernel rows of one input block of `lanes` valid lanes.
         // Carried: the accumulators, then the input and weight pointers.
-        let n = wt * ov;
+        let n = shape.accumulators();
         let block = |fx: &mut Fx, c: &[Value], lanes: usize| {
             let row = |fx: &mut Fx, _: Value, k: &[Value]| {
                 let (px, pw) = (k[n], k[n + 1]);
-                let mut next = fx.kernel_row(s, px, pw, &k[..n], wt, ov, kw, lanes);
+                let mut next = fx.kernel_row(s, px, pw, &k[..n], shape, kw, lanes);
                 next.push(fx.b.ins().iadd_imm_s(px, x_step));
                 next.push(fx.b.ins().iadd_imm_s(pw, w_row));
                 next
@@ -260,7 +256,14 @@ impl Fx<'_> {
         if s.last_lanes < LANES {
             out = block(self, &out, s.last_lanes);
         }
-        self.direct_epilogue(s, at, &out[..n], wt, ov);
+        let mut acc = out[..n].to_vec();
+        while acc.len() > wt * ov {
+            let half = acc.split_off(acc.len() / 2);
+            for (a, h) in acc.iter_mut().zip(half) {
+                *a = self.b.ins().fadd(*a, h);
+            }
+        }
+        self.direct_epilogue(s, at, &acc, wt, ov);
     }
 
     /// Residual, activation and store of a finished tile. An activation that is not

@@ -8,6 +8,7 @@
 //! its disassembly is snapshotted per shape, and a tile that spills a vector register
 //! to the stack fails them.
 
+use cnnc_ir::op::partial_sums;
 use cranelift_codegen::Context;
 use cranelift_codegen::control::ControlPlane;
 use cranelift_codegen::ir::types::{F32, F32X4, I64};
@@ -16,7 +17,7 @@ use cranelift_codegen::isa::TargetIsa;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 
 use crate::CodegenError;
-use crate::emit::Fx;
+use crate::emit::{Fx, LANES};
 use crate::target::Features;
 
 /// A register tile: `pixels * vectors` accumulators, `unroll` input channels per step.
@@ -24,23 +25,44 @@ use crate::target::Features;
 /// accumulator's result, so every unrolled channel's broadcast of a pixel is loaded
 /// before that pixel's first FMA: more channels per step cost live registers, fewer
 /// cost loop overhead (a move of every accumulator on the back edge, the pointers, the
-/// counter). The tiling pass chooses (`Tile::unroll`).
+/// counter). The tiling pass chooses (`Tile::unroll`). Channel `u` of a step adds
+/// into partial sum `u % split` of its accumulator (see [`TileShape::of`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TileShape {
     pub pixels: usize,
     pub vectors: usize,
     pub unroll: usize,
+    pub split: usize,
 }
 
 impl TileShape {
+    /// The tile of `pixels` x `vectors` at the chosen `unroll`, unless it is too narrow
+    /// to hide the FMA latency: then partial sums (`cnnc_ir::op::partial_sums`) over a
+    /// whole input block per step.
+    pub fn of(pixels: usize, vectors: usize, unroll: usize) -> Self {
+        let split = partial_sums(pixels * vectors);
+        let unroll = if split > 1 { LANES } else { unroll };
+        TileShape {
+            pixels,
+            vectors,
+            unroll,
+            split,
+        }
+    }
+
+    /// Accumulators, partial sums included.
+    pub fn accumulators(self) -> usize {
+        self.pixels * self.vectors * self.split
+    }
+
     /// Whether the tile fits the vector registers: a one-vector tile's accumulators,
     /// unrolled weight vectors and broadcasts; else the accumulators, the unrolled
     /// broadcasts, the copy of one Cranelift makes for each FMA, and a weight vector.
     pub fn fits(self, registers: usize) -> bool {
         let live = if self.vectors == 1 {
-            self.pixels + 2 * self.unroll
+            self.accumulators() + 2 * self.unroll
         } else {
-            self.pixels * self.vectors + self.unroll + 2
+            self.accumulators() + self.unroll + 2
         };
         live <= registers
     }
@@ -73,7 +95,7 @@ impl Fx<'_> {
     /// `x_pixel` bytes apart; `ws` holds one copy of the weights pointer per pixel
     /// (equal loads would be merged into one with several uses, which could not be an
     /// FMA memory operand), the step's weights `[lanes][vectors][4]` from there; `acc`
-    /// holds the accumulators pixel-major.
+    /// holds the accumulators pixel-major, one such set per partial sum.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn tile_step(
         &mut self,
@@ -85,13 +107,15 @@ impl Fx<'_> {
         acc: &mut [Value],
     ) {
         let ov = shape.vectors;
+        let set = shape.pixels * ov;
         if ov == 1 {
             // One weight vector per channel, in a register for every pixel: each
             // broadcast then has one use, loads straight from memory, and its
             // register takes the FMA's result (no copy).
             for u in 0..lanes {
                 let wv = self.load_fixed(F32X4, ws[0], (16 * u) as i32);
-                for (p, a) in acc.iter_mut().enumerate() {
+                let part = &mut acc[u % shape.split * set..][..set];
+                for (p, a) in part.iter_mut().enumerate() {
                     let at = (x_pixel * p as i64 + 4 * u as i64) as i32;
                     let xs = self.load_fixed(F32, x, at);
                     let xv = self.b.ins().splat(F32X4, xs);
@@ -100,13 +124,15 @@ impl Fx<'_> {
             }
             return;
         }
-        for p in 0..shape.pixels {
+        for (p, &wp) in ws[..shape.pixels].iter().enumerate() {
             for u in 0..lanes {
                 let xs = self.load_fixed(F32, x, (x_pixel * p as i64 + 4 * u as i64) as i32);
                 let xv = self.b.ins().splat(F32X4, xs);
+                let part = u % shape.split * set;
                 for v in 0..ov {
-                    let wv = self.load_fixed(F32X4, ws[p], (16 * (u * ov + v)) as i32);
-                    acc[p * ov + v] = self.fma(xv, wv, acc[p * ov + v]);
+                    let wv = self.load_fixed(F32X4, wp, (16 * (u * ov + v)) as i32);
+                    let a = part + p * ov + v;
+                    acc[a] = self.fma(xv, wv, acc[a]);
                 }
             }
         }
@@ -169,7 +195,7 @@ pub fn tile_listing(shape: TileShape, isa: &dyn TargetIsa) -> Result<String, Cod
         let p = fx.b.block_params(entry).to_vec();
         let ws = vec![p[1]; shape.pixels];
         let zero = fx.splat_const(0.0);
-        let acc = vec![zero; shape.pixels * shape.vectors];
+        let acc = vec![zero; shape.accumulators()];
         let walk = Walk::unrolled(shape);
         let acc = fx.tile_loop(shape, 64, walk, p[0], 16, &ws, &acc);
         for (k, a) in acc.into_iter().enumerate() {
