@@ -280,14 +280,15 @@ pub const FMA_CHAINS: usize = 8;
 
 /// Partial sums per accumulator of a register tile with `accumulators` accumulators.
 /// A narrow tile (a border column, a row's tail) has too few to hide the FMA latency:
-/// it takes a whole input block per step and adds each channel of the step into its
-/// own partial sum, summed once the reduction is done. 1 (no partial sums) from
-/// `FMA_CHAINS / 2 + 1` accumulators on.
+/// each channel of a step adds into its own partial sum, summed once the reduction is
+/// done. 4 for one or two accumulators, 2 up to 6 (twelve fill the registers beside
+/// a step of two channels), else 1.
 pub fn partial_sums(accumulators: usize) -> usize {
-    [4, 2]
-        .into_iter()
-        .find(|&s| accumulators * s <= FMA_CHAINS)
-        .unwrap_or(1)
+    match accumulators {
+        0..=2 => 4,
+        3..=6 => 2,
+        _ => 1,
+    }
 }
 
 /// What a producer applies to its result before storing it (fused by the passes):

@@ -20,6 +20,9 @@ use crate::CodegenError;
 use crate::emit::{Fx, LANES};
 use crate::target::Features;
 
+/// Vector registers a tile may hold: x86-64's sixteen xmm (AArch64's 32 leave room).
+pub const VECTOR_REGISTERS: usize = 16;
+
 /// A register tile: `pixels * vectors` accumulators, `unroll` input channels per step.
 /// Cranelift's elaboration orders a step's pure instructions depth-first from each
 /// accumulator's result, so every unrolled channel's broadcast of a pixel is loaded
@@ -37,16 +40,24 @@ pub struct TileShape {
 
 impl TileShape {
     /// The tile of `pixels` x `vectors` at the chosen `unroll`, unless it is too narrow
-    /// to hide the FMA latency: then partial sums (`cnnc_ir::op::partial_sums`) over a
-    /// whole input block per step.
+    /// to hide the FMA latency: then partial sums (`cnnc_ir::op::partial_sums`), over a
+    /// whole input block per step where the registers hold it.
     pub fn of(pixels: usize, vectors: usize, unroll: usize) -> Self {
         let split = partial_sums(pixels * vectors);
-        let unroll = if split > 1 { LANES } else { unroll };
-        TileShape {
+        let shape = |unroll| TileShape {
             pixels,
             vectors,
             unroll,
             split,
+        };
+        if split == 1 {
+            return shape(unroll);
+        }
+        let whole = shape(LANES);
+        if whole.fits(VECTOR_REGISTERS) {
+            whole
+        } else {
+            shape(split)
         }
     }
 
