@@ -352,12 +352,7 @@ pub fn direct_row_cycles(p: DirectProblem, target: &TargetInfo) -> f64 {
 /// (whole vectors); `k_block` all input channels; `col_block` the output channels of a
 /// cache block, whose weights stay in half of L2 while the rows run through them.
 pub fn choose_direct_tile(p: DirectProblem, target: &TargetInfo) -> Tile {
-    let (_, mut rows, mut vectors) = best_direct_tile(&p, target);
-    if let Ok(h) = std::env::var("HACK_TILE") {
-        let v: Vec<usize> = h.split('x').map(|x| x.parse().unwrap()).collect();
-        rows = v[0];
-        vectors = v[1];
-    }
+    let (_, rows, vectors) = best_direct_tile(&p, target);
     let cols = vectors * target.lanes;
     // Output channels whose weights fill half of L2, in whole tiles.
     let fit = target.l2_bytes / 2 / p.weights_per_channel.max(1);
