@@ -229,9 +229,9 @@ impl Fx<'_> {
         let w_row = (g.kernel[2] * LANES * ov * LANES * 4) as i64;
         let w_block = w_row * g.kernel[1] as i64;
         let x_step = g.dilation[1] as i64 * s.x_row;
-        // The valid kernel rows of one input block of `lanes` valid lanes.
         // Carried: the accumulators, then the input and weight pointers.
         let n = shape.accumulators();
+        // The valid kernel rows of one input block of `lanes` valid lanes.
         let block = |fx: &mut Fx, c: &[Value], lanes: usize| {
             let row = |fx: &mut Fx, _: Value, k: &[Value]| {
                 let (px, pw) = (k[n], k[n + 1]);
@@ -256,6 +256,7 @@ impl Fx<'_> {
         if s.last_lanes < LANES {
             out = block(self, &out, s.last_lanes);
         }
+        // The partial sums added up pairwise.
         let mut acc = out[..n].to_vec();
         while acc.len() > wt * ov {
             let half = acc.split_off(acc.len() / 2);
