@@ -1229,6 +1229,74 @@ fn blocked_conv_family() {
     run_family("blocked_conv", 600, blocked_case);
 }
 
+/// The x86-64-v3 code of a 1x1 convolution (128 to 512 channels) with a residual and
+/// ReLU on a square plane of `width` (above 16, so not read as one flat row), in
+/// tiles of `pixels`.
+fn pointwise_listing(pixels: usize, width: usize) -> String {
+    let mut rng = Rng(width as u64);
+    let mut b = B::new(format!("width {width}"));
+    let x = b.input(rng.tensor(&[1, 128, width, width]));
+    let xb = b.reorder(x, BLOCKED);
+    let w = b.constant(rng.tensor(&[512, 128, 1, 1]));
+    let bias = b.constant(rng.tensor(&[512]));
+    let r = b.input(rng.tensor(&[1, 512, width, width]));
+    let rb = b.reorder(r, BLOCKED);
+    let conv = Conv {
+        kernel: vec![1, 1],
+        strides: vec![1, 1],
+        dilations: vec![1, 1],
+        pads: vec![(0, 0); 2],
+        groups: 1,
+        epilogue: Epilogue {
+            residual: true,
+            activation: Some(Activation::Unary(Unary::Relu)),
+        },
+    };
+    let y = b.blocked(Op::Conv(conv), &[xb, w, bias, rb]);
+    b.g.node_mut(y.node).tile = Some(Tile {
+        rows: pixels,
+        cols: 4,
+        k_block: 128,
+        col_block: 512,
+        unroll: 2,
+    });
+    let y = b.reorder(y, Layout::Plain);
+    b.out(y);
+    let mut g = b.g;
+    cnnc_passes::fold_constants(&mut g).unwrap();
+    let isa = cnnc_codegen::target::isa(
+        Some("x86_64-unknown-linux-gnu"),
+        Some("x86-64-v3"),
+        cnnc_codegen::target::Linking::Object,
+    )
+    .unwrap();
+    let mut listing = cnnc_codegen::Listing::new(cnnc_codegen::ListingKind::Asm);
+    cnnc_codegen::compile_object(&g, isa, "m", Some(&mut listing)).unwrap();
+    listing.text
+}
+
+#[test]
+fn narrow_tiles_leave_a_register_for_the_epilogue() {
+    // Rows of 17 to 28 pixels in tiles of 10 or 11 end in tails of every width; those
+    // of 1 to 5 take partial sums. ReLU's zero stays live through the loops beside
+    // them, which a tail with every register taken (6 pixels, 2 partial sums, at 28
+    // pixels in tiles of 11) paid for with a spilled accumulator in every step.
+    for pixels in [10, 11] {
+        for width in 17..=28 {
+            let code = pointwise_listing(pixels, width);
+            let spills: Vec<&str> = code
+                .lines()
+                .filter(|l| l.contains("%xmm") && l.contains("%rsp"))
+                .collect();
+            assert!(
+                spills.is_empty(),
+                "{width} pixels in tiles of {pixels}:\n{}",
+                spills.join("\n")
+            );
+        }
+    }
+}
+
 /// Blocked depthwise convolutions on rows long enough for several tiles of every
 /// width the kernel uses (sixteen pixels under a costly activation, eight otherwise).
 fn blocked_depthwise_case(rng: &mut Rng) -> Case {

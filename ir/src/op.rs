@@ -281,12 +281,13 @@ pub const FMA_CHAINS: usize = 8;
 /// Partial sums per accumulator of a register tile with `accumulators` accumulators.
 /// A narrow tile (a border column, a row's tail) has too few to hide the FMA latency:
 /// each channel of a step adds into its own partial sum, summed once the reduction is
-/// done. 4 for one or two accumulators, 2 up to 6 (twelve fill the registers beside
-/// a step of two channels), else 1.
+/// done. 4 for one accumulator, 2 for up to 5, else 1: more would not leave a
+/// register spare beside the step's broadcasts and weights of x86-64's sixteen (the
+/// epilogue's constants, such as ReLU's zero, may stay live through the loops).
 pub fn partial_sums(accumulators: usize) -> usize {
     match accumulators {
-        0..=2 => 4,
-        3..=6 => 2,
+        0..=1 => 4,
+        2..=5 => 2,
         _ => 1,
     }
 }

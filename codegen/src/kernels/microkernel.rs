@@ -41,7 +41,8 @@ pub struct TileShape {
 impl TileShape {
     /// The tile of `pixels` x `vectors` at the chosen `unroll`, unless it is too narrow
     /// to hide the FMA latency: then partial sums (`cnnc_ir::op::partial_sums`), over a
-    /// whole input block per step where the registers hold it.
+    /// whole input block per step where the registers hold it with one to spare (see
+    /// there), else over two channels.
     pub fn of(pixels: usize, vectors: usize, unroll: usize) -> Self {
         let split = partial_sums(pixels * vectors);
         let shape = |unroll| TileShape {
@@ -54,7 +55,7 @@ impl TileShape {
             return shape(unroll);
         }
         let whole = shape(LANES);
-        if whole.fits(VECTOR_REGISTERS) {
+        if whole.fits(VECTOR_REGISTERS - 1) {
             whole
         } else {
             shape(split)
