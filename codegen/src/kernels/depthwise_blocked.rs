@@ -101,11 +101,12 @@ impl Fx<'_> {
             .collect();
         let x_step = (g.dilation[1] * g.input[2] * 16) as i64;
         let w_step = (g.kernel[2] * 16) as i64;
-        let mut carried = vec![x, r.w];
-        carried.extend(init);
+        // The pointers after the accumulators (see `Fx::for_range_carry`).
+        let mut carried = init;
+        carried.extend([x, r.w]);
         let out = self.for_range_carry(r.kh_lo, r.kh_hi, &carried, |fx, _, c| {
-            let (px, pw) = (c[0], c[1]);
-            let mut acc = c[2..].to_vec();
+            let (px, pw) = (c[wt], c[wt + 1]);
+            let mut acc = c[..wt].to_vec();
             for k in kw.0..kw.1 {
                 let wv = matches!(window, Window::Depthwise { .. })
                     .then(|| fx.load_fixed(F32X4, pw, (16 * k) as i32));
@@ -119,12 +120,9 @@ impl Fx<'_> {
                     };
                 }
             }
-            let mut next = vec![
-                fx.b.ins().iadd_imm_s(px, x_step),
-                fx.b.ins().iadd_imm_s(pw, w_step),
-            ];
-            next.extend(acc);
-            next
+            acc.push(fx.b.ins().iadd_imm_s(px, x_step));
+            acc.push(fx.b.ins().iadd_imm_s(pw, w_step));
+            acc
         });
         let residual = r.residual.map(|res| self.addr(res, ow0, 16, 0));
         let slope = r.slope.map(|s| self.load(F32X4, s, 0));
@@ -133,7 +131,7 @@ impl Fx<'_> {
             let s = self.b.ins().fmul(s, c);
             self.b.ins().splat(F32X4, s)
         });
-        for (p, &a) in out[2..].iter().enumerate() {
+        for (p, &a) in out[..wt].iter().enumerate() {
             let mut v = a;
             if let Some(scale) = scale {
                 v = self.b.ins().fmul(v, scale);

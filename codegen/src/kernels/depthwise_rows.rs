@@ -73,11 +73,12 @@ impl Fx<'_> {
         };
         let x_step = (4 * g.dilation[1] * g.input[2]) as i64;
         let w_step = (4 * g.kernel[2]) as i64;
-        let mut carried = vec![x, r.w];
-        carried.extend(std::iter::repeat_n(init, n));
+        // The pointers after the accumulators (see `Fx::for_range_carry`).
+        let mut carried = vec![init; n];
+        carried.extend([x, r.w]);
         let out = self.for_range_carry(r.kh_lo, r.kh_hi, &carried, |fx, _, c| {
-            let (px, pw) = (c[0], c[1]);
-            let mut acc = c[2..].to_vec();
+            let (px, pw) = (c[n], c[n + 1]);
+            let mut acc = c[..n].to_vec();
             for k in kw.0..kw.1 {
                 let wk = matches!(window, Window::Depthwise { .. }).then(|| {
                     let wk = fx.load_fixed(F32, pw, (4 * k) as i32);
@@ -92,12 +93,9 @@ impl Fx<'_> {
                     };
                 }
             }
-            let mut next = vec![
-                fx.b.ins().iadd_imm_s(px, x_step),
-                fx.b.ins().iadd_imm_s(pw, w_step),
-            ];
-            next.extend(acc);
-            next
+            acc.push(fx.b.ins().iadd_imm_s(px, x_step));
+            acc.push(fx.b.ins().iadd_imm_s(pw, w_step));
+            acc
         });
         let residual = r.residual.map(|res| self.addr(res, ow0, 4, 0));
         let slope = r.slope.map(|sl| splat(self, sl));
@@ -106,7 +104,7 @@ impl Fx<'_> {
             let sc = self.b.ins().fmul(sc, c);
             splat(self, sc)
         });
-        for (p, &a) in out[2..].iter().enumerate() {
+        for (p, &a) in out[..n].iter().enumerate() {
             let at = (4 * p * lanes) as i32;
             let mut v = a;
             if let Some(sc) = scale {
