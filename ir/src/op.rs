@@ -274,12 +274,9 @@ impl fmt::Display for Tile {
     }
 }
 
-/// Independent FMA chains a register tile needs to keep both FMA pipes busy through
-/// the FMA's latency (two pipes of 4 cycles on the cores we target).
-pub const FMA_CHAINS: usize = 8;
-
 /// Partial sums per accumulator of a register tile with `accumulators` accumulators.
-/// A narrow tile (a border column, a row's tail) has too few to hide the FMA latency:
+/// A narrow tile (a border column, a row's tail) has too few to hide the FMA latency
+/// (two pipes of 4 cycles on the cores we target want 8 independent chains):
 /// each channel of a step adds into its own partial sum, summed once the reduction is
 /// done. 4 for one accumulator, 2 for up to 5, else 1: more would not leave a
 /// register spare beside the step's broadcasts and weights of x86-64's sixteen (the

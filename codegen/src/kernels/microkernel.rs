@@ -45,20 +45,28 @@ impl TileShape {
     /// there), else over two channels.
     pub fn of(pixels: usize, vectors: usize, unroll: usize) -> Self {
         let split = partial_sums(pixels * vectors);
-        let shape = |unroll| TileShape {
+        if split == 1 {
+            return TileShape {
+                pixels,
+                vectors,
+                unroll,
+                split,
+            };
+        }
+        let whole = TileShape {
             pixels,
             vectors,
-            unroll,
+            unroll: LANES,
             split,
         };
-        if split == 1 {
-            return shape(unroll);
-        }
-        let whole = shape(LANES);
         if whole.fits(VECTOR_REGISTERS - 1) {
             whole
         } else {
-            shape(split)
+            TileShape {
+                unroll: 2,
+                split: 2,
+                ..whole
+            }
         }
     }
 
