@@ -231,9 +231,9 @@ fn direct_live_registers(unroll: usize, pixels: usize, vectors: usize, walk: usi
 /// the vector ALUs with the FMAs (with them the 3x4 tile's bound is 71% of the FMA
 /// peak, where the 3x3 kernel bench measures 69-76%; one-vector tiles of 8-12 pixels
 /// run at 85-92%). A narrow tile waits on its FMAs' latency here, although code
-/// generation gives it partial sums (`cnnc_ir::op::partial_sums`): modelled as 2-4x
-/// faster, tails of 4 pixels won ties they lose in practice (16-pixel Winograd planes
-/// as 12 + 4 ran 10% slower than as 8 + 8).
+/// generation gives it partial sums (`cnnc_ir::op::partial_sums`): costed with them,
+/// the pass moved tiles to where they measured no faster or slower (see
+/// docs/ARCHITECTURE.md, the direct kernel).
 fn direct_step_cycles(unroll: usize, pixels: usize, vectors: usize, t: &TargetInfo) -> f64 {
     let fmas = pixels * vectors;
     let (loads, ops, alu) = if vectors == 1 {

@@ -229,7 +229,8 @@ fn lrn_blocked(cx: &mut KernelCx, l: &Lrn) -> Result<(), CodegenError> {
                     let blocks: Vec<Value> = (qmin..=qmax)
                         .map(|q| {
                             let there = fx.b.ins().iadd_imm_s(at, (16 * plane) as i64 * q);
-                            if !guarded {
+                            // The block itself is always inside.
+                            if !guarded || q == 0 {
                                 return fx.load(I8X16, there, 0);
                             }
                             let bq = fx.b.ins().iadd_imm_s(b, q);
@@ -256,7 +257,8 @@ fn lrn_blocked(cx: &mut KernelCx, l: &Lrn) -> Result<(), CodegenError> {
                         let v = fx.b.ins().bitcast(F32X4, bitcast_flags(), v);
                         sq = fx.fma(v, v, sq);
                     }
-                    let xv = fx.load(F32X4, at, 0);
+                    let own = blocks[(-qmin) as usize];
+                    let xv = fx.b.ins().bitcast(F32X4, bitcast_flags(), own);
                     let r = lrn_of(fx, &l, F32X4, sq, xv);
                     let da = fx.addr(dst, i, 16, 0);
                     fx.store(r, da, 0);
