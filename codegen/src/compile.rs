@@ -2,13 +2,20 @@
 //! that is most of code generation's time, so the functions are built first, queued,
 //! and compiled together on every core. They are then defined in the order they were
 //! queued, so the module and any listing are the same as if compiled one by one.
+//!
+//! A function can also be queued *as written* ([`Queue::push_as_written`]): compiled
+//! without the optimizer, whose egraph re-places every pure instruction next to its
+//! first use and so undoes an order chosen on purpose (see [`Fx::interleaved`]).
+//!
+//! [`Fx::interleaved`]: crate::emit::Fx::interleaved
 
 use std::num::NonZero;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use cranelift_codegen::control::ControlPlane;
 use cranelift_codegen::ir::{ExternalName, Function};
-use cranelift_codegen::isa::TargetIsa;
+use cranelift_codegen::isa::{self, OwnedTargetIsa, TargetIsa};
+use cranelift_codegen::settings::{self, Configurable};
 use cranelift_codegen::{Context, FinalizedRelocTarget};
 use cranelift_module::{FuncId, Module, ModuleReloc};
 
@@ -17,7 +24,16 @@ use crate::{CodegenError, Listing, ListingKind};
 /// Functions built and waiting to be compiled.
 #[derive(Default)]
 pub struct Queue {
-    funcs: Vec<(FuncId, Function)>,
+    funcs: Vec<(FuncId, Function, Order)>,
+}
+
+/// How a queued function's instructions are ordered.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Order {
+    /// As the optimizer places them.
+    Optimized,
+    /// As the generator emitted them.
+    AsWritten,
 }
 
 /// One function's machine code, ready to be defined in the module.
@@ -32,8 +48,18 @@ struct Compiled {
 impl Queue {
     /// Queues the function built in `ctx` as `id`, leaving `ctx` ready for the next.
     pub fn push(&mut self, module: &dyn Module, id: FuncId, ctx: &mut Context) {
-        self.funcs
-            .push((id, std::mem::replace(&mut ctx.func, Function::new())));
+        self.push_ordered(module, id, ctx, Order::Optimized);
+    }
+
+    /// Like [`Queue::push`], for a function compiled without the optimizer, so its
+    /// instructions keep the order they were emitted in.
+    pub fn push_as_written(&mut self, module: &dyn Module, id: FuncId, ctx: &mut Context) {
+        self.push_ordered(module, id, ctx, Order::AsWritten);
+    }
+
+    fn push_ordered(&mut self, module: &dyn Module, id: FuncId, ctx: &mut Context, order: Order) {
+        let func = std::mem::replace(&mut ctx.func, Function::new());
+        self.funcs.push((id, func, order));
         module.clear_context(ctx);
     }
 
@@ -48,6 +74,11 @@ impl Queue {
         let kind = listing.as_ref().map(|l| l.kind);
         let results = {
             let isa = module.isa();
+            let as_written = if self.funcs.iter().any(|f| f.2 == Order::AsWritten) {
+                Some(unoptimized(isa)?)
+            } else {
+                None
+            };
             let next = AtomicUsize::new(0);
             let mut results: Vec<Option<Result<Compiled, CodegenError>>> =
                 (0..self.funcs.len()).map(|_| None).collect();
@@ -63,8 +94,12 @@ impl Queue {
                             let mut done = Vec::new();
                             loop {
                                 let i = next.fetch_add(1, Ordering::Relaxed);
-                                let Some((id, func)) = self.funcs.get(i) else {
+                                let Some((id, func, order)) = self.funcs.get(i) else {
                                     return done;
+                                };
+                                let isa = match (order, &as_written) {
+                                    (Order::AsWritten, Some(a)) => &**a,
+                                    _ => isa,
                                 };
                                 done.push((i, compile_one(isa, *id, func, kind)));
                             }
@@ -82,7 +117,7 @@ impl Queue {
             });
             results
         };
-        for ((id, _), result) in self.funcs.iter().zip(results) {
+        for ((id, ..), result) in self.funcs.iter().zip(results) {
             let c = result.expect("every queued function was compiled")?;
             if let (Some(l), Some(text)) = (listing.as_deref_mut(), &c.text) {
                 let name = module
@@ -97,6 +132,29 @@ impl Queue {
         }
         Ok(())
     }
+}
+
+/// `isa` with the optimizer off (`opt_level=none`), every other setting the same.
+fn unoptimized(isa: &dyn TargetIsa) -> Result<OwnedTargetIsa, CodegenError> {
+    let error = |e: String| CodegenError::Target(format!("unoptimized {}: {e}", isa.triple()));
+    let mut builder = isa::lookup(isa.triple().clone()).map_err(|e| error(e.to_string()))?;
+    for v in isa.isa_flags() {
+        builder
+            .set(v.name, &v.value_string())
+            .map_err(|e| error(e.to_string()))?;
+    }
+    let mut flags = settings::builder();
+    for v in isa.flags().iter() {
+        flags
+            .set(v.name, &v.value_string())
+            .map_err(|e| error(e.to_string()))?;
+    }
+    flags
+        .set("opt_level", "none")
+        .map_err(|e| error(e.to_string()))?;
+    builder
+        .finish(settings::Flags::new(flags))
+        .map_err(|e| error(e.to_string()))
 }
 
 fn compile_one(

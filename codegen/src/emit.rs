@@ -6,7 +6,9 @@
 
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::types::{F32, F32X4, I64};
-use cranelift_codegen::ir::{Block, InstBuilder, MemFlagsData, Type, Value};
+use std::collections::{HashMap, HashSet};
+
+use cranelift_codegen::ir::{Block, Inst, InstBuilder, MemFlagsData, Type, Value};
 use cranelift_frontend::FunctionBuilder;
 
 use crate::target::Features;
@@ -104,6 +106,88 @@ impl Fx<'_> {
             let p = self.b.ins().fmul(a, b);
             self.b.ins().fadd(p, c)
         }
+    }
+
+    /// `f(0)` .. `f(n - 1)`, the same straight-line code on different inputs, with
+    /// their instructions interleaved one by one: `n` independent dependency chains
+    /// side by side, so the CPU's scheduler holds a few operations of each instead of
+    /// one long chain whose later operations all wait. What does not depend on the
+    /// inputs (the constants) is emitted once, by the first chain, right before the
+    /// step that uses it. Only a function queued as written keeps this order (see
+    /// `Queue::push_as_written`): the optimizer would put each chain back together.
+    pub fn interleaved(
+        &mut self,
+        n: usize,
+        mut f: impl FnMut(&mut Self, usize) -> Value,
+    ) -> Vec<Value> {
+        let block = self.b.current_block().expect("emitting into a block");
+        let mut chains: Vec<Vec<Inst>> = Vec::with_capacity(n);
+        let mut values = Vec::with_capacity(n);
+        for k in 0..n {
+            let before = self.b.func.layout.last_inst(block);
+            values.push(f(self, k));
+            assert_eq!(self.b.current_block(), Some(block), "a chain branched");
+            let layout = &self.b.func.layout;
+            let mut next = before.map_or(layout.first_inst(block), |i| layout.next_inst(i));
+            let mut insts = Vec::new();
+            while let Some(i) = next {
+                insts.push(i);
+                next = layout.next_inst(i);
+            }
+            chains.push(insts);
+        }
+        let func = &mut *self.b.func;
+        // The first chain's instructions that depend on nothing but each other.
+        let mut constant: HashSet<Value> = HashSet::new();
+        let shared: Vec<bool> = chains[0]
+            .iter()
+            .map(|&i| {
+                let op = func.dfg.insts[i].opcode();
+                let pure = !(op.can_load() || op.can_store() || op.other_side_effects());
+                let is = pure && func.dfg.inst_args(i).iter().all(|a| constant.contains(a));
+                if is {
+                    constant.extend(func.dfg.inst_results(i));
+                }
+                is
+            })
+            .collect();
+        // The others use the first chain's constants instead of their own copies.
+        for (chain, value) in chains.iter().zip(&mut values).skip(1) {
+            assert_eq!(chain.len(), chains[0].len(), "chains differ");
+            let mut renamed: HashMap<Value, Value> = HashMap::new();
+            for (k, &i) in chain.iter().enumerate() {
+                for a in func.dfg.inst_args_mut(i) {
+                    *a = renamed.get(a).copied().unwrap_or(*a);
+                }
+                let first = chains[0][k];
+                if shared[k] {
+                    assert!(func.dfg.insts[i] == func.dfg.insts[first], "chains differ");
+                    let pairs = func
+                        .dfg
+                        .inst_results(i)
+                        .iter()
+                        .zip(func.dfg.inst_results(first));
+                    renamed.extend(pairs.map(|(&a, &b)| (a, b)));
+                } else {
+                    let op = |i: Inst| func.dfg.insts[i].opcode();
+                    assert_eq!(op(i), op(first), "chains differ");
+                }
+            }
+            *value = renamed.get(value).copied().unwrap_or(*value);
+        }
+        let layout = &mut func.layout;
+        for &i in chains.iter().flatten() {
+            layout.remove_inst(i);
+        }
+        for (k, &is_shared) in shared.iter().enumerate() {
+            layout.append_inst(chains[0][k], block);
+            if !is_shared {
+                for chain in &chains[1..] {
+                    layout.append_inst(chain[k], block);
+                }
+            }
+        }
+        values
     }
 
     /// Runs `body(i)` for `i` in `0..n` (an i64), carrying `init` through the

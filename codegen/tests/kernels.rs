@@ -1297,8 +1297,59 @@ fn narrow_tiles_leave_a_register_for_the_epilogue() {
     }
 }
 
+/// The assembly of a model applying `u` to `[1, 8, 16, 16]` for x86-64-v3.
+fn unary_listing(u: Unary) -> String {
+    let mut rng = Rng(7);
+    let mut b = B::new(format!("{u:?}"));
+    let x = b.input(rng.tensor(&[1, 8, 16, 16]));
+    let y = b.node(Op::Unary(u), &[x]);
+    b.out(y);
+    let isa = cnnc_codegen::target::isa(
+        Some("x86_64-unknown-linux-gnu"),
+        Some("x86-64-v3"),
+        cnnc_codegen::target::Linking::Object,
+    )
+    .unwrap();
+    let mut listing = cnnc_codegen::Listing::new(cnnc_codegen::ListingKind::Asm);
+    cnnc_codegen::compile_object(&b.g, isa, "m", Some(&mut listing)).unwrap();
+    listing.text
+}
+
+#[test]
+fn costly_activations_run_four_chains_side_by_side() {
+    // Sigmoid's span function: in its loop over groups of four vectors, each step of
+    // the chain comes four times in a row (the divides, the last step, most clearly),
+    // and the constants are emitted once per step, not once per chain. Compiled with
+    // the optimizer, the four chains would follow each other.
+    let code = unary_listing(Unary::Sigmoid);
+    let listing = format!("\n{code}");
+    let span = listing
+        .split("\n; ")
+        .find(|f| f.starts_with("m_act_Unary_Sigmoid_\n"))
+        .unwrap_or_else(|| panic!("no span function for sigmoid:\n{code}"));
+    let ops: Vec<&str> = span
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    let divides = ops.iter().filter(|op| **op == "vdivps").count();
+    // Four in the loop over groups, one in the loop over the rest.
+    assert_eq!(divides, 5, "{span}");
+    assert!(
+        ops.windows(4).any(|w| w.iter().all(|op| *op == "vdivps")),
+        "the divides of four chains are not side by side:\n{span}"
+    );
+    let fmas = ops.iter().filter(|op| op.starts_with("vfmadd")).count();
+    let constants = ops.iter().filter(|op| **op == "vbroadcastss").count();
+    assert!(
+        constants < fmas,
+        "{constants} constants for {fmas} FMAs:\n{span}"
+    );
+    // The elementwise kernel calls it instead of computing sigmoid inline.
+    assert!(code.contains("call"), "{code}");
+}
+
 /// Blocked depthwise convolutions on rows long enough for several tiles of every
-/// width the kernel uses (sixteen pixels under a costly activation, eight otherwise).
+/// width the kernel uses (eight pixels), a costly activation then running on each row.
 fn blocked_depthwise_case(rng: &mut Rng) -> Case {
     let (batch, c) = (rng.range(1, 2), 4 * rng.range(1, 4));
     let hw = [rng.range(1, 5), rng.range(1, 70)];

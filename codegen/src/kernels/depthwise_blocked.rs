@@ -15,6 +15,7 @@ use cnnc_ir::window::Segment;
 use cranelift_codegen::ir::types::{F32, F32X4};
 use cranelift_codegen::ir::{InstBuilder, Value};
 
+use super::activation::span_function;
 use super::conv::{Geometry, epilogue_args, three};
 use super::direct_conv::segments;
 use super::elementwise::is_cheap_activation;
@@ -26,13 +27,6 @@ use crate::emit::{Fx, LANES};
 /// Output pixels per tile: eight accumulators hide the FMA latency, and with the
 /// weight and its copy leave room in the sixteen vector registers.
 const PIXELS: usize = 8;
-
-/// Output pixels per tile under a costly activation (see [`is_cheap_activation`]):
-/// sixteen, though the accumulators then spill, so that the activation has that many
-/// independent chains to overlap (measured with SiLU on EfficientNet's shapes, 32
-/// channels at 112x112, 144 at 56x56, 672 at 14x14 (5x5): 0.41 -> 0.35, 0.46 -> 0.41
-/// and 0.29 -> 0.27 ms; 4 pixels 20-35% slower than 8, 24 and 32 no better than 16).
-const PIXELS_COSTLY: usize = 16;
 
 /// The weights `[C, 1, kh, kw]` as `[C/4][kh][kw][4]`.
 fn pack(w: &[f32], channels: usize, taps: usize) -> Vec<f32> {
@@ -289,11 +283,15 @@ fn emit_window(
         None => segments(&g),
     };
     let channel_blocks = g.cout / LANES;
-    let pixels = match window {
+    // A costly activation runs on each finished row, by its span function.
+    let (window, span) = match window {
         Window::Depthwise {
             activation: Some(a),
-        } if !is_cheap_activation(a) => PIXELS_COSTLY,
-        _ => PIXELS,
+        } if !is_cheap_activation(a) => (
+            Window::Depthwise { activation: None },
+            Some(span_function(cx, a)?),
+        ),
+        w => (w, None),
     };
     cx.launch(tasks, |fx, task, ptrs| {
         let (lo, hi) = fx.task_range(task, units, tasks);
@@ -332,18 +330,22 @@ fn emit_window(
                 };
                 for seg in &segs {
                     let cols = avg.as_ref().map_or(1.0, |a| a.cols[seg.start]);
-                    let (n_full, rem) = (seg.len / pixels, seg.len % pixels);
+                    let (n_full, rem) = (seg.len / PIXELS, seg.len % PIXELS);
                     if n_full > 0 {
                         fx.for_n(n_full as u64, |fx, t| {
-                            let ow0 = fx.b.ins().imul_imm_s(t, pixels as i64);
+                            let ow0 = fx.b.ins().imul_imm_s(t, PIXELS as i64);
                             let ow0 = fx.b.ins().iadd_imm_s(ow0, seg.start as i64);
-                            fx.depthwise_tile(&g, &r, ow0, pixels, seg.taps, window, cols);
+                            fx.depthwise_tile(&g, &r, ow0, PIXELS, seg.taps, window, cols);
                         });
                     }
                     if rem > 0 {
-                        let ow0 = fx.iconst((seg.start + n_full * pixels) as i64);
+                        let ow0 = fx.iconst((seg.start + n_full * PIXELS) as i64);
                         fx.depthwise_tile(&g, &r, ow0, rem, seg.taps, window, cols);
                     }
+                }
+                if let Some(span) = span {
+                    let count = fx.iconst(ow_n as i64);
+                    fx.call_span(span, r.y, r.y, count);
                 }
             });
         });

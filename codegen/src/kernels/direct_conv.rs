@@ -17,7 +17,9 @@ use cnnc_ir::window::{self, Axis, Segment};
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::types::F32X4;
 use cranelift_codegen::ir::{InstBuilder, Value};
+use cranelift_module::FuncId;
 
+use super::activation::span_function;
 use super::conv::{Geometry, epilogue_args};
 use super::elementwise::is_cheap_activation;
 use super::microkernel::{TileShape, Walk};
@@ -113,8 +115,9 @@ struct Shape {
     x_row: i64,
     y_block: i64,
     activation: Option<cnnc_ir::op::Activation>,
-    /// The activation runs after the tile's stores (see [`Fx::direct_epilogue`]).
-    activate_stored: bool,
+    /// The costly activation's span function, run on the tile's stores (see
+    /// [`Fx::direct_epilogue`]).
+    span: Option<FuncId>,
     /// Every output row reads every kernel row (no vertical padding is reached): the
     /// kernel-row loop has a constant count (none at all for one row, as in 1x1).
     all_rows: bool,
@@ -268,15 +271,14 @@ impl Fx<'_> {
     }
 
     /// Residual, activation and store of a finished tile. An activation that is not
-    /// cheap (see [`is_cheap_activation`]) runs after the stores, one vector per
-    /// iteration of a loop over the tile's outputs, so that its constants never live
-    /// beside the accumulators: applied to them in place, it makes the allocator spill
-    /// accumulators in the reduction loop and its own constants in the epilogue
-    /// (measured on Zen 5, 1x1 SiLU convolutions from 16, 24 and 40 input channels at
-    /// 112, 56 and 28 pixels square: 1.80 -> 1.55, 0.80 -> 0.66 and 0.53 -> 0.38 ms;
-    /// from 64 and more by 15-20% on an Intel Xeon, where 16 channels lost 5%).
+    /// cheap (see [`is_cheap_activation`]) waits for the row: its span function runs
+    /// on each finished output row, so that its constants never live beside the
+    /// accumulators (applied to them in place, the allocator spilled accumulators in
+    /// the reduction loop: 1x1 SiLU convolutions from 16, 24 and 40 input channels at
+    /// 112, 56 and 28 pixels square ran 1.80, 0.80 and 0.53 ms against 1.55, 0.66 and
+    /// 0.38 after the stores), and its chains interleave (see `activation.rs`).
     fn direct_epilogue(&mut self, s: &Shape, at: &TileAt, acc: &[Value], wt: usize, ov: usize) {
-        let in_place = s.activation.filter(|_| !s.activate_stored);
+        let in_place = s.activation.filter(|_| s.span.is_none());
         for p in 0..wt {
             for v in 0..ov {
                 let off = (p * 16) as i64 + v as i64 * s.y_block;
@@ -292,17 +294,6 @@ impl Fx<'_> {
                 self.store(y, at.y, off as i32);
             }
         }
-        let Some(a) = s.activation.filter(|_| s.activate_stored) else {
-            return;
-        };
-        self.for_n(ov as u64, |fx, v| {
-            let row = fx.addr(at.y, v, s.y_block, 0);
-            let slope = at.slope.map(|sl| {
-                let at = fx.addr(sl, v, 16, 0);
-                fx.load(F32X4, at, 0)
-            });
-            fx.activate_stored(a, slope, row, wt, 16);
-        });
     }
 }
 
@@ -379,10 +370,10 @@ pub fn emit(cx: &mut KernelCx, c: &Conv, block: usize) -> Result<(), CodegenErro
         x_row: (iw_n * LANES * 4) as i64,
         y_block: (oh_n * ow_n * LANES * 4) as i64,
         activation: c.epilogue.activation,
-        activate_stored: c
-            .epilogue
-            .activation
-            .is_some_and(|a| !is_cheap_activation(a)),
+        span: match c.epilogue.activation {
+            Some(a) if !is_cheap_activation(a) => Some(span_function(cx, a)?),
+            _ => None,
+        },
         all_rows: g.pad[1] == 0 && (oh_n - 1) * g.stride[1] + (kh_n - 1) * g.dilation[1] < ih_n,
         unroll: tile.unroll,
     };
@@ -491,6 +482,13 @@ pub fn emit(cx: &mut KernelCx, c: &Conv, block: usize) -> Result<(), CodegenErro
                             let a = at(fx, ow0);
                             fx.direct_tile(&s, &a, rem, ov, seg.taps);
                         }
+                    }
+                    if let Some(span) = s.span {
+                        let count = fx.iconst(ow_n as i64);
+                        fx.for_n(ov as u64, |fx, v| {
+                            let y = fx.addr(y_row, v, s.y_block, 0);
+                            fx.call_span(span, y, y, count);
+                        });
                     }
                 };
                 // Cache blocks of equal size (within one vector group), so that the

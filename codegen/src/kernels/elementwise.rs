@@ -11,7 +11,9 @@ use cnnc_ir::{DType, Op, Scalar};
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::types::{F32, F32X4, I8, I32};
 use cranelift_codegen::ir::{InstBuilder, Type, Value};
+use cranelift_module::FuncId;
 
+use super::activation::span_function;
 use super::nest::Nest;
 use super::{KernelCx, tasks_for};
 use crate::CodegenError;
@@ -21,6 +23,9 @@ use crate::emit::{Fx, LANES};
 #[derive(Clone, Copy)]
 enum Elem {
     Unary(Unary),
+    /// A costly unary op, run over contiguous vectors by its span function (see
+    /// [`super::activation`]).
+    Costly(Unary, FuncId),
     Binary(Binary),
     /// `x ^ c` for a constant scalar exponent.
     PowConst(f32),
@@ -151,25 +156,6 @@ impl Fx<'_> {
         }
     }
 
-    /// Activation `a` applied in place to the `count` vectors at `at`, `stride` bytes
-    /// apart, one per iteration of a loop: how a register tile applies an activation
-    /// that is not cheap, after storing its accumulators.
-    pub fn activate_stored(
-        &mut self,
-        a: Activation,
-        slope: Option<Value>,
-        at: Value,
-        count: usize,
-        stride: i64,
-    ) {
-        self.for_n(count as u64, |fx, i| {
-            let p = fx.addr(at, i, stride, 0);
-            let y = fx.load(F32X4, p, 0);
-            let y = fx.activate(a, y, slope);
-            fx.store(y, p, 0);
-        });
-    }
-
     /// A fused activation on lane values; `slope` is PRelu's (splatted for vectors).
     pub fn activate(&mut self, a: Activation, y: Value, slope: Option<Value>) -> Value {
         match a {
@@ -241,7 +227,7 @@ impl Fx<'_> {
 /// Applies `e` to float32 lane values (scalar or vector).
 fn apply_f32(fx: &mut Fx, e: Elem, v: &[Value]) -> Value {
     match e {
-        Elem::Unary(u) => fx.unary(u, v[0]),
+        Elem::Unary(u) | Elem::Costly(u, _) => fx.unary(u, v[0]),
         Elem::Binary(b) => fx.binary(b, v[0], v[1]),
         Elem::PowConst(c) => fx.pow_const(v[0], c),
         Elem::Cast(_) => v[0],
@@ -299,6 +285,9 @@ pub fn emit(cx: &mut KernelCx, op: &Op) -> Result<(), CodegenError> {
         }
     }
     let mut elem = match op {
+        Op::Unary(u) if !is_cheap_activation(Activation::Unary(*u)) => {
+            Elem::Costly(*u, span_function(cx, Activation::Unary(*u))?)
+        }
         Op::Unary(u) => Elem::Unary(*u),
         Op::Binary(b) => Elem::Binary(*b),
         Op::Where => Elem::Where,
@@ -436,6 +425,18 @@ fn inner_loop(
     };
     if !vector {
         fx.for_range(lo, hi, |fx, i| scalar_at(fx, i));
+        return;
+    }
+    if let Elem::Costly(_, span) = e
+        && strides[1][d] == 1
+    {
+        let len = fx.b.ins().isub(hi, lo);
+        let vectors = fx.b.ins().ushr_imm_u(len, LANES.ilog2() as i64);
+        let (src, dst) = (addr(fx, 1, lo), addr(fx, 0, lo));
+        fx.call_span(span, src, dst, vectors);
+        let done = fx.b.ins().imul_imm_s(vectors, LANES as i64);
+        let done = fx.b.ins().iadd(lo, done);
+        fx.for_range(done, hi, |fx, i| scalar_at(fx, i));
         return;
     }
     // Operands that hold one value along this dim are loaded and splatted once.

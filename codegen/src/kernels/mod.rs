@@ -5,6 +5,7 @@
 //! pool). `bufs` holds the node's argument pointers in the order the generator asked
 //! for them: inputs, outputs, scratch memory and constant tables.
 
+mod activation;
 mod conv;
 mod conv_transpose;
 mod depthwise;

@@ -1,0 +1,125 @@
+//! Costly activations (SiLU, sigmoid, tanh, GELU, ...: see [`is_cheap_activation`])
+//! over spans of vectors, in a function of their own that kernels call: the direct
+//! convolution and the blocked depthwise one on each output row they finish (still in
+//! L1), elementwise ops on each contiguous run.
+//!
+//! Each is a chain of 15-30 dependent operations per vector. Emitted inline, the
+//! optimizer places every chain's operations together, and the CPU's scheduler fills
+//! with the later operations of a few chains, all waiting on their predecessors.
+//! Here [`Fx::interleaved`] runs four chains side by side, and the function is
+//! compiled as written so that the interleaving stays. Measured on Zen 5 against the
+//! inline code: sigmoid over 96x112x112 floats 0.574 -> 0.482 ms (7.1 cycles a
+//! vector, about the FMA pipes' time for its 9 FMAs, multiply and clamp), exp and tanh
+//! 10-13% faster (2 chains: 5-10%; 8 spill: slower than inline); a 1x1 SiLU
+//! convolution 16 -> 96 at 112x112 1.42 -> 1.28 ms; EfficientNet-B0 18.5 -> 17.2 ms,
+//! its depthwise convolutions 2.82 -> 2.25 ms.
+//!
+//! [`is_cheap_activation`]: super::elementwise::is_cheap_activation
+
+use cnnc_ir::op::Activation;
+use cranelift_codegen::ir::types::{F32X4, I64};
+use cranelift_codegen::ir::{
+    AbiParam, ExtFuncData, ExternalName, InstBuilder, Signature, UserExternalName, UserFuncName,
+    Value,
+};
+use cranelift_codegen::isa::CallConv;
+use cranelift_frontend::FunctionBuilder;
+use cranelift_module::{FuncId, FuncOrDataId, Linkage, Module};
+
+use super::KernelCx;
+use crate::CodegenError;
+use crate::emit::Fx;
+
+/// Vectors whose chains run side by side: with four, each chain's few live values
+/// and the constants fit the 16 vector registers.
+const CHAINS: usize = 4;
+
+/// `fn(src, dst, count)`: `a` applied to the `count` vectors at `src`, written to
+/// `dst` (the same address, or a span that does not overlap it).
+fn span_signature(call_conv: CallConv) -> Signature {
+    let mut sig = Signature::new(call_conv);
+    sig.params.extend([AbiParam::new(I64); 3]);
+    sig
+}
+
+/// The span function of `a` (see [`span_signature`]), emitted on first use and
+/// shared by every kernel of the model after that.
+pub fn span_function(cx: &mut KernelCx, a: Activation) -> Result<FuncId, CodegenError> {
+    let name = format!("{}_act_{}", cx.prefix, symbol(a));
+    if let Some(FuncOrDataId::Func(id)) = cx.module.get_name(&name) {
+        return Ok(id);
+    }
+    let sig = span_signature(cx.module.isa().default_call_conv());
+    let id = cx.module.declare_function(&name, Linkage::Local, &sig)?;
+    cx.ctx.func.signature = sig;
+    cx.ctx.func.name = UserFuncName::user(0, id.as_u32());
+    let config = cx.module.target_config();
+    let mut b = FunctionBuilder::new(&mut cx.ctx.func, cx.fctx);
+    let entry = b.create_block();
+    b.append_block_params_for_function_params(entry);
+    b.switch_to_block(entry);
+    let [src, dst, count] = b.block_params(entry) else {
+        unreachable!("three parameters")
+    };
+    let (src, dst, count) = (*src, *dst, *count);
+    let mut fx = Fx {
+        b,
+        features: cx.features,
+    };
+    let groups = fx.b.ins().ushr_imm_u(count, CHAINS.ilog2() as i64);
+    let zero = fx.iconst(0);
+    fx.for_range(zero, groups, |fx, g| {
+        let (s, d) = (
+            fx.addr(src, g, 16 * CHAINS as i64, 0),
+            fx.addr(dst, g, 16 * CHAINS as i64, 0),
+        );
+        let xs: Vec<_> = (0..CHAINS)
+            .map(|k| fx.load(F32X4, s, 16 * k as i32))
+            .collect();
+        let ys = fx.interleaved(CHAINS, |fx, k| fx.activate(a, xs[k], None));
+        for (k, y) in ys.into_iter().enumerate() {
+            fx.store(y, d, 16 * k as i32);
+        }
+    });
+    let done = fx.b.ins().imul_imm_s(groups, CHAINS as i64);
+    fx.for_range(done, count, |fx, i| {
+        let (s, d) = (fx.addr(src, i, 16, 0), fx.addr(dst, i, 16, 0));
+        let x = fx.load(F32X4, s, 0);
+        let y = fx.activate(a, x, None);
+        fx.store(y, d, 0);
+    });
+    fx.b.ins().return_(&[]);
+    fx.b.seal_all_blocks();
+    fx.b.finalize(config);
+    cx.queue.push_as_written(&*cx.module, id, cx.ctx);
+    Ok(id)
+}
+
+/// A symbol-safe spelling of `a`, its parameters included (floats print exactly).
+fn symbol(a: Activation) -> String {
+    format!("{a:?}")
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect()
+}
+
+impl Fx<'_> {
+    /// Calls span function `f` (see [`span_function`]) on the `count` vectors at `src`,
+    /// writing `dst`.
+    pub fn call_span(&mut self, f: FuncId, src: Value, dst: Value, count: Value) {
+        let sig = span_signature(self.b.func.signature.call_conv);
+        let signature = self.b.import_signature(sig);
+        let name = self
+            .b
+            .func
+            .declare_imported_user_function(UserExternalName::new(0, f.as_u32()));
+        let callee = self.b.import_function(ExtFuncData {
+            name: ExternalName::user(name),
+            signature,
+            // Defined in the same module: a direct, PC-relative call.
+            colocated: true,
+            patchable: false,
+        });
+        self.b.ins().call(callee, &[src, dst, count]);
+    }
+}
