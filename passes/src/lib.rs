@@ -11,6 +11,7 @@ mod fold_pad;
 mod fuse_activation;
 mod fuse_residual;
 mod layout;
+mod lift_1d;
 mod manager;
 pub mod memory;
 mod pack_weights;
@@ -152,6 +153,7 @@ pub fn all_passes() -> Vec<Box<dyn Pass>> {
         Box::new(squeeze_excite::SqueezeExcite),
         Box::new(subsample_pointwise::SubsamplePointwise),
         Box::new(space_to_depth::SpaceToDepth),
+        Box::new(lift_1d::Lift1d),
         Box::new(layout::AssignLayout),
         Box::new(pointwise_to_matmul::PointwiseToMatMul),
         Box::new(winograd::WinogradConv),
