@@ -1,7 +1,8 @@
 //! Costly activations (SiLU, sigmoid, tanh, GELU, ...: see [`is_cheap_activation`])
 //! over spans of vectors, in a function of their own that kernels call: the direct
 //! convolution and the blocked depthwise one on each output row they finish (still in
-//! L1), elementwise ops on each contiguous run.
+//! L1), the matrix product on the rows of each cache block it finishes, elementwise
+//! ops on each contiguous run.
 //!
 //! Each is a chain of 15-30 dependent operations per vector. Emitted inline, the
 //! optimizer places every chain's operations together, and the CPU's scheduler fills
@@ -17,6 +18,7 @@
 //! [`is_cheap_activation`]: super::elementwise::is_cheap_activation
 
 use cnnc_ir::op::Activation;
+use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::types::{F32X4, I64};
 use cranelift_codegen::ir::{
     AbiParam, ExtFuncData, ExternalName, InstBuilder, Signature, UserExternalName, UserFuncName,
@@ -66,28 +68,29 @@ pub fn span_function(cx: &mut KernelCx, a: Activation) -> Result<FuncId, Codegen
         b,
         features: cx.features,
     };
-    let groups = fx.b.ins().ushr_imm_u(count, CHAINS.ilog2() as i64);
-    let zero = fx.iconst(0);
-    fx.for_range(zero, groups, |fx, g| {
-        let (s, d) = (
-            fx.addr(src, g, 16 * CHAINS as i64, 0),
-            fx.addr(dst, g, 16 * CHAINS as i64, 0),
-        );
-        let xs: Vec<_> = (0..CHAINS)
-            .map(|k| fx.load(F32X4, s, 16 * k as i32))
-            .collect();
-        let ys = fx.interleaved(CHAINS, |fx, k| fx.activate(a, xs[k], None));
+    // `n` vectors from `at` vectors on, their chains side by side.
+    let run = |fx: &mut Fx, at: Value, n: usize| {
+        let (s, d) = (fx.addr(src, at, 16, 0), fx.addr(dst, at, 16, 0));
+        let xs: Vec<_> = (0..n).map(|k| fx.load(F32X4, s, 16 * k as i32)).collect();
+        let ys = fx.interleaved(n, |fx, k| fx.activate(a, xs[k], None));
         for (k, y) in ys.into_iter().enumerate() {
             fx.store(y, d, 16 * k as i32);
         }
+    };
+    let groups = fx.b.ins().ushr_imm_u(count, CHAINS.ilog2() as i64);
+    let zero = fx.iconst(0);
+    fx.for_range(zero, groups, |fx, g| {
+        let at = fx.b.ins().imul_imm_s(g, CHAINS as i64);
+        run(fx, at, CHAINS);
     });
+    // The last one to three vectors side by side too: rows of 5 to 7 vectors (a
+    // depthwise convolution at 7x7, a matrix product's tiles) are common.
     let done = fx.b.ins().imul_imm_s(groups, CHAINS as i64);
-    fx.for_range(done, count, |fx, i| {
-        let (s, d) = (fx.addr(src, i, 16, 0), fx.addr(dst, i, 16, 0));
-        let x = fx.load(F32X4, s, 0);
-        let y = fx.activate(a, x, None);
-        fx.store(y, d, 0);
-    });
+    let rest = fx.b.ins().isub(count, done);
+    for n in 1..CHAINS {
+        let is = fx.b.ins().icmp_imm_s(IntCC::Equal, rest, n as i64);
+        fx.if_then(is, |fx| run(fx, done, n));
+    }
     fx.b.ins().return_(&[]);
     fx.b.seal_all_blocks();
     fx.b.finalize(config);

@@ -8,7 +8,7 @@ use cnnc_ir::op::{Activation, Conv, Epilogue, Tile};
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{InstBuilder, Value};
 
-use super::gemm::{Bias, Post, Product, check_tile, default_tile};
+use super::gemm::{Bias, Post, Product, check_tile, default_tile, post_span};
 use super::{KernelCx, MAX_TASKS, MIN_TASK_WORK, tasks_for};
 use crate::CodegenError;
 use crate::emit::Fx;
@@ -232,6 +232,7 @@ pub fn emit(cx: &mut KernelCx, c: &Conv) -> Result<(), CodegenError> {
     let own = cx.inputs.len() - c.epilogue.extra_inputs();
     let bias = (own > 2).then(|| cx.input(2));
     let activation = c.epilogue.activation;
+    let span = post_span(cx, activation)?;
     let tile = cx.tile.unwrap_or_else(|| default_conv_tile(&g));
     check_tile(&tile)?;
     let rows = g.rows();
@@ -288,6 +289,7 @@ pub fn emit(cx: &mut KernelCx, c: &Conv) -> Result<(), CodegenError> {
                         }),
                         activation,
                         slope: extra.slope.map(|k| fx.addr(ptrs[k], grp, 4 * mg as i64, 0)),
+                        span,
                     };
                     let p = Product {
                         m: mg,
