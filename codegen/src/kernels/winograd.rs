@@ -21,7 +21,9 @@ use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::types::{F32, F32X4, I64};
 use cranelift_codegen::ir::{InstBuilder, StackSlot, StackSlotData, StackSlotKind, Type, Value};
 
+use super::activation::span_function;
 use super::conv::epilogue_args;
+use super::elementwise::is_cheap_activation;
 use super::{KernelCx, tasks_for};
 use crate::CodegenError;
 use crate::emit::{Fx, LANES};
@@ -559,6 +561,13 @@ pub fn output(cx: &mut KernelCx, w: &Winograd) -> Result<(), CodegenError> {
     let (p, y, bias) = (cx.input(0), cx.output(0), cx.input(1));
     let extra = epilogue_args(cx, &w.epilogue, ys[1])?;
     let activation = w.epilogue.activation;
+    // A costly activation runs on each finished row of tiles (`m` output rows of a
+    // channel block, one span), by its span function.
+    let span = match activation {
+        Some(a) if blocked && !is_cheap_activation(a) => Some(span_function(cx, a)?),
+        _ => None,
+    };
+    let inline = activation.filter(|_| span.is_none());
     let units = n * groups * th_n;
     let tasks = tasks_for(units, units * tw_n * t * t * 8);
     let plane = (oh * ow) as i64 * es;
@@ -613,7 +622,7 @@ pub fn output(cx: &mut KernelCx, w: &Winograd) -> Result<(), CodegenError> {
                             let r = fx.load(ty, r, off);
                             v = fx.b.ins().fadd(v, r);
                         }
-                        if let Some(a) = activation {
+                        if let Some(a) = inline {
                             v = fx.activate(a, v, slope);
                         }
                         fx.store(v, ya, off);
@@ -652,6 +661,10 @@ pub fn output(cx: &mut KernelCx, w: &Winograd) -> Result<(), CodegenError> {
                     end: &|_, _, _| {},
                 };
                 walk_row(fx, tw_n, |k| k < full_cols, &walk);
+                if let Some(span) = span {
+                    let count = fx.iconst((rows * ow) as i64);
+                    fx.call_span(span, y_row, y_row, count);
+                }
             };
             dispatch(fx, th, partial_row.as_slice(), &mut row);
         });
