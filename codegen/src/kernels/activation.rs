@@ -1,7 +1,6 @@
 //! Costly activations (SiLU, sigmoid, tanh, GELU, ...: see [`is_cheap_activation`])
 //! over spans of vectors, in a function of their own that kernels call: the direct
-//! convolution and the blocked depthwise one on each output row they finish (still in
-//! L1), the matrix product on the rows of each cache block it finishes, the Winograd
+//! convolution and the depthwise ones on each output row they finish (still in L1), the matrix product on the rows of each cache block it finishes, the Winograd
 //! output transform on each row of tiles, elementwise ops on each contiguous run.
 //!
 //! Each is a chain of 15-30 dependent operations per vector. Emitted inline, the

@@ -15,9 +15,11 @@ use cnnc_ir::op::{Conv, Pool};
 use cranelift_codegen::ir::types::{F32, F32X4, I8X16};
 use cranelift_codegen::ir::{InstBuilder, Type, Value};
 
+use super::activation::span_function;
 use super::conv::{Geometry, epilogue_args};
 use super::depthwise_blocked::{Avg, Row, Window, pool_window, split_by};
 use super::direct_conv::segments;
+use super::elementwise::is_cheap_activation;
 use super::{KernelCx, row_blocks, tasks_for};
 use crate::CodegenError;
 use crate::emit::{Fx, LANES, bitcast_flags};
@@ -223,6 +225,17 @@ fn emit_rows(
         None => segments(&g),
     };
     let vectors = g.stride[2] <= 2;
+    // A costly activation runs on each finished row: its vectors by the span function,
+    // four side by side, the last columns one by one.
+    let (window, costly) = match window {
+        Window::Depthwise {
+            activation: Some(act),
+        } if !is_cheap_activation(act) => (
+            Window::Depthwise { activation: None },
+            Some((act, span_function(cx, act)?)),
+        ),
+        w => (w, None),
+    };
     let (x_plane, y_plane) = ((4 * ih_n * iw_n) as i64, (4 * oh_n * ow_n) as i64);
     cx.launch(tasks, |fx, task, ptrs| {
         let (lo, hi) = fx.task_range(task, units, tasks);
@@ -275,6 +288,15 @@ fn emit_rows(
                     let start = seg.start + vecs * LANES;
                     let rest = seg.len - vecs * LANES;
                     fx.row_tiles(&g, &r, start, F32, rest, VECTORS, cols, window);
+                }
+                if let Some((act, span)) = costly {
+                    let count = fx.iconst((ow_n / LANES) as i64);
+                    fx.call_span(span, r.y, r.y, count);
+                    for j in ow_n / LANES * LANES..ow_n {
+                        let v = fx.load(F32, r.y, (4 * j) as i32);
+                        let v = fx.activate(act, v, None);
+                        fx.store(v, r.y, (4 * j) as i32);
+                    }
                 }
             });
         });
