@@ -249,6 +249,36 @@ fn fma_is_used_where_the_cpu_has_it_and_never_called() {
     assert!(max_rel(&aot::run(&exe, &info, &[input]).unwrap()[0], &want) < 1e-4);
 }
 
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn costly_activations_without_fma_match_the_onnx_results() {
+    // The span functions of SiLU-like activations are compiled apart (as written), on
+    // the same CPU: without FMA each multiply-add is two instructions in every chain.
+    let cases = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/onnx-conformance/node");
+    let dir = tempfile::tempdir().unwrap();
+    for case in [
+        "test_sigmoid",
+        "test_tanh",
+        "test_mish",
+        "test_softplus",
+        "test_elu",
+    ] {
+        let m = Model::load(cases.join(case).join("model.onnx")).unwrap();
+        let read = |name: &str| {
+            let path = cases.join(case).join("test_data_set_0").join(name);
+            cnnc_frontend::read_tensor_file(&path).unwrap().1
+        };
+        let c = Compiler::new().cpu("x86-64-v2").name(case);
+        let v2 = c.listing(&m, ListingKind::Asm).unwrap();
+        assert!(v2.contains("_act_"), "{case}: no span function");
+        assert!(!v2.contains("fma"), "{case}: fma on a CPU without it");
+        let (exe, info) = aot::build(&c, &m, dir.path()).unwrap();
+        let got = aot::run(&exe, &info, &[read("input_0.pb")]).unwrap();
+        let want = read("output_0.pb");
+        assert!(max_rel(&got[0], &want) < 1e-4, "{case}");
+    }
+}
+
 #[test]
 fn unknown_targets_and_cpus_are_errors() {
     assert!(Compiler::new().target("nonsense-triple").is_err());
