@@ -39,7 +39,7 @@ fn elementwise(op: &Op) -> bool {
             | Op::Binary(_)
             | Op::Where
             | Op::Cast { .. }
-            | Op::ScaleShift
+            | Op::ScaleShift(_)
             | Op::ChannelScale
     )
 }

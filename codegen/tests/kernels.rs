@@ -1196,12 +1196,34 @@ fn blocked_case(rng: &mut Rng) -> Case {
             let other = b.reorder(other, BLOCKED);
             b.node(Op::Concat { axis: 1 }, &[other, y])
         }
-        // Per-channel scale and shift (plain parameters).
+        // Per-channel scale and shift (plain parameters) and a cheap activation; on
+        // the blocked tensor, or reordered to plain first.
         3 => {
-            b.desc += " scale_shift";
+            let activation = rng
+                .pick(&[
+                    None,
+                    Some(Unary::Relu),
+                    Some(Unary::Clip {
+                        min: -0.5,
+                        max: 0.5,
+                    }),
+                ])
+                .map(Activation::Unary);
+            let plain = chance(rng, 3);
+            b.desc += &format!(" scale_shift {activation:?} plain={plain}");
+            let y = if plain {
+                b.reorder(y, Layout::Plain)
+            } else {
+                y
+            };
             let scale = b.constant(rng.tensor(&[shape[1]]));
             let shift = b.constant(rng.tensor(&[shape[1]]));
-            b.node(Op::ScaleShift, &[y, scale, shift])
+            let e = Epilogue {
+                residual: false,
+                activation,
+            };
+            let z = b.node(Op::ScaleShift(e), &[y, scale, shift]);
+            if plain { b.reorder(z, BLOCKED) } else { z }
         }
         // A squeeze-and-excitation gate per image and channel, blocked too.
         4 => {

@@ -151,7 +151,7 @@ impl Op {
                 (n, n)
             }
             Op::BatchNorm { .. } => (5, 5),
-            Op::InstanceNorm { .. } | Op::Where | Op::ScaleShift => (3, 3),
+            Op::InstanceNorm { .. } | Op::Where | Op::ScaleShift(_) => (3, 3),
             Op::WinogradOutput(w) => {
                 let n = 2 + w.epilogue.extra_inputs();
                 (n, n)
@@ -170,6 +170,7 @@ impl Op {
             Op::Gemm(g) => Some(&g.epilogue),
             Op::MatMul { epilogue, .. } => Some(epilogue),
             Op::WinogradOutput(w) => Some(&w.epilogue),
+            Op::ScaleShift(e) => Some(e),
             _ => None,
         }
     }
@@ -438,9 +439,13 @@ impl Op {
                 }
                 one(TensorType::f32(shape))
             }
-            Op::ScaleShift => {
+            Op::ScaleShift(e) => {
                 let x = inputs[0];
                 expect_dtype(x, DType::F32, "scale_shift input")?;
+                ensure!(
+                    e.extra_inputs() == 0,
+                    "a scale_shift epilogue is an activation without inputs"
+                );
                 ensure!(x.rank() >= 2, "scale_shift needs a channel axis, got {x}");
                 for p in &inputs[1..] {
                     expect_dtype(p, DType::F32, "scale_shift parameter")?;

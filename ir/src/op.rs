@@ -48,8 +48,9 @@ pub enum Op {
         epilogue: Epilogue,
     },
     /// `x * scale[c] + shift[c]` per channel (axis 1): a batch normalization with nothing
-    /// to fold into. Inputs: x, scale `[C]`, shift `[C]`.
-    ScaleShift,
+    /// to fold into. Inputs: x, scale `[C]`, shift `[C]`. Its epilogue is at most a
+    /// cheap activation (ReLU, Clip, LeakyRelu: `fuse_activation`), without inputs.
+    ScaleShift(Epilogue),
     /// `x * s[n, c]` per image and channel: the gate of a squeeze-and-excitation block.
     /// Inputs: x `[N, C, spatial...]`, s `[N, C, 1...]`.
     ChannelScale,
@@ -490,7 +491,7 @@ impl Op {
             | Op::ChannelScale
             | Op::Lrn(_)
             | Op::WinogradInput(_) => LayoutRule::Follows,
-            Op::ScaleShift | Op::WinogradOutput(_) => LayoutRule::FollowsFirst,
+            Op::ScaleShift(_) | Op::WinogradOutput(_) => LayoutRule::FollowsFirst,
             _ => LayoutRule::Plain,
         }
     }
@@ -502,7 +503,7 @@ impl Op {
             Op::Const(_) => "const",
             Op::Conv(_) => "conv",
             Op::DepthwiseConv(_) => "depthwise_conv",
-            Op::ScaleShift => "scale_shift",
+            Op::ScaleShift(_) => "scale_shift",
             Op::ChannelScale => "channel_scale",
             Op::WinogradInput(_) => "winograd_input",
             Op::WinogradOutput(_) => "winograd_output",
@@ -700,6 +701,7 @@ impl fmt::Display for Attrs<'_> {
                 }
                 epilogue_items(epilogue, &mut add);
             }
+            Op::ScaleShift(e) => epilogue_items(e, &mut add),
             Op::Reorder { to } => add(
                 "to",
                 match to {
@@ -784,7 +786,6 @@ impl fmt::Display for Attrs<'_> {
             | Op::Binary(_)
             | Op::Where
             | Op::Identity
-            | Op::ScaleShift
             | Op::ChannelScale => {}
         }
         if let Some(t) = self.1 {

@@ -9,7 +9,7 @@
 //! no producer to fold into, it becomes a `ScaleShift` (a `Mul` and the `Add` after it
 //! one), which has a per-channel kernel in either layout.
 
-use cnnc_ir::op::Gemm;
+use cnnc_ir::op::{Epilogue, Gemm};
 use cnnc_ir::{Graph, IrError, NodeId, Op, Tensor, Value};
 
 use crate::util::{constant, per_channel, replace_node, sole_user};
@@ -206,7 +206,9 @@ fn after_scale_shift(
     k: &[f64],
     shift: &[f64],
 ) -> Option<(Value, Vec<f64>, Vec<f64>)> {
-    if !matches!(graph.node(y.node).op, Op::ScaleShift) || sole_user(graph, y) != Some(id) {
+    if !matches!(graph.node(y.node).op, Op::ScaleShift(e) if e.is_empty())
+        || sole_user(graph, y) != Some(id)
+    {
         return None;
     }
     let inputs = graph.inputs_of(y.node);
@@ -243,10 +245,10 @@ impl Pass for FoldBatchNorm {
                 } else if let Some((x, k, shift)) = after_scale_shift(graph, id, y, &k, &shift) {
                     // `Mul` then `Add`: one scale-shift.
                     let (s, b) = channel_params(graph, id, k, shift)?;
-                    graph.rewrite(id, Op::ScaleShift, &[x, s, b])?;
+                    graph.rewrite(id, Op::ScaleShift(Epilogue::default()), &[x, s, b])?;
                 } else if per_channel_constant(graph, id) {
                     let (s, b) = channel_params(graph, id, k, shift)?;
-                    graph.rewrite(id, Op::ScaleShift, &[y, s, b])?;
+                    graph.rewrite(id, Op::ScaleShift(Epilogue::default()), &[y, s, b])?;
                 } else {
                     // A scalar stays a plain elementwise op.
                     continue;
@@ -272,7 +274,7 @@ impl Pass for FoldBatchNorm {
                 replace_node(graph, id, x);
             } else {
                 let (s, b) = channel_params(graph, id, k, shift)?;
-                graph.rewrite(id, Op::ScaleShift, &[x, s, b])?;
+                graph.rewrite(id, Op::ScaleShift(Epilogue::default()), &[x, s, b])?;
             }
             changes += 1;
         }

@@ -1,7 +1,9 @@
 //! Activations fused into the convolution or matrix product that feeds them: Relu, Clip
 //! (ReLU6 and general), LeakyRelu, Elu, Selu, HardSigmoid, HardSwish, Sigmoid, Tanh,
 //! Softplus, Mish and Gelu as themselves; PRelu with a constant per-channel slope (into
-//! convolutions); and `x * sigmoid(x)` as SiLU (Swish).
+//! convolutions); and `x * sigmoid(x)` as SiLU (Swish). A ScaleShift (a batch
+//! normalization with nothing to fold into, as DenseNet's before each ReLU) takes ReLU,
+//! Clip and LeakyRelu.
 
 use cnnc_ir::op::{Activation, Binary, Unary};
 use cnnc_ir::{Graph, IrError, NodeId, Op, Value};
@@ -27,6 +29,16 @@ fn fusable_unary(u: Unary) -> bool {
             | Unary::Softplus
             | Unary::Mish
             | Unary::Gelu { .. }
+    )
+}
+
+/// An activation a ScaleShift applies to the vector it stores: a few operations on
+/// at most two constants. Costlier ones stay ops of their own, whose kernel runs them
+/// four vectors side by side (see `cnnc-codegen`'s `activation.rs`).
+fn cheap(a: Activation) -> bool {
+    matches!(
+        a,
+        Activation::Unary(Unary::Relu | Unary::Clip { .. } | Unary::LeakyRelu { .. })
     )
 }
 
@@ -106,8 +118,10 @@ impl Pass for FuseActivation {
             readers.dedup();
             let mut expected = found.nodes.clone();
             expected.sort();
+            let producer =
+                fusable_producer(op) || matches!(op, Op::ScaleShift(_)) && cheap(found.activation);
             let ok = found.x.port == 0
-                && fusable_producer(op)
+                && producer
                 && op.epilogue().is_some_and(|e| e.activation.is_none())
                 && readers == expected
                 && (found.activation != Activation::PRelu

@@ -92,6 +92,7 @@ pub fn set_epilogue(op: &mut Op, f: impl FnOnce(&mut cnnc_ir::op::Epilogue)) {
         Op::ConvTranspose(c) => f(&mut c.epilogue),
         Op::Gemm(g) => f(&mut g.epilogue),
         Op::MatMul { epilogue, .. } => f(epilogue),
+        Op::ScaleShift(e) => f(e),
         _ => unreachable!("only ops with an epilogue"),
     }
 }

@@ -1,8 +1,9 @@
 //! fuse_activation: an activation whose input comes from a convolution or matrix product
 //! that nothing else reads becomes that producer's epilogue: the fusable unary ops as
 //! themselves, `x * sigmoid(x)` as SiLU, PRelu with a constant per-channel slope (into
-//! convolutions only). The tests show each producer kind and activation, activations
-//! after a fused residual, and the cases that must stay separate.
+//! convolutions only); ReLU, Clip and LeakyRelu into a ScaleShift. The tests show each
+//! producer kind and activation, activations after a fused residual, and the cases
+//! that must stay separate.
 
 mod common;
 
@@ -54,6 +55,41 @@ fn relu_clip_and_leaky_relu_after_convs() {
     let r = rewrite(PASS, g);
     insta::assert_snapshot!("relu_clip_and_leaky_relu_after_convs", r.text());
     assert_eq!((r.changes, r.after.node_count()), (3, 10));
+}
+
+#[test]
+fn cheap_activations_into_scale_shift_costly_ones_stay() {
+    // DenseNet's batch normalizations after a concatenation, each before a ReLU.
+    let mut g = Graph::new();
+    let x = input(&mut g, "x", &[1, 4, 3, 3]);
+    let mut outs = Vec::new();
+    let acts = [
+        Unary::Relu,
+        Unary::Clip { min: 0.0, max: 6.0 },
+        Unary::LeakyRelu { alpha: 0.1 },
+        Unary::Sigmoid,
+    ];
+    for (i, u) in acts.into_iter().enumerate() {
+        let scale = random_const(&mut g, &format!("scale{i}"), &[4]);
+        let shift = random_const(&mut g, &format!("shift{i}"), &[4]);
+        let s = g
+            .add(
+                format!("bn{i}"),
+                Op::ScaleShift(Default::default()),
+                &[x, scale, shift],
+            )
+            .unwrap();
+        outs.push(unary(&mut g, &format!("act{i}"), u, s));
+    }
+    for (i, y) in outs.into_iter().enumerate() {
+        g.add_output(format!("y{i}"), y);
+    }
+    let r = rewrite(PASS, g);
+    insta::assert_snapshot!(
+        "cheap_activations_into_scale_shift_costly_ones_stay",
+        r.text()
+    );
+    assert_eq!((r.changes, r.count("sigmoid")), (3, 1));
 }
 
 #[test]

@@ -244,7 +244,7 @@ pub fn emit(cx: &mut KernelCx, op: &Op) -> Result<(), CodegenError> {
         Op::Unary(_) | Op::Binary(_) | Op::Where | Op::Cast { .. } => elementwise::emit(cx, op),
         Op::Conv(c) => conv::emit(cx, c),
         Op::DepthwiseConv(c) => depthwise::emit(cx, c),
-        Op::ScaleShift => norm::scale_shift(cx),
+        Op::ScaleShift(e) => norm::scale_shift(cx, e),
         Op::ChannelScale => norm::channel_scale(cx),
         Op::WinogradInput(w) => winograd::input(cx, w),
         Op::WinogradOutput(w) => winograd::output(cx, w),

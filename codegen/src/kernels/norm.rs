@@ -1,7 +1,7 @@
 //! BatchNormalization (a per-channel scale and shift), InstanceNormalization and LRN.
 
 use cnnc_ir::Layout;
-use cnnc_ir::op::Lrn;
+use cnnc_ir::op::{Activation, Epilogue, Lrn};
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::types::{F32, F32X4, I8X16};
 use cranelift_codegen::ir::{InstBuilder, Type, Value};
@@ -11,7 +11,8 @@ use crate::CodegenError;
 use crate::emit::{Fx, LANES, bitcast_flags};
 
 impl Fx<'_> {
-    /// `dst[i] = (src[i] - mean) * k + b` for `n` floats (`mean` 0 when absent).
+    /// `dst[i] = activation((src[i] - mean) * k + b)` for `n` floats (`mean` 0 when
+    /// absent).
     /// Subtracting the mean first keeps results near `b` exact where `x * k` and
     /// `mean * k` nearly cancel.
     fn scale_shift(
@@ -20,8 +21,8 @@ impl Fx<'_> {
         dst: Value,
         n: usize,
         mean: Option<Value>,
-        k: Value,
-        b: Value,
+        (k, b): (Value, Value),
+        activation: Option<Activation>,
     ) {
         let (kv, bv) = (self.b.ins().splat(F32X4, k), self.b.ins().splat(F32X4, b));
         let mv = mean.map(|m| self.b.ins().splat(F32X4, m));
@@ -32,7 +33,10 @@ impl Fx<'_> {
             if let Some(m) = mv {
                 x = fx.b.ins().fsub(x, m);
             }
-            let y = fx.fma(x, kv, bv);
+            let mut y = fx.fma(x, kv, bv);
+            if let Some(a) = activation {
+                y = fx.activate(a, y, None);
+            }
             fx.store(y, d, 0);
         });
         for j in n / LANES * LANES..n {
@@ -40,7 +44,10 @@ impl Fx<'_> {
             if let Some(m) = mean {
                 x = self.b.ins().fsub(x, m);
             }
-            let y = self.fma(x, k, b);
+            let mut y = self.fma(x, k, b);
+            if let Some(a) = activation {
+                y = self.activate(a, y, None);
+            }
             self.store(y, dst, (4 * j) as i32);
         }
     }
@@ -101,7 +108,7 @@ pub fn batch_norm(cx: &mut KernelCx, epsilon: f32) -> Result<(), CodegenError> {
             };
             let src = fx.addr(ptrs[x], p, 4 * plane as i64, 0);
             let dst = fx.addr(ptrs[y], p, 4 * plane as i64, 0);
-            fx.scale_shift(src, dst, plane, mean, k, b);
+            fx.scale_shift(src, dst, plane, mean, (k, b), None);
         });
         Ok(())
     })
@@ -147,7 +154,7 @@ pub fn instance_norm(cx: &mut KernelCx, epsilon: f32) -> Result<(), CodegenError
             let ba = fx.addr(ptrs[bias], ch, 4, 0);
             let b = fx.load(F32, ba, 0);
             let k = fx.b.ins().fdiv(s, sd);
-            fx.scale_shift(src, dst, plane, Some(mean), k, b);
+            fx.scale_shift(src, dst, plane, Some(mean), (k, b), None);
         });
         Ok(())
     })
@@ -364,9 +371,12 @@ pub fn lrn(cx: &mut KernelCx, l: &Lrn) -> Result<(), CodegenError> {
 }
 
 /// `x * scale[c] + shift[c]` per channel.
-pub fn scale_shift(cx: &mut KernelCx) -> Result<(), CodegenError> {
+/// `x * scale[c] + shift[c]` per channel, then the epilogue's activation (a cheap
+/// one: see `Op::ScaleShift`).
+pub fn scale_shift(cx: &mut KernelCx, e: &Epilogue) -> Result<(), CodegenError> {
+    let activation = e.activation;
     if cx.inputs[0].ty.layout != Layout::Plain {
-        return per_block(cx, true);
+        return per_block(cx, true, activation);
     }
     let xs = cx.inputs[0].ty.shape.clone();
     let c = xs[1];
@@ -384,7 +394,7 @@ pub fn scale_shift(cx: &mut KernelCx) -> Result<(), CodegenError> {
             let b = fx.load(F32, ba, 0);
             let src = fx.addr(ptrs[x], p, 4 * plane as i64, 0);
             let dst = fx.addr(ptrs[y], p, 4 * plane as i64, 0);
-            fx.scale_shift(src, dst, plane, None, k, b);
+            fx.scale_shift(src, dst, plane, None, (k, b), activation);
         });
         Ok(())
     })
@@ -394,7 +404,11 @@ pub fn scale_shift(cx: &mut KernelCx) -> Result<(), CodegenError> {
 /// block's vectors of the plain `[C]` scale and shift (`affine`), or `x * gate` with
 /// the block's vector of the blocked `[N, C, 1...]` gate, which is stored like a plain
 /// `[N, C]` (one pixel of whole blocks).
-fn per_block(cx: &mut KernelCx, affine: bool) -> Result<(), CodegenError> {
+fn per_block(
+    cx: &mut KernelCx,
+    affine: bool,
+    activation: Option<Activation>,
+) -> Result<(), CodegenError> {
     let xs = cx.inputs[0].ty.shape.clone();
     let plane: usize = xs[2..].iter().product();
     let blocks = xs[0] * xs[1] / LANES;
@@ -419,10 +433,13 @@ fn per_block(cx: &mut KernelCx, affine: bool) -> Result<(), CodegenError> {
             fx.for_n(plane as u64, |fx, i| {
                 let s = fx.addr(src, i, 16, 0);
                 let v = fx.load(F32X4, s, 0);
-                let r = match b {
+                let mut r = match b {
                     Some(b) => fx.fma(v, k, b),
                     None => fx.b.ins().fmul(v, k),
                 };
+                if let Some(a) = activation {
+                    r = fx.activate(a, r, None);
+                }
                 let d = fx.addr(dst, i, 16, 0);
                 fx.store(r, d, 0);
             });
@@ -434,7 +451,7 @@ fn per_block(cx: &mut KernelCx, affine: bool) -> Result<(), CodegenError> {
 /// `x[n, c, ...] * gate[n, c]`: one multiplier per plane.
 pub fn channel_scale(cx: &mut KernelCx) -> Result<(), CodegenError> {
     if cx.inputs[0].ty.layout != Layout::Plain {
-        return per_block(cx, false);
+        return per_block(cx, false, None);
     }
     let xs = cx.inputs[0].ty.shape.clone();
     let plane: usize = xs[2..].iter().product();

@@ -115,7 +115,7 @@ fn eval_own(op: &Op, inputs: &[&Tensor], outputs: &[TensorType]) -> Result<Vec<T
         Op::InstanceNorm { epsilon } => single(norm::instance_norm(*epsilon, inputs)),
         Op::Gemm(g) => single(linalg::gemm(g, inputs, out)),
         Op::MatMul { .. } => single(linalg::matmul(inputs, out)),
-        Op::ScaleShift => single(norm::scale_shift(inputs)),
+        Op::ScaleShift(_) => single(norm::scale_shift(inputs)),
         Op::ChannelScale => single(elementwise::binary(
             crate::op::Binary::Mul,
             inputs[0],
