@@ -3,7 +3,7 @@
 //! and compiled together on every core. They are then defined in the order they were
 //! queued, so the module and any listing are the same as if compiled one by one.
 //!
-//! A function can also be queued *as written* ([`Queue::push_as_written`]): compiled
+//! A function can also be queued *as written* ([`Order::AsWritten`]): compiled
 //! without the optimizer, whose egraph re-places every pure instruction next to its
 //! first use and so undoes an order chosen on purpose (see [`Fx::interleaved`]).
 //!
@@ -29,10 +29,10 @@ pub struct Queue {
 
 /// How a queued function's instructions are ordered.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Order {
+pub enum Order {
     /// As the optimizer places them.
     Optimized,
-    /// As the generator emitted them.
+    /// As the generator emitted them: compiled without the optimizer.
     AsWritten,
 }
 
@@ -51,13 +51,14 @@ impl Queue {
         self.push_ordered(module, id, ctx, Order::Optimized);
     }
 
-    /// Like [`Queue::push`], for a function compiled without the optimizer, so its
-    /// instructions keep the order they were emitted in.
-    pub fn push_as_written(&mut self, module: &dyn Module, id: FuncId, ctx: &mut Context) {
-        self.push_ordered(module, id, ctx, Order::AsWritten);
-    }
-
-    fn push_ordered(&mut self, module: &dyn Module, id: FuncId, ctx: &mut Context, order: Order) {
+    /// Like [`Queue::push`], compiled with the optimizer or as written (see [`Order`]).
+    pub fn push_ordered(
+        &mut self,
+        module: &dyn Module,
+        id: FuncId,
+        ctx: &mut Context,
+        order: Order,
+    ) {
         let func = std::mem::replace(&mut ctx.func, Function::new());
         self.funcs.push((id, func, order));
         module.clear_context(ctx);

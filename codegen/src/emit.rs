@@ -4,10 +4,10 @@
 //! Every trip count and stride is known when compiling, so loops count with constant
 //! bounds and addresses fold into the instructions' addressing modes.
 
-use cranelift_codegen::ir::condcodes::IntCC;
-use cranelift_codegen::ir::types::{F32, F32X4, I64};
 use std::collections::{HashMap, HashSet};
 
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::types::{F32, F32X4, I64};
 use cranelift_codegen::ir::{Block, Inst, InstBuilder, MemFlagsData, Type, Value};
 use cranelift_frontend::FunctionBuilder;
 
@@ -114,7 +114,7 @@ impl Fx<'_> {
     /// one long chain whose later operations all wait. What does not depend on the
     /// inputs (the constants) is emitted once, by the first chain, right before the
     /// step that uses it. Only a function queued as written keeps this order (see
-    /// `Queue::push_as_written`): the optimizer would put each chain back together.
+    /// `Order::AsWritten`): the optimizer would put each chain back together.
     pub fn interleaved(
         &mut self,
         n: usize,

@@ -1286,6 +1286,11 @@ fn pointwise_listing(pixels: usize, width: usize) -> String {
     b.out(y);
     let mut g = b.g;
     cnnc_passes::fold_constants(&mut g).unwrap();
+    x86_64_v3_listing(&g)
+}
+
+/// The x86-64-v3 assembly of `g`'s object file (functions named `m_...`).
+fn x86_64_v3_listing(g: &Graph) -> String {
     let isa = cnnc_codegen::target::isa(
         Some("x86_64-unknown-linux-gnu"),
         Some("x86-64-v3"),
@@ -1293,7 +1298,7 @@ fn pointwise_listing(pixels: usize, width: usize) -> String {
     )
     .unwrap();
     let mut listing = cnnc_codegen::Listing::new(cnnc_codegen::ListingKind::Asm);
-    cnnc_codegen::compile_object(&g, isa, "m", Some(&mut listing)).unwrap();
+    cnnc_codegen::compile_object(g, isa, "m", Some(&mut listing)).unwrap();
     listing.text
 }
 
@@ -1326,15 +1331,7 @@ fn unary_listing(u: Unary) -> String {
     let x = b.input(rng.tensor(&[1, 8, 16, 16]));
     let y = b.node(Op::Unary(u), &[x]);
     b.out(y);
-    let isa = cnnc_codegen::target::isa(
-        Some("x86_64-unknown-linux-gnu"),
-        Some("x86-64-v3"),
-        cnnc_codegen::target::Linking::Object,
-    )
-    .unwrap();
-    let mut listing = cnnc_codegen::Listing::new(cnnc_codegen::ListingKind::Asm);
-    cnnc_codegen::compile_object(&b.g, isa, "m", Some(&mut listing)).unwrap();
-    listing.text
+    x86_64_v3_listing(&b.g)
 }
 
 #[test]

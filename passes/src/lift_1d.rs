@@ -20,7 +20,7 @@
 use cnnc_ir::op::{Conv, Pool};
 use cnnc_ir::{Graph, IrError, Op, Value};
 
-use crate::util::Names;
+use crate::util::{Names, view};
 use crate::{Pass, TargetInfo};
 
 pub struct Lift1d;
@@ -56,8 +56,9 @@ impl Pass for Lift1d {
                 // broadcasts against the taller output as `[M, 1, 1]`.
                 if let Some(&slope) = inputs.get(own + c.epilogue.residual as usize) {
                     let shape = vec![graph.value_type(slope).numel(), 1, 1];
+                    let name = format!("{}/2d", graph.value_name(slope));
                     ins[own + c.epilogue.residual as usize] =
-                        view(graph, &mut names, slope, shape)?;
+                        view(graph, &mut names, slope, shape, &name)?;
                 }
             }
             let out = Value::new(id, 0);
@@ -128,21 +129,6 @@ fn lift(graph: &mut Graph, names: &mut Names, v: Value) -> Result<Value, IrError
     if let Some(src) = two_d_source(graph, v) {
         return Ok(src);
     }
-    let shape = two_d(graph, v);
-    view(graph, names, v, shape)
-}
-
-/// `v` viewed with `shape`: a constant reshaped, else a Reshape node.
-fn view(
-    graph: &mut Graph,
-    names: &mut Names,
-    v: Value,
-    shape: Vec<usize>,
-) -> Result<Value, IrError> {
-    let name = names.fresh(&format!("{}/2d", graph.value_name(v)));
-    if let Some(t) = crate::util::constant(graph, v) {
-        let t = t.reshape(shape)?;
-        return Ok(graph.add_const(name, t));
-    }
-    graph.add(name, Op::Reshape { shape }, &[v])
+    let (shape, name) = (two_d(graph, v), format!("{}/2d", graph.value_name(v)));
+    view(graph, names, v, shape, &name)
 }

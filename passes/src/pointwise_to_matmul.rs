@@ -4,25 +4,10 @@
 
 use cnnc_ir::{Graph, IrError, Op, Value};
 
-use crate::util::Names;
+use crate::util::{Names, view};
 use crate::{Pass, TargetInfo};
 
 pub struct PointwiseToMatMul;
-
-/// `v` viewed with `shape`: a constant reshaped in place, else a Reshape node.
-fn view(
-    graph: &mut Graph,
-    names: &mut Names,
-    v: Value,
-    shape: Vec<usize>,
-    base: &str,
-) -> Result<Value, IrError> {
-    if let Some(t) = crate::util::constant(graph, v) {
-        let t = t.reshape(shape)?;
-        return Ok(graph.add_const(names.fresh(base), t));
-    }
-    graph.add(names.fresh(base), Op::Reshape { shape }, &[v])
-}
 
 impl Pass for PointwiseToMatMul {
     fn name(&self) -> &'static str {

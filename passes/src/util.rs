@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 
-use cnnc_ir::{Graph, NodeId, Op, Tensor, Value};
+use cnnc_ir::{Graph, IrError, NodeId, Op, Tensor, Value};
 
 /// The constant behind `v`, if it is one.
 pub fn constant(graph: &Graph, v: Value) -> Option<&Tensor> {
@@ -57,6 +57,22 @@ impl Names {
         self.0.insert(name.clone());
         name
     }
+}
+
+/// `v` viewed with `shape`, named `base` (or a free variant of it): a constant
+/// reshaped, else a Reshape node.
+pub fn view(
+    graph: &mut Graph,
+    names: &mut Names,
+    v: Value,
+    shape: Vec<usize>,
+    base: &str,
+) -> Result<Value, IrError> {
+    if let Some(t) = constant(graph, v) {
+        let t = t.reshape(shape)?;
+        return Ok(graph.add_const(names.fresh(base), t));
+    }
+    graph.add(names.fresh(base), Op::Reshape { shape }, &[v])
 }
 
 /// Makes the users of `old` read `new` and drops `old`'s node.

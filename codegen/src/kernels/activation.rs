@@ -20,15 +20,15 @@ use cnnc_ir::op::Activation;
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::types::{F32X4, I64};
 use cranelift_codegen::ir::{
-    AbiParam, ExtFuncData, ExternalName, InstBuilder, Signature, UserExternalName, UserFuncName,
-    Value,
+    AbiParam, ExtFuncData, ExternalName, InstBuilder, Signature, UserExternalName, Value,
 };
 use cranelift_codegen::isa::CallConv;
-use cranelift_frontend::FunctionBuilder;
-use cranelift_module::{FuncId, FuncOrDataId, Linkage, Module};
+use cranelift_module::{FuncId, FuncOrDataId, Module};
 
 use super::KernelCx;
+use super::elementwise::is_cheap_activation;
 use crate::CodegenError;
+use crate::compile::Order;
 use crate::emit::Fx;
 
 /// Vectors whose chains run side by side: with four, each chain's few live values
@@ -51,22 +51,17 @@ pub fn span_function(cx: &mut KernelCx, a: Activation) -> Result<FuncId, Codegen
         return Ok(id);
     }
     let sig = span_signature(cx.module.isa().default_call_conv());
-    let id = cx.module.declare_function(&name, Linkage::Local, &sig)?;
-    cx.ctx.func.signature = sig;
-    cx.ctx.func.name = UserFuncName::user(0, id.as_u32());
-    let config = cx.module.target_config();
-    let mut b = FunctionBuilder::new(&mut cx.ctx.func, cx.fctx);
-    let entry = b.create_block();
-    b.append_block_params_for_function_params(entry);
-    b.switch_to_block(entry);
-    let [src, dst, count] = b.block_params(entry) else {
-        unreachable!("three parameters")
-    };
-    let (src, dst, count) = (*src, *dst, *count);
-    let mut fx = Fx {
-        b,
-        features: cx.features,
-    };
+    cx.define(&name, sig, Order::AsWritten, |fx, params| {
+        let [src, dst, count] = params else {
+            unreachable!("three parameters")
+        };
+        span_body(fx, a, (*src, *dst, *count));
+        Ok(())
+    })
+}
+
+/// `a` on `count` vectors from `src` to `dst`: groups of [`CHAINS`], then the rest.
+fn span_body(fx: &mut Fx, a: Activation, (src, dst, count): (Value, Value, Value)) {
     // `n` vectors from `at` vectors on, their chains side by side.
     let run = |fx: &mut Fx, at: Value, n: usize| {
         let (s, d) = (fx.addr(src, at, 16, 0), fx.addr(dst, at, 16, 0));
@@ -90,11 +85,18 @@ pub fn span_function(cx: &mut KernelCx, a: Activation) -> Result<FuncId, Codegen
         let is = fx.b.ins().icmp_imm_s(IntCC::Equal, rest, n as i64);
         fx.if_then(is, |fx| run(fx, done, n));
     }
-    fx.b.ins().return_(&[]);
-    fx.b.seal_all_blocks();
-    fx.b.finalize(config);
-    cx.queue.push_as_written(&*cx.module, id, cx.ctx);
-    Ok(id)
+}
+
+/// The span function of `activation` when it is costly (see [`is_cheap_activation`]),
+/// for a kernel to run on what it stores instead of applying it inline.
+pub fn costly_span(
+    cx: &mut KernelCx,
+    activation: Option<Activation>,
+) -> Result<Option<FuncId>, CodegenError> {
+    match activation {
+        Some(a) if !is_cheap_activation(a) => Ok(Some(span_function(cx, a)?)),
+        _ => Ok(None),
+    }
 }
 
 /// A symbol-safe spelling of `a`, its parameters included (floats print exactly).

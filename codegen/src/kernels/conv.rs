@@ -8,7 +8,8 @@ use cnnc_ir::op::{Activation, Conv, Epilogue, Tile};
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{InstBuilder, Value};
 
-use super::gemm::{Bias, Post, Product, check_tile, default_tile, post_span};
+use super::activation::costly_span;
+use super::gemm::{Bias, Post, Product, check_tile, default_tile};
 use super::{KernelCx, MAX_TASKS, MIN_TASK_WORK, tasks_for};
 use crate::CodegenError;
 use crate::emit::Fx;
@@ -232,7 +233,7 @@ pub fn emit(cx: &mut KernelCx, c: &Conv) -> Result<(), CodegenError> {
     let own = cx.inputs.len() - c.epilogue.extra_inputs();
     let bias = (own > 2).then(|| cx.input(2));
     let activation = c.epilogue.activation;
-    let span = post_span(cx, activation)?;
+    let span = costly_span(cx, activation)?;
     let tile = cx.tile.unwrap_or_else(|| default_conv_tile(&g));
     check_tile(&tile)?;
     let rows = g.rows();

@@ -15,10 +15,9 @@ use cnnc_ir::window::Segment;
 use cranelift_codegen::ir::types::{F32, F32X4};
 use cranelift_codegen::ir::{InstBuilder, Value};
 
-use super::activation::span_function;
+use super::activation::costly_span;
 use super::conv::{Geometry, epilogue_args, three};
 use super::direct_conv::segments;
-use super::elementwise::is_cheap_activation;
 use super::pool::axis_tables;
 use super::{KernelCx, row_blocks, tasks_for};
 use crate::CodegenError;
@@ -284,14 +283,13 @@ fn emit_window(
     };
     let channel_blocks = g.cout / LANES;
     // A costly activation runs on each finished row, by its span function.
-    let (window, span) = match window {
-        Window::Depthwise {
-            activation: Some(a),
-        } if !is_cheap_activation(a) => (
-            Window::Depthwise { activation: None },
-            Some(span_function(cx, a)?),
-        ),
-        w => (w, None),
+    let span = match window {
+        Window::Depthwise { activation } => costly_span(cx, activation)?,
+        _ => None,
+    };
+    let window = match window {
+        Window::Depthwise { .. } if span.is_some() => Window::Depthwise { activation: None },
+        w => w,
     };
     cx.launch(tasks, |fx, task, ptrs| {
         let (lo, hi) = fx.task_range(task, units, tasks);

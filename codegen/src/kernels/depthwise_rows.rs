@@ -15,11 +15,10 @@ use cnnc_ir::op::{Conv, Pool};
 use cranelift_codegen::ir::types::{F32, F32X4, I8X16};
 use cranelift_codegen::ir::{InstBuilder, Type, Value};
 
-use super::activation::span_function;
+use super::activation::costly_span;
 use super::conv::{Geometry, epilogue_args};
 use super::depthwise_blocked::{Avg, Row, Window, pool_window, split_by};
 use super::direct_conv::segments;
-use super::elementwise::is_cheap_activation;
 use super::{KernelCx, row_blocks, tasks_for};
 use crate::CodegenError;
 use crate::emit::{Fx, LANES, bitcast_flags};
@@ -230,10 +229,10 @@ fn emit_rows(
     let (window, costly) = match window {
         Window::Depthwise {
             activation: Some(act),
-        } if !is_cheap_activation(act) => (
-            Window::Depthwise { activation: None },
-            Some((act, span_function(cx, act)?)),
-        ),
+        } => match costly_span(cx, Some(act))? {
+            Some(span) => (Window::Depthwise { activation: None }, Some((act, span))),
+            None => (window, None),
+        },
         w => (w, None),
     };
     let (x_plane, y_plane) = ((4 * ih_n * iw_n) as i64, (4 * oh_n * ow_n) as i64);

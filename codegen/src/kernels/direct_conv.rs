@@ -19,9 +19,8 @@ use cranelift_codegen::ir::types::F32X4;
 use cranelift_codegen::ir::{InstBuilder, Value};
 use cranelift_module::FuncId;
 
-use super::activation::span_function;
+use super::activation::costly_span;
 use super::conv::{Geometry, epilogue_args};
-use super::elementwise::is_cheap_activation;
 use super::microkernel::{TileShape, Walk};
 use super::{KernelCx, row_blocks, tasks_for, wanted_tasks};
 use crate::CodegenError;
@@ -115,7 +114,7 @@ struct Shape {
     x_row: i64,
     y_block: i64,
     activation: Option<cnnc_ir::op::Activation>,
-    /// The costly activation's span function, run on the tile's stores (see
+    /// The costly activation's span function, run on each finished output row (see
     /// [`Fx::direct_epilogue`]).
     span: Option<FuncId>,
     /// Every output row reads every kernel row (no vertical padding is reached): the
@@ -271,7 +270,7 @@ impl Fx<'_> {
     }
 
     /// Residual, activation and store of a finished tile. An activation that is not
-    /// cheap (see [`is_cheap_activation`]) waits for the row: its span function runs
+    /// cheap (see `is_cheap_activation`) waits for the row: its span function runs
     /// on each finished output row, so that its constants never live beside the
     /// accumulators (applied to them in place, the allocator spilled accumulators in
     /// the reduction loop: 1x1 SiLU convolutions from 16, 24 and 40 input channels at
@@ -370,10 +369,7 @@ pub fn emit(cx: &mut KernelCx, c: &Conv, block: usize) -> Result<(), CodegenErro
         x_row: (iw_n * LANES * 4) as i64,
         y_block: (oh_n * ow_n * LANES * 4) as i64,
         activation: c.epilogue.activation,
-        span: match c.epilogue.activation {
-            Some(a) if !is_cheap_activation(a) => Some(span_function(cx, a)?),
-            _ => None,
-        },
+        span: costly_span(cx, c.epilogue.activation)?,
         all_rows: g.pad[1] == 0 && (oh_n - 1) * g.stride[1] + (kh_n - 1) * g.dilation[1] < ih_n,
         unroll: tile.unroll,
     };

@@ -17,8 +17,7 @@ use cranelift_codegen::ir::types::{F32, F32X4};
 use cranelift_codegen::ir::{InstBuilder, Value};
 use cranelift_module::FuncId;
 
-use super::activation::span_function;
-use super::elementwise::is_cheap_activation;
+use super::activation::costly_span;
 use super::movement::{CopyPlan, copy_launch};
 use super::nest::dense_strides;
 use super::{KernelCx, tasks_for};
@@ -83,23 +82,13 @@ pub struct Post {
     pub activation: Option<Activation>,
     /// PRelu's slope, one per row.
     pub slope: Option<Value>,
-    /// The span function of a costly activation (see [`post_span`]): the full tiles
-    /// store without the activation, and each finished cache block's rows run it.
+    /// The span function of a costly activation (see `activation.rs`): the vector
+    /// columns store without the activation, and each finished cache block's rows run
+    /// it. Inline in a tile's epilogue, its constants lived beside the accumulators and
+    /// the allocator spilled them in the main loop (measured on Zen 5, a 3x3x3
+    /// convolution of 64 channels on 8x28x28 through im2col: ReLU 26.6 ms, SiLU inline
+    /// 32.0 ms, by its span function 27.1 ms).
     pub span: Option<FuncId>,
-}
-
-/// The span function for `activation` when it is costly (see [`is_cheap_activation`]):
-/// inline in a tile's epilogue its constants live beside the accumulators, and the
-/// allocator spills them in the main loop (measured on Zen 5, a 3x3x3 convolution of
-/// 64 channels on 8x28x28 through im2col: ReLU 26.6 ms, SiLU inline 32.0 ms).
-pub fn post_span(
-    cx: &mut KernelCx,
-    activation: Option<Activation>,
-) -> Result<Option<FuncId>, CodegenError> {
-    match activation {
-        Some(a) if !is_cheap_activation(a) => Ok(Some(span_function(cx, a)?)),
-        _ => Ok(None),
-    }
 }
 
 /// One matrix product with static sizes and strides (in elements) and run-time bases.
@@ -634,7 +623,7 @@ pub fn emit_gemm(cx: &mut KernelCx, g: &Gemm) -> Result<(), CodegenError> {
     check_tile(&tile)?;
     let (tasks, split) = split_for(m, n, k, &tile);
     let (alpha, beta, activation) = (g.alpha, g.beta, g.epilogue.activation);
-    let span = post_span(cx, activation)?;
+    let span = costly_span(cx, activation)?;
     cx.launch(tasks, |fx, task, ptrs| {
         let bias = match cin {
             // Even with beta = 0, as ONNX defines Gemm: 0 * inf is NaN.
@@ -896,7 +885,7 @@ pub fn emit_matmul(cx: &mut KernelCx, with_bias: bool, e: &Epilogue) -> Result<(
         (t, Some(s))
     };
     let activation = e.activation;
-    let span = post_span(cx, activation)?;
+    let span = costly_span(cx, activation)?;
     cx.launch(tasks, |fx, task, ptrs| {
         let (pa, pb, pc) = (ptrs[a], ptrs[b], ptrs[out]);
         let one = |fx: &mut Fx, offs: &[Value], split: Option<(Value, usize, Split)>| {

@@ -36,7 +36,7 @@ use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_module::{FuncId, Linkage, Module};
 
 use crate::CodegenError;
-use crate::compile::Queue;
+use crate::compile::{Order, Queue};
 use crate::emit::Fx;
 use crate::target::Features;
 
@@ -203,7 +203,31 @@ impl<'a> KernelCx<'a> {
         let mut sig = Signature::new(self.module.isa().default_call_conv());
         sig.params.push(AbiParam::new(I64));
         sig.params.push(AbiParam::new(I64));
-        let id = self.module.declare_function(&name, Linkage::Local, &sig)?;
+        let args = self.args.len();
+        let id = self.define(&name, sig, Order::Optimized, |fx, params| {
+            let (bufs, task) = (params[0], params[1]);
+            let ptrs: Vec<_> = (0..args)
+                .map(|k| {
+                    let flags = crate::emit::mem().with_readonly();
+                    fx.b.ins().load(I64, flags, bufs, (8 * k) as i32)
+                })
+                .collect();
+            body(fx, task, &ptrs)
+        })?;
+        self.launches.push(Launch { func: id, tasks });
+        Ok(())
+    }
+
+    /// Declares function `name` of signature `sig` (local to the module), builds it
+    /// with `body(fx, params)` and queues it for compiling in `order`.
+    pub fn define(
+        &mut self,
+        name: &str,
+        sig: Signature,
+        order: Order,
+        body: impl FnOnce(&mut Fx, &[cranelift_codegen::ir::Value]) -> Result<(), CodegenError>,
+    ) -> Result<FuncId, CodegenError> {
+        let id = self.module.declare_function(name, Linkage::Local, &sig)?;
         self.ctx.func.signature = sig;
         self.ctx.func.name = UserFuncName::user(0, id.as_u32());
         let frontend_config = self.module.target_config();
@@ -212,29 +236,18 @@ impl<'a> KernelCx<'a> {
             let entry = b.create_block();
             b.append_block_params_for_function_params(entry);
             b.switch_to_block(entry);
-            let (bufs, task) = (b.block_params(entry)[0], b.block_params(entry)[1]);
-            let ptrs: Vec<_> = (0..self.args.len())
-                .map(|k| {
-                    b.ins().load(
-                        I64,
-                        crate::emit::mem().with_readonly(),
-                        bufs,
-                        (8 * k) as i32,
-                    )
-                })
-                .collect();
+            let params = b.block_params(entry).to_vec();
             let mut fx = Fx {
                 b,
                 features: self.features,
             };
-            body(&mut fx, task, &ptrs)?;
+            body(&mut fx, &params)?;
             fx.b.ins().return_(&[]);
             fx.b.seal_all_blocks();
             fx.b.finalize(frontend_config);
         }
-        self.queue.push(&*self.module, id, self.ctx);
-        self.launches.push(Launch { func: id, tasks });
-        Ok(())
+        self.queue.push_ordered(&*self.module, id, self.ctx, order);
+        Ok(id)
     }
 }
 

@@ -21,9 +21,8 @@ use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::types::{F32, F32X4, I64};
 use cranelift_codegen::ir::{InstBuilder, StackSlot, StackSlotData, StackSlotKind, Type, Value};
 
-use super::activation::span_function;
+use super::activation::costly_span;
 use super::conv::epilogue_args;
-use super::elementwise::is_cheap_activation;
 use super::{KernelCx, tasks_for};
 use crate::CodegenError;
 use crate::emit::{Fx, LANES};
@@ -563,10 +562,7 @@ pub fn output(cx: &mut KernelCx, w: &Winograd) -> Result<(), CodegenError> {
     let activation = w.epilogue.activation;
     // A costly activation runs on each finished row of tiles (`m` output rows of a
     // channel block, one span), by its span function.
-    let span = match activation {
-        Some(a) if blocked && !is_cheap_activation(a) => Some(span_function(cx, a)?),
-        _ => None,
-    };
+    let span = costly_span(cx, activation.filter(|_| blocked))?;
     let inline = activation.filter(|_| span.is_none());
     let units = n * groups * th_n;
     let tasks = tasks_for(units, units * tw_n * t * t * 8);
