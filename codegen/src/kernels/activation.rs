@@ -1,6 +1,7 @@
 //! Costly activations (SiLU, sigmoid, tanh, GELU, ...: see [`is_cheap_activation`])
 //! over spans of vectors, in a function of their own that kernels call: the direct
-//! convolution and the depthwise ones on each output row they finish (still in L1), the matrix product on the rows of each cache block it finishes, the Winograd
+//! convolution and the depthwise ones on each output row they finish (still in L1),
+//! the matrix product on the rows of each cache block it finishes, the Winograd
 //! output transform on each row of tiles, elementwise ops on each contiguous run.
 //!
 //! Each is a chain of 15-30 dependent operations per vector. Emitted inline, the
@@ -13,8 +14,6 @@
 //! 10-13% faster (2 chains: 5-10%; 8 spill: slower than inline); a 1x1 SiLU
 //! convolution 16 -> 96 at 112x112 1.42 -> 1.28 ms; EfficientNet-B0 18.5 -> 17.2 ms,
 //! its depthwise convolutions 2.82 -> 2.25 ms.
-//!
-//! [`is_cheap_activation`]: super::elementwise::is_cheap_activation
 
 use cnnc_ir::op::Activation;
 use cranelift_codegen::ir::condcodes::IntCC;
