@@ -523,8 +523,8 @@ fn pool_case(rng: &mut Rng) -> Case {
         ceil_mode: rng.bool(),
     };
     let large = spatial == 2 && chance(rng, 10);
-    // Blocked channels (NCHW4c, between reorders) for a third of the 2-D cases.
-    let blocked = spatial == 2 && chance(rng, 3);
+    // Blocked channels (NC[D]HW4c, between reorders) for a third of the 2-D and 3-D cases.
+    let blocked = spatial >= 2 && chance(rng, 3);
     let channels = if large {
         16
     } else if blocked {
@@ -620,8 +620,8 @@ fn global_pool_case(rng: &mut Rng) -> Case {
             count_include_pad: false,
         }
     };
-    // Blocked channels (NCHW4c, between reorders) for a third of the 2-D cases.
-    let blocked = xs.len() == 4 && chance(rng, 3);
+    // Blocked channels (NC[D]HW4c, between reorders) for a third of the 2-D and 3-D cases.
+    let blocked = xs.len() >= 4 && chance(rng, 3);
     if blocked {
         xs[1] = 4 * rng.range(1, 4);
     }
@@ -1038,7 +1038,7 @@ fn depthwise_plain() {
 }
 
 // ---------------------------------------------------------------------------------
-// Blocked layouts: direct convolution on NCHWc tensors, and the ops that keep the
+// Blocked layouts: direct convolution on NC[D]HWc tensors, and the ops that keep the
 // layout (elementwise on equal shapes, channel concatenation), between reorders.
 
 const BLOCKED: Layout = Layout::Blocked { block: 4 };
@@ -1068,18 +1068,18 @@ impl B {
     }
 }
 
-/// A random blocked convolution of `x` (blocked, `c` channels, spatial `hw`), plain or
-/// depthwise: output channels in whole blocks, per-group channels too when grouped, with every padding,
+/// A random blocked convolution of `x` (blocked, `c` channels, spatial sizes `hw`, 2-D
+/// or 3-D), plain or depthwise (2-D only; at random, always when `depthwise`): output
+/// channels in whole blocks, per-group channels too when grouped, with every padding,
 /// stride and dilation the geometry allows, a random epilogue and maybe a tile.
-/// A blocked convolution of `x`, depthwise at random (always when `depthwise`).
 fn blocked_conv(
     rng: &mut Rng,
     b: &mut B,
     x: Value,
-    (c, hw): (usize, [usize; 2]),
+    (c, hw): (usize, &[usize]),
     depthwise: bool,
 ) -> (Value, Vec<usize>) {
-    let depthwise = c.is_multiple_of(4) && (depthwise || chance(rng, 3));
+    let depthwise = hw.len() == 2 && c.is_multiple_of(4) && (depthwise || chance(rng, 3));
     let groups = if depthwise {
         c
     } else if c.is_multiple_of(4) && chance(rng, 4) {
@@ -1104,7 +1104,7 @@ fn blocked_conv(
         },
     };
     let mut out = vec![b.g.value_type(x).shape[0], m];
-    for &len in &hw {
+    for &len in hw {
         let k = if chance(rng, 8) { 7 } else { rng.range(1, 5) };
         let d = if k == 7 { 1 } else { rng.range(1, 2) };
         let s = if chance(rng, 6) {
@@ -1113,7 +1113,13 @@ fn blocked_conv(
             rng.range(1, 3)
         };
         let span = (k - 1) * d + 1;
-        let mp = (span - 1).min(3);
+        // Pads up to the span less one, and sometimes one beside a 1-wide kernel
+        // (outputs that read nothing but the padding).
+        let mp = if span == 1 && chance(rng, 4) {
+            1
+        } else {
+            (span - 1).min(3)
+        };
         let (mut pb, mut pe) = (rng.range(0, mp), rng.range(0, mp));
         if len + pb + pe < span {
             pe = span - len - pb;
@@ -1138,7 +1144,9 @@ fn blocked_conv(
         ins.push(b.reorder(r, BLOCKED));
     }
     if attrs.epilogue.activation == Some(Activation::PRelu) {
-        let t = rng.tensor(&[m, 1, 1]);
+        let mut slope = vec![m];
+        slope.resize(1 + hw.len(), 1);
+        let t = rng.tensor(&slope);
         ins.push(b.param(t, rng.bool()));
     }
     if !attrs.epilogue.residual && attrs.epilogue.activation.is_none() && rng.bool() {
@@ -1165,23 +1173,28 @@ fn blocked_conv(
     (y, out)
 }
 
-fn blocked_case(rng: &mut Rng) -> Case {
+/// A blocked convolution with `spatial` (2 or 3) axes, then an op that keeps the layout.
+fn blocked_case(rng: &mut Rng, spatial: usize) -> Case {
     let batch = rng.range(1, 2);
     let c = rng.pick(&[1, 2, 3, 4, 5, 7, 8, 12, 16, 20]);
     let hw = if chance(rng, 6) {
-        [1, 1]
+        vec![1; spatial]
+    } else if spatial == 3 {
+        vec![rng.range(1, 5), rng.range(1, 9), rng.range(1, 9)]
     } else {
-        [rng.range(1, 13), rng.range(1, 13)]
+        vec![rng.range(1, 13), rng.range(1, 13)]
     };
-    let mut b = B::new(format!("x=[{batch}, {c}, {}, {}]", hw[0], hw[1]));
-    let x = rng.tensor(&[batch, c, hw[0], hw[1]]);
+    let mut xs = vec![batch, c];
+    xs.extend(&hw);
+    let mut b = B::new(format!("x={xs:?}"));
+    let x = rng.tensor(&xs);
     let x = b.input(x);
     let xb = b.reorder(x, BLOCKED);
-    let (y, shape) = blocked_conv(rng, &mut b, xb, (c, hw), false);
-    let kind = rng.range(0, 6);
+    let (y, shape) = blocked_conv(rng, &mut b, xb, (c, &hw), false);
+    let kind = rng.range(0, 7);
     let y = match kind {
         // A second convolution reading the first (chains of blocked layers).
-        0 => blocked_conv(rng, &mut b, y, (shape[1], [shape[2], shape[3]]), false).0,
+        0 => blocked_conv(rng, &mut b, y, (shape[1], &shape[2..]), false).0,
         // Elementwise ops keep the layout.
         1 => {
             b.desc += " relu+add";
@@ -1228,10 +1241,39 @@ fn blocked_case(rng: &mut Rng) -> Case {
         // A squeeze-and-excitation gate per image and channel, blocked too.
         4 => {
             b.desc += " channel_scale";
-            let gate = rng.tensor(&[shape[0], shape[1], 1, 1]);
+            let mut gs = vec![shape[0], shape[1]];
+            gs.resize(shape.len(), 1);
+            let gate = rng.tensor(&gs);
             let gate = b.input(gate);
             let gate = b.reorder(gate, BLOCKED);
             b.node(Op::ChannelScale, &[y, gate])
+        }
+        // Pooling on the blocked tensor (the 2-D kernel, or the generic one in 3-D).
+        5 => {
+            let mut attrs = Pool {
+                kind: if rng.bool() {
+                    PoolKind::Max
+                } else {
+                    PoolKind::Avg {
+                        count_include_pad: rng.bool(),
+                    }
+                },
+                kernel: vec![],
+                strides: vec![],
+                dilations: vec![],
+                pads: vec![],
+                ceil_mode: false,
+            };
+            for &len in &shape[2..] {
+                let k = rng.range(1, len.min(3));
+                let p = (rng.range(0, k - 1), rng.range(0, k - 1));
+                attrs.kernel.push(k);
+                attrs.strides.push(rng.range(1, 2));
+                attrs.dilations.push(1);
+                attrs.pads.push(p);
+            }
+            b.desc += &format!(" pool{attrs:?}");
+            b.node(Op::Pool(attrs), &[y])
         }
         _ => y,
     };
@@ -1248,7 +1290,12 @@ fn blocked_case(rng: &mut Rng) -> Case {
 
 #[test]
 fn blocked_conv_family() {
-    run_family("blocked_conv", 600, blocked_case);
+    run_family("blocked_conv", 600, |rng| blocked_case(rng, 2));
+}
+
+#[test]
+fn blocked_conv_3d_family() {
+    run_family("blocked_conv_3d", 400, |rng| blocked_case(rng, 3));
 }
 
 /// The x86-64-v3 code of a 1x1 convolution (128 to 512 channels) with a residual and
@@ -1379,7 +1426,7 @@ fn blocked_depthwise_case(rng: &mut Rng) -> Case {
     let x = rng.tensor(&[batch, c, hw[0], hw[1]]);
     let x = b.input(x);
     let xb = b.reorder(x, BLOCKED);
-    let (y, _) = blocked_conv(rng, &mut b, xb, (c, hw), true);
+    let (y, _) = blocked_conv(rng, &mut b, xb, (c, &hw), true);
     let y = b.reorder(y, Layout::Plain);
     b.out(y);
     b.done(RTOL, ATOL)

@@ -463,7 +463,7 @@ pub enum LayoutRule {
     /// Converts between layouts (`Reorder`).
     Converts,
     /// Either plain throughout, or its data input, residual and output blocked alike
-    /// (2-D convolutions, plain and depthwise, which have a kernel for each).
+    /// (2-D and 3-D convolutions and 2-D depthwise ones, which have a kernel for each).
     Chooses,
     /// Its output has its inputs' layout, which they share: elementwise ops on equal
     /// shapes and channel concatenation work on the stored elements as they are, and
@@ -482,7 +482,8 @@ impl Op {
     pub fn layout_rule(&self) -> LayoutRule {
         match self {
             Op::Reorder { .. } => LayoutRule::Converts,
-            Op::Conv(c) | Op::DepthwiseConv(c) if c.kernel.len() == 2 => LayoutRule::Chooses,
+            Op::Conv(c) if (2..=3).contains(&c.kernel.len()) => LayoutRule::Chooses,
+            Op::DepthwiseConv(c) if c.kernel.len() == 2 => LayoutRule::Chooses,
             Op::Unary(_)
             | Op::Binary(_)
             | Op::Concat { .. }

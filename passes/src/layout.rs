@@ -1,11 +1,12 @@
-//! Layout assignment: 2-D convolutions (plain and depthwise) write blocked-channel
-//! tensors (NCHWc with one vector of channels per block), and the ops between them
+//! Layout assignment: 2-D and 3-D convolutions (and 2-D depthwise ones) write
+//! blocked-channel tensors (NC[D]HWc with one vector of channels per block), and the ops between them
 //! that work on stored elements as they are (elementwise ops on equal shapes, channel
 //! concatenation) or on a channel block's vectors as on channels (pools, per-channel
 //! scale and shift, squeeze-and-excitation gates) keep the blocked layout. Reorders are inserted only where a consumer needs plain NCHW:
 //! the graph outputs and every op without a blocked kernel.
 //!
-//! A 2-D max pool is blocked even when its input is not (its blocked kernel is several
+//! Blocked tensors are 4-D or 5-D; LRN and the Winograd transforms keep a blocked
+//! layout on 4-D ones only. A 2-D max pool is blocked even when its input is not (its blocked kernel is several
 //! times faster than the plain one, which is worth a reorder).
 //!
 //! A convolution is blocked when its output channels (and, grouped, each group's input
@@ -30,19 +31,27 @@ pub struct AssignLayout;
 
 /// Whether a convolution (with constant weights) has a blocked kernel for these types:
 /// whole blocks of output channels, of each group's channels when grouped, and one
-/// output channel per input channel when depthwise.
+/// output channel per input channel when depthwise (2-D only).
 fn blockable(op: &Op, x: &TensorType, y: &TensorType, block: usize) -> bool {
     let (cin, cout) = (x.shape[1], y.shape[1]);
     let whole = |n: usize| n.is_multiple_of(block);
-    let groups_fit = match op {
-        Op::Conv(c) => c.groups == 1 || (whole(cin / c.groups) && whole(cout / c.groups)),
-        Op::DepthwiseConv(_) => cin == cout,
+    let fits = match op {
+        Op::Conv(c) => {
+            blocked_rank(x.rank())
+                && (c.groups == 1 || (whole(cin / c.groups) && whole(cout / c.groups)))
+        }
+        Op::DepthwiseConv(_) => x.rank() == 4 && cin == cout,
         _ => false,
     };
-    x.rank() == 4 && whole(cout) && groups_fit
+    whole(cout) && fits
 }
 
-/// Whether the 2-D convolution `id` has a blocked kernel: constant weights and the
+/// Ranks a blocked tensor may have: NCHWc and NCDHWc.
+fn blocked_rank(rank: usize) -> bool {
+    (4..=5).contains(&rank)
+}
+
+/// Whether the convolution `id` has a blocked kernel: constant weights and the
 /// types [`blockable`] asks for.
 fn has_blocked_kernel(graph: &Graph, id: NodeId, block: usize) -> bool {
     let op = &graph.node(id).op;
@@ -184,9 +193,10 @@ impl Pass for AssignLayout {
                 LayoutRule::Follows => {
                     let types: Vec<&TensorType> =
                         inputs.iter().map(|&v| graph.value_type(v)).collect();
+                    let four_d_only = matches!(op, Op::Lrn(_) | Op::WinogradInput(_));
                     let whole = |t: &TensorType| {
                         t.dtype == cnnc_ir::DType::F32
-                            && t.rank() == 4
+                            && (t.rank() == 4 || (!four_d_only && blocked_rank(t.rank())))
                             && t.shape[1].is_multiple_of(block)
                     };
                     let shapes_fit = match &op {
@@ -196,8 +206,8 @@ impl Pass for AssignLayout {
                     };
                     // A 2-D max pool's blocked kernel is several times faster than
                     // its plain one: worth reordering a plain input.
-                    let max_pool =
-                        matches!(&op, Op::Pool(p) if p.kind == PoolKind::Max) && whole(types[0]);
+                    let max_pool = matches!(&op, Op::Pool(p) if p.kind == PoolKind::Max && p.kernel.len() == 2)
+                        && whole(types[0]);
                     let keep = shapes_fit
                         && types
                             .iter()
@@ -216,7 +226,9 @@ impl Pass for AssignLayout {
                 }
                 LayoutRule::FollowsFirst => {
                     let x = graph.value_type(inputs[0]);
-                    if x.layout == blocked && x.rank() == 4 && x.shape[1].is_multiple_of(block) {
+                    let four_d_only = matches!(op, Op::WinogradOutput(_));
+                    let rank_fits = x.rank() == 4 || (!four_d_only && blocked_rank(x.rank()));
+                    if x.layout == blocked && rank_fits && x.shape[1].is_multiple_of(block) {
                         graph.node_mut(id).outputs[0].ty.layout = blocked;
                         changes += 1;
                     } else {

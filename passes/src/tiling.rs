@@ -171,7 +171,11 @@ fn direct_problem(graph: &Graph, id: cnnc_ir::NodeId) -> Option<DirectProblem> {
     Some(DirectProblem {
         vectors: y[1] / c.groups / block,
         columns,
-        rows: if flat { 1 } else { y[2] },
+        rows: if flat {
+            1
+        } else {
+            y[2..y.len() - 1].iter().product()
+        },
         channels,
         weights_per_channel,
         bytes: 4 * (elements(x) + elements(y)) + y[1] * weights_per_channel,

@@ -1,5 +1,5 @@
-//! assign_layout: 2-D convolutions with constant weights and whole blocks of output
-//! channels write blocked (NCHW4c) tensors; elementwise ops on equal shapes and channel
+//! assign_layout: 2-D and 3-D convolutions with constant weights and whole blocks of
+//! output channels write blocked (NC[D]HW4c) tensors; elementwise ops on equal shapes and channel
 //! concatenations and pools of blocked tensors stay blocked; reorders appear only where
 //! a consumer needs plain NCHW (graph outputs, LRN, broadcasting ops), one per
 //! tensor however many consumers need it. The tests show chains from real models and
@@ -137,6 +137,69 @@ fn residual_add_of_two_blocked_convs_stays_blocked() {
     insta::assert_snapshot!("residual_add_of_two_blocked_convs_stays_blocked", r.text());
     assert_eq!(layout_of(&r, "sum"), C4);
     assert_eq!(r.count("reorder"), 2);
+}
+
+/// A cubic convolution of `kernel` with padding `pad` (stride 1).
+fn conv3d(kernel: usize, pad: usize, groups: usize) -> cnnc_ir::op::Conv {
+    cnnc_ir::op::Conv {
+        kernel: vec![kernel; 3],
+        strides: vec![1; 3],
+        dilations: vec![1; 3],
+        pads: vec![(pad, pad); 3],
+        groups,
+        epilogue: Default::default(),
+    }
+}
+
+#[test]
+fn c3d_block_stays_blocked_in_3d() {
+    // C3D / 3-D ResNet: conv3d -> ReLU -> max pool (1x2x2) -> conv3d -> global average
+    // pool, all on NCDHW4c tensors. An LRN (4-D kernels only) and a 3-D depthwise
+    // convolution (no blocked kernel) read plain copies.
+    let mut g = Graph::new();
+    let x = input(&mut g, "clip", &[1, 3, 4, 8, 8]);
+    let a = add_conv(&mut g, "conv1", x, 8, Op::Conv(conv3d(3, 1, 1)), true);
+    let a = relu(&mut g, "relu1", a);
+    let pool = Op::Pool(Pool {
+        kind: PoolKind::Max,
+        kernel: vec![1, 2, 2],
+        strides: vec![1, 2, 2],
+        dilations: vec![1; 3],
+        pads: vec![(0, 0); 3],
+        ceil_mode: false,
+    });
+    let p = g.add("pool1", pool, &[a]).unwrap();
+    let b = add_conv(&mut g, "conv2", p, 8, Op::Conv(conv3d(3, 1, 1)), true);
+    let gap = g
+        .add(
+            "gap",
+            Op::GlobalPool(PoolKind::Avg {
+                count_include_pad: false,
+            }),
+            &[b],
+        )
+        .unwrap();
+    g.add_output("gap", gap);
+    let lrn = Op::Lrn(Lrn {
+        size: 3,
+        alpha: 1e-4,
+        beta: 0.75,
+        bias: 1.0,
+    });
+    let n = g.add("lrn", lrn, &[b]).unwrap();
+    g.add_output("lrn", n);
+    let d = add_conv(&mut g, "dw", p, 8, Op::DepthwiseConv(conv3d(3, 1, 8)), true);
+    g.add_output("dw", d);
+    let r = rewrite(PASS, g);
+    insta::assert_snapshot!("c3d_block_stays_blocked_in_3d", r.text());
+    for name in ["conv1", "relu1", "pool1", "conv2", "gap"] {
+        assert_eq!(layout_of(&r, name), C4, "{name}");
+    }
+    assert_eq!(layout_of(&r, "lrn"), Layout::Plain);
+    assert_eq!(layout_of(&r, "dw"), Layout::Plain);
+    // Into conv1; conv2 and the pool to plain for the LRN and the depthwise
+    // convolution; the global pool's output.
+    assert_eq!(r.count("reorder"), 4, "{}", r.text());
 }
 
 #[test]

@@ -263,7 +263,7 @@ fn emit_rows(
             let last = fx.iconst(oh_n as i64);
             let r1 = fx.b.ins().smin(r1, last);
             fx.for_range(r0, r1, |fx, oh| {
-                let (kh_lo, kh_hi, ih) = fx.valid_rows(&g, oh);
+                let (kh_lo, kh_hi, ih) = fx.valid_taps(&g, 1, oh);
                 let row_y = (4 * ow_n) as i64;
                 let r = Row {
                     x: fx.addr(x_p, ih, (4 * iw_n) as i64, 0),

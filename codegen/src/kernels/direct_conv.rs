@@ -1,16 +1,18 @@
-//! Direct 2-D convolution on blocked-channel tensors (NCHWc with one vector of channels
-//! per block, see `Layout::Blocked`), any stride, dilation, padding and grouping whose
-//! per-group channels fill whole blocks.
+//! Direct 2-D and 3-D convolution on blocked-channel tensors (NC[D]HWc with one vector
+//! of channels per block, see `Layout::Blocked`), any stride, dilation, padding and
+//! grouping whose per-group channels fill whole blocks.
 //!
 //! The register tile is `wt` output pixels of one row by `ov` vectors of output
 //! channels (`wt * ov` accumulators, 12 by default: 3 pixels x 4 vectors). Per input
 //! channel each pixel's input value is broadcast once and multiplied into the `ov`
 //! weight vectors, which are FMA memory operands read from weights packed at compile
-//! time in the order the tile walks them: `[group][vector group][input block][kh][kw]
-//! [lane][vector][4]`. Padding never costs a branch per element: a row's valid kernel
-//! rows are computed once per row, and the columns are split at compile time into
-//! segments that share their valid kernel columns (left border, interior, right
-//! border), each walked by full tiles and one narrower tail tile.
+//! time in the order the tile walks them: `[group][vector group][input block][kd][kh]
+//! [kw][lane][vector][4]`. Padding never costs a branch per element: a row's valid
+//! kernel rows (and planes, in 3-D) are computed once per row, and the columns are
+//! split at compile time into segments that share their valid kernel columns (left
+//! border, interior, right border), each walked by full tiles and one narrower tail
+//! tile. A 3-D convolution's output rows are its planes' rows, depth-major; each tile
+//! sums over the valid kernel planes around the 2-D kernel's loops.
 
 use cnnc_ir::op::{Conv, Tile};
 use cnnc_ir::window::{self, Axis, Segment};
@@ -61,7 +63,7 @@ pub(super) fn segments(g: &Geometry) -> Vec<Segment> {
 fn pack(w: &[f32], g: &Geometry, ov: usize) -> Vec<f32> {
     let (cg, mg) = (g.cin / g.groups, g.cout / g.groups);
     let (cb, mb) = (cg.div_ceil(LANES), mg / LANES);
-    let taps = g.kernel[1] * g.kernel[2];
+    let taps: usize = g.kernel.iter().product();
     let mut out = Vec::with_capacity(g.groups * mb * cb * taps * LANES * LANES);
     // One output channel's weights per row; a vector group's rows stay in cache while
     // they are interleaved.
@@ -99,6 +101,9 @@ struct TileAt {
     slope: Option<Value>,
     kh_lo: Value,
     kh_hi: Value,
+    /// The valid kernel planes of a 3-D convolution, when they take a loop: more than
+    /// one plane, or the depth padding reached.
+    kd: Option<(Value, Value)>,
 }
 
 /// Byte strides and sizes fixed for the whole convolution.
@@ -109,8 +114,10 @@ struct Shape {
     /// Valid lanes of the last input block: fewer than [`LANES`] when the channels do
     /// not fill it (the padding lanes, zero, are skipped).
     last_lanes: usize,
-    /// Bytes between input blocks, input rows, output vectors (channel blocks).
+    /// Bytes between input blocks, input planes (3-D), input rows, output vectors
+    /// (channel blocks).
     x_block: i64,
+    x_plane: i64,
     x_row: i64,
     y_block: i64,
     activation: Option<cnnc_ir::op::Activation>,
@@ -120,21 +127,24 @@ struct Shape {
     /// Every output row reads every kernel row (no vertical padding is reached): the
     /// kernel-row loop has a constant count (none at all for one row, as in 1x1).
     all_rows: bool,
+    /// The same for the kernel planes of a 3-D convolution.
+    all_planes: bool,
     /// Input channels per step of the tile loop (the tile's `unroll`).
     unroll: usize,
 }
 
 impl Fx<'_> {
-    /// The kernel rows `kh_lo..kh_hi` that output row `oh` reads inside the input
-    /// (`0 <= oh * stride + kh * dilation - pad < H`), and the input row of `kh_lo`.
-    pub(super) fn valid_rows(&mut self, g: &Geometry, oh: Value) -> (Value, Value, Value) {
-        let (sh, dh, ph) = (g.stride[1] as i64, g.dilation[1] as i64, g.pad[1] as i64);
-        let ih0 = self.b.ins().imul_imm_s(oh, sh);
+    /// The kernel taps `k_lo..k_hi` along axis `a` (0 depth, 1 height) that output
+    /// index `o` reads inside the input (`0 <= o * stride + k * dilation - pad <
+    /// input`), and the input index of `k_lo`.
+    pub(super) fn valid_taps(&mut self, g: &Geometry, a: usize, o: Value) -> (Value, Value, Value) {
+        let (sh, dh, ph) = (g.stride[a] as i64, g.dilation[a] as i64, g.pad[a] as i64);
+        let ih0 = self.b.ins().imul_imm_s(o, sh);
         let ih0 = self.b.ins().iadd_imm_s(ih0, -ph);
         let zero = self.iconst(0);
         let neg = self.b.ins().ineg(ih0);
         let neg = self.b.ins().smax(neg, zero);
-        let h = self.iconst(g.input[1] as i64);
+        let h = self.iconst(g.input[a] as i64);
         let room = self.b.ins().isub(h, ih0);
         let room = self.b.ins().smax(room, zero);
         let (kh_lo, kh_hi) = if dh == 1 {
@@ -147,7 +157,7 @@ impl Fx<'_> {
                 self.b.ins().udiv_imm_u(b, dh),
             )
         };
-        let kn = self.iconst(g.kernel[1] as i64);
+        let kn = self.iconst(g.kernel[a] as i64);
         let kh_hi = self.b.ins().smin(kh_hi, kn);
         let kh_hi = self.b.ins().smax(kh_hi, kh_lo);
         let ih = self.b.ins().imul_imm_s(kh_lo, dh);
@@ -227,13 +237,16 @@ impl Fx<'_> {
                 _ => self.splat_const(0.0),
             })
             .collect();
-        // Weights bytes per kernel row and per input block.
+        // Weights bytes per kernel row, per kernel plane and per input block.
         let w_row = (g.kernel[2] * LANES * ov * LANES * 4) as i64;
-        let w_block = w_row * g.kernel[1] as i64;
+        let w_plane = w_row * g.kernel[1] as i64;
+        let w_block = w_plane * g.kernel[0] as i64;
         let x_step = g.dilation[1] as i64 * s.x_row;
+        let x_plane_step = g.dilation[0] as i64 * s.x_plane;
         // Carried: the accumulators, then the input and weight pointers.
         let n = shape.accumulators();
-        // The valid kernel rows of one input block of `lanes` valid lanes.
+        // The valid kernel rows (of the valid kernel planes) of one input block of
+        // `lanes` valid lanes.
         let block = |fx: &mut Fx, c: &[Value], lanes: usize| {
             let row = |fx: &mut Fx, _: Value, k: &[Value]| {
                 let (px, pw) = (k[n], k[n + 1]);
@@ -242,10 +255,23 @@ impl Fx<'_> {
                 next.push(fx.b.ins().iadd_imm_s(pw, w_row));
                 next
             };
-            let mut inner = if s.all_rows {
-                fx.for_n_carry(g.kernel[1] as u64, c, row)
-            } else {
-                fx.for_range_carry(at.kh_lo, at.kh_hi, c, row)
+            let rows = |fx: &mut Fx, k: &[Value]| {
+                if s.all_rows {
+                    fx.for_n_carry(g.kernel[1] as u64, k, row)
+                } else {
+                    fx.for_range_carry(at.kh_lo, at.kh_hi, k, row)
+                }
+            };
+            let plane = |fx: &mut Fx, _: Value, k: &[Value]| {
+                let mut next = rows(fx, k);
+                next[n] = fx.b.ins().iadd_imm_s(k[n], x_plane_step);
+                next[n + 1] = fx.b.ins().iadd_imm_s(k[n + 1], w_plane);
+                next
+            };
+            let mut inner = match at.kd {
+                None => rows(fx, c),
+                Some(_) if s.all_planes => fx.for_n_carry(g.kernel[0] as u64, c, plane),
+                Some((lo, hi)) => fx.for_range_carry(lo, hi, c, plane),
             };
             inner[n] = fx.b.ins().iadd_imm_s(c[n], s.x_block);
             inner[n + 1] = fx.b.ins().iadd_imm_s(c[n + 1], w_block);
@@ -322,9 +348,10 @@ pub fn emit(cx: &mut KernelCx, c: &Conv, block: usize) -> Result<(), CodegenErro
     ));
     let (cg, mg) = (g.cin / g.groups, g.cout / g.groups);
     let whole_groups = g.groups == 1 || cg.is_multiple_of(LANES);
-    if block != LANES || c.kernel.len() != 2 || !mg.is_multiple_of(LANES) || !whole_groups {
+    let spatial = c.kernel.len();
+    if block != LANES || !(2..=3).contains(&spatial) || !mg.is_multiple_of(LANES) || !whole_groups {
         return Err(CodegenError::Unsupported(format!(
-            "a blocked convolution needs 2-D, blocks of {LANES} and whole blocks of each group's channels (block {block}, {} to {} channels in {} groups)",
+            "a blocked convolution needs 2-D or 3-D, blocks of {LANES} and whole blocks of each group's channels (block {block}, {} to {} channels in {} groups)",
             g.cin, g.cout, g.groups
         )));
     }
@@ -334,7 +361,8 @@ pub fn emit(cx: &mut KernelCx, c: &Conv, block: usize) -> Result<(), CodegenErro
         ));
     };
     let mb = mg / LANES;
-    let weights_per_channel = cg.div_ceil(LANES) * LANES * g.kernel[1] * g.kernel[2] * 4;
+    let taps: usize = g.kernel.iter().product();
+    let weights_per_channel = cg.div_ceil(LANES) * LANES * taps * 4;
     let tile = cx
         .tile
         .unwrap_or_else(|| default_tile(mb, weights_per_channel));
@@ -358,26 +386,37 @@ pub fn emit(cx: &mut KernelCx, c: &Conv, block: usize) -> Result<(), CodegenErro
     let bias = (own > 2).then(|| cx.input(2));
 
     let cb = cg.div_ceil(LANES);
-    let [_, ih_n, iw_n] = g.input;
-    let [_, oh_n, ow_n] = g.output;
-    let [_, kh_n, kw_n] = g.kernel;
+    let [id_n, ih_n, iw_n] = g.input;
+    let [od_n, oh_n, ow_n] = g.output;
+    let [kd_n, kh_n, kw_n] = g.kernel;
+    // Every output index of axis `a` reads every kernel tap inside the input.
+    let all_taps = |a: usize| {
+        g.pad[a] == 0
+            && (g.output[a] - 1) * g.stride[a] + (g.kernel[a] - 1) * g.dilation[a] < g.input[a]
+    };
     let s = Shape {
         g,
         cb,
         last_lanes: cg - (cb - 1) * LANES,
-        x_block: (ih_n * iw_n * LANES * 4) as i64,
+        x_block: (id_n * ih_n * iw_n * LANES * 4) as i64,
+        x_plane: (ih_n * iw_n * LANES * 4) as i64,
         x_row: (iw_n * LANES * 4) as i64,
-        y_block: (oh_n * ow_n * LANES * 4) as i64,
+        y_block: (od_n * oh_n * ow_n * LANES * 4) as i64,
         activation: c.epilogue.activation,
         span: costly_span(cx, c.epilogue.activation)?,
-        all_rows: g.pad[1] == 0 && (oh_n - 1) * g.stride[1] + (kh_n - 1) * g.dilation[1] < ih_n,
+        all_rows: all_taps(1),
+        all_planes: all_taps(0),
         unroll: tile.unroll,
     };
+    // A loop over kernel planes where there are several or the padding is reached
+    // (a 1x3x3 kernel with depth padding); else the one plane is an offset.
+    let depth_loop = kd_n > 1 || !s.all_planes;
     let segs = segments(&g);
     // Vector groups per convolution group: full ones, then one of `tail` vectors.
     let (full, tail) = (mb / ov, mb % ov);
-    let packed_group = (cb * kh_n * kw_n * LANES * LANES * 4) as i64;
-    let macs = g.batch * g.cout * oh_n * ow_n * cb * LANES * kh_n * kw_n;
+    let packed_group = (cb * taps * LANES * LANES * 4) as i64;
+    let out_rows = od_n * oh_n;
+    let macs = g.batch * g.cout * out_rows * ow_n * cb * LANES * taps;
     // Rows per unit: blocks enough for every task the work is worth.
     // Vector groups are taken a cache block at a time (the tile's `col_block` output
     // channels, whose weights stay in L2); a unit of work is a block of output rows of
@@ -387,14 +426,14 @@ pub fn emit(cx: &mut KernelCx, c: &Conv, block: usize) -> Result<(), CodegenErro
     let chunk = (tile.col_block / (ov * LANES)).clamp(1, full.max(1));
     // With few rows (a flattened plane), more and smaller cache blocks give the units
     // for every task the work is worth.
-    let wanted_blocks = wanted_tasks(macs).div_ceil(g.batch * g.groups * oh_n);
+    let wanted_blocks = wanted_tasks(macs).div_ceil(g.batch * g.groups * out_rows);
     let chunks = full.div_ceil(chunk).max(wanted_blocks.min(full)).max(1);
     let images = g.batch * g.groups * chunks;
-    let (rows, row_blocks) = row_blocks(images, oh_n, macs);
+    let (rows, row_blocks) = row_blocks(images, out_rows, macs);
     let units = images * row_blocks;
     let tasks = tasks_for(units, macs);
-    let x_image = (g.cin.div_ceil(LANES) * ih_n * iw_n * LANES * 4) as i64;
-    let y_image = (g.cout * oh_n * ow_n * 4) as i64;
+    let x_image = g.cin.div_ceil(LANES) as i64 * s.x_block;
+    let y_image = (g.cout * out_rows * ow_n * 4) as i64;
     let ptrs_of = |ptrs: &[Value], k: Option<usize>| k.map(|k| ptrs[k]);
     cx.launch(tasks, |fx, task, ptrs| {
         let (lo, hi) = if tasks > 1 {
@@ -429,11 +468,22 @@ pub fn emit(cx: &mut KernelCx, c: &Conv, block: usize) -> Result<(), CodegenErro
             let w_grp = fx.addr(ptrs[w], grp, mb as i64 * packed_group, 0);
             let r0 = fx.b.ins().imul_imm_s(rb, rows as i64);
             let r1 = fx.b.ins().iadd_imm_s(r0, rows as i64);
-            let last = fx.iconst(oh_n as i64);
+            let last = fx.iconst(out_rows as i64);
             let r1 = fx.b.ins().smin(r1, last);
-            fx.for_range(r0, r1, |fx, oh| {
-                let (kh_lo, kh_hi, ih) = fx.valid_rows(&g, oh);
-                let x_row = fx.addr(x_grp, ih, s.x_row, -(16 * g.pad[2] as i64));
+            fx.for_range(r0, r1, |fx, r| {
+                let (od, oh) = if od_n == 1 {
+                    (fx.iconst(0), r)
+                } else {
+                    (
+                        fx.b.ins().udiv_imm_u(r, oh_n as i64),
+                        fx.b.ins().urem_imm_u(r, oh_n as i64),
+                    )
+                };
+                let (kh_lo, kh_hi, ih) = fx.valid_taps(&g, 1, oh);
+                let (kd_lo, kd_hi, id) = fx.valid_taps(&g, 0, od);
+                let kd = depth_loop.then_some((kd_lo, kd_hi));
+                let x_plane = fx.addr(x_grp, id, s.x_plane, 0);
+                let x_row = fx.addr(x_plane, ih, s.x_row, -(16 * g.pad[2] as i64));
                 // The row of vector group `vg` (a run-time value), which has `vectors`
                 // vectors (`ov`, or fewer for the last group).
                 let row = |fx: &mut Fx, vg: Value, vectors: usize| {
@@ -441,12 +491,13 @@ pub fn emit(cx: &mut KernelCx, c: &Conv, block: usize) -> Result<(), CodegenErro
                     let ov = vectors;
                     let w_vg = fx.addr(w_grp, v_in, packed_group, 0);
                     let w_row = (kw_n * LANES * ov * LANES * 4) as i64;
-                    let w_at = fx.addr(w_vg, kh_lo, w_row, 0);
+                    let w_plane = fx.addr(w_vg, kd_lo, w_row * kh_n as i64, 0);
+                    let w_at = fx.addr(w_plane, kh_lo, w_row, 0);
                     let y_vec = fx.addr(y_grp, v_in, s.y_block, 0);
-                    let y_row = fx.addr(y_vec, oh, (ow_n * 16) as i64, 0);
-                    let r_row = r_grp.map(|r| {
-                        let r = fx.addr(r, v_in, s.y_block, 0);
-                        fx.addr(r, oh, (ow_n * 16) as i64, 0)
+                    let y_row = fx.addr(y_vec, r, (ow_n * 16) as i64, 0);
+                    let r_row = r_grp.map(|rp| {
+                        let rp = fx.addr(rp, v_in, s.y_block, 0);
+                        fx.addr(rp, r, (ow_n * 16) as i64, 0)
                     });
                     let bias_at = bias_grp.map(|b| fx.addr(b, v_in, 16, 0));
                     let slope_at = slope_grp.map(|sl| fx.addr(sl, v_in, 16, 0));
@@ -462,6 +513,7 @@ pub fn emit(cx: &mut KernelCx, c: &Conv, block: usize) -> Result<(), CodegenErro
                                 slope: slope_at,
                                 kh_lo,
                                 kh_hi,
+                                kd,
                             }
                         };
                         let (n_full, rem) = (seg.len / wt, seg.len % wt);
