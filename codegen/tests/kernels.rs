@@ -448,6 +448,37 @@ fn conv_transpose_case(rng: &mut Rng) -> Case {
         epilogue: Default::default(),
     };
     let mut xs = vec![batch, c];
+    transposed_axes(rng, spatial, large, &mut attrs, &mut xs);
+    let mut ws = vec![c, mg];
+    ws.extend(&attrs.kernel);
+    let const_w = rng.bool();
+    let bias = rng.bool().then(|| rng.bool());
+    let desc = format!("{attrs:?} x={xs:?} w={ws:?} const_w={const_w} bias(const)={bias:?}");
+    let mut b = B::new(desc);
+    let x = rng.tensor(&xs);
+    let x = specials(rng, x, &mut b.desc);
+    let x = b.input(x);
+    let w = rng.tensor(&ws);
+    let w = b.param(w, const_w);
+    let mut ins = vec![x, w];
+    if let Some(cb) = bias {
+        let t = rng.tensor(&[m]);
+        ins.push(b.param(t, cb));
+    }
+    let y = b.node(Op::ConvTranspose(attrs), &ins);
+    b.out(y);
+    b.done(RTOL, ATOL)
+}
+
+/// Random axes (kernel, stride, dilation, padding and output padding) of a transposed
+/// convolution, pushed onto `attrs`, and the input's spatial sizes onto `xs`.
+fn transposed_axes(
+    rng: &mut Rng,
+    spatial: usize,
+    large: bool,
+    attrs: &mut ConvTranspose,
+    xs: &mut Vec<usize>,
+) {
     for _ in 0..spatial {
         let k = rng.range(1, if spatial == 3 { 3 } else { 4 });
         let s = rng.range(1, 3);
@@ -474,25 +505,79 @@ fn conv_transpose_case(rng: &mut Rng) -> Case {
         attrs.output_padding.push(op);
         xs.push(len);
     }
-    let mut ws = vec![c, mg];
-    ws.extend(&attrs.kernel);
-    let const_w = rng.bool();
-    let bias = rng.bool().then(|| rng.bool());
-    let desc = format!("{attrs:?} x={xs:?} w={ws:?} const_w={const_w} bias(const)={bias:?}");
-    let mut b = B::new(desc);
+}
+
+/// The scatter of a transposed convolution's columns (`Op::Col2Im`), grouped or not,
+/// with a bias or not and a random epilogue; rows long enough for the vector loop at
+/// stride 1; blocked (between reorders) for a third of the 2-D and 3-D cases.
+fn col2im_case(rng: &mut Rng) -> Case {
+    let spatial = rng.range(1, 3);
+    let batch = rng.range(1, 2);
+    let large = spatial < 3 && chance(rng, 4);
+    let blocked = spatial > 1 && chance(rng, 3);
+    let groups = rng.range(1, 2);
+    let mg = if blocked {
+        4 * rng.range(1, 2)
+    } else {
+        rng.range(1, 5)
+    };
+    let m = groups * mg;
+    let mut attrs = ConvTranspose {
+        kernel: vec![],
+        strides: vec![],
+        dilations: vec![],
+        pads: vec![],
+        output_padding: vec![],
+        groups,
+        epilogue: Epilogue {
+            residual: chance(rng, 3),
+            activation: random_activation(rng, true),
+        },
+    };
+    let mut xs = vec![batch, 0];
+    transposed_axes(rng, spatial, large, &mut attrs, &mut xs);
+    xs[1] = m * attrs.kernel.iter().product::<usize>();
+    let mut b = B::new(format!("{attrs:?} columns={xs:?} blocked={blocked}"));
     let x = rng.tensor(&xs);
-    let x = specials(rng, x, &mut b.desc);
     let x = b.input(x);
-    let w = rng.tensor(&ws);
-    let w = b.param(w, const_w);
-    let mut ins = vec![x, w];
-    if let Some(cb) = bias {
+    let x = if blocked { b.reorder(x, BLOCKED) } else { x };
+    let mut ins = vec![x];
+    let extras = attrs.epilogue.residual || attrs.epilogue.activation == Some(Activation::PRelu);
+    if extras || rng.bool() {
         let t = rng.tensor(&[m]);
-        ins.push(b.param(t, cb));
+        ins.push(b.param(t, rng.bool()));
     }
-    let y = b.node(Op::ConvTranspose(attrs), &ins);
+    if attrs.epilogue.residual {
+        let ty = Op::Col2Im(ConvTranspose {
+            epilogue: Epilogue::default(),
+            ..attrs.clone()
+        })
+        .infer(&[&TensorType::f32(xs.clone())])
+        .unwrap()
+        .remove(0);
+        let r = rng.tensor(&ty.shape);
+        let r = b.input(r);
+        ins.push(if blocked { b.reorder(r, BLOCKED) } else { r });
+    }
+    if attrs.epilogue.activation == Some(Activation::PRelu) {
+        let mut slope = vec![m];
+        slope.resize(1 + spatial, 1);
+        let t = rng.tensor(&slope);
+        ins.push(b.param(t, rng.bool()));
+    }
+    let y = if blocked {
+        let y = b.blocked(Op::Col2Im(attrs), &ins);
+        b.reorder(y, Layout::Plain)
+    } else {
+        b.node(Op::Col2Im(attrs), &ins)
+    };
     b.out(y);
     b.done(RTOL, ATOL)
+}
+
+#[test]
+fn col2im() {
+    run_family("col2im", 600, col2im_case);
 }
 
 #[test]

@@ -146,6 +146,10 @@ impl Op {
                     e => (3 + e, 3 + e),
                 }
             }
+            Op::Col2Im(c) => match c.epilogue.extra_inputs() {
+                0 => (1, 2),
+                e => (2 + e, 2 + e),
+            },
             Op::MatMul { bias, epilogue } => {
                 let n = 2 + *bias as usize + epilogue.extra_inputs();
                 (n, n)
@@ -166,7 +170,7 @@ impl Op {
     pub fn epilogue(&self) -> Option<&Epilogue> {
         match self {
             Op::Conv(c) | Op::DepthwiseConv(c) => Some(&c.epilogue),
-            Op::ConvTranspose(c) => Some(&c.epilogue),
+            Op::ConvTranspose(c) | Op::Col2Im(c) => Some(&c.epilogue),
             Op::Gemm(g) => Some(&g.epilogue),
             Op::MatMul { epilogue, .. } => Some(epilogue),
             Op::WinogradOutput(w) => Some(&w.epilogue),
@@ -317,6 +321,45 @@ impl Op {
                 let m = w.shape[1].checked_mul(c.groups).ok_or_else(overflow)?;
                 if let Some(b) = inputs.get(2) {
                     expect_dtype(b, DType::F32, "conv_transpose bias")?;
+                    ensure!(b.shape == [m], "bias {b} must be [{m}]");
+                }
+                let mut out = vec![x.shape[0], m];
+                for i in 0..spatial {
+                    out.push(transposed_output(
+                        x.shape[2 + i],
+                        c.kernel[i],
+                        c.strides[i],
+                        c.dilations[i],
+                        c.pads[i],
+                        c.output_padding[i],
+                    )?);
+                }
+                one(TensorType::f32(out))
+            }
+            Op::Col2Im(c) => {
+                let x = inputs[0];
+                expect_dtype(x, DType::F32, "col2im columns")?;
+                let spatial = check_spatial(
+                    x.rank(),
+                    &[
+                        ("kernel", c.kernel.len()),
+                        ("strides", c.strides.len()),
+                        ("dilations", c.dilations.len()),
+                        ("pads", c.pads.len()),
+                        ("output_padding", c.output_padding.len()),
+                    ],
+                )?;
+                let taps = checked_numel(&c.kernel).ok_or_else(overflow)?;
+                let per_tap = taps.checked_mul(c.groups).ok_or_else(overflow)?;
+                ensure!(
+                    per_tap > 0 && x.shape[1].is_multiple_of(per_tap),
+                    "{x} does not hold whole columns of kernel {:?} in {} groups",
+                    c.kernel,
+                    c.groups
+                );
+                let m = x.shape[1] / taps;
+                if let Some(b) = inputs.get(1) {
+                    expect_dtype(b, DType::F32, "col2im bias")?;
                     ensure!(b.shape == [m], "bias {b} must be [{m}]");
                 }
                 let mut out = vec![x.shape[0], m];

@@ -25,6 +25,15 @@ pub enum Op {
     DepthwiseConv(Conv),
     /// Inputs: x `[N, C, spatial...]`, weight `[C, M/groups, kernel...]`, optional bias `[M]`.
     ConvTranspose(ConvTranspose),
+    /// The scatter half of a transposed convolution whose product is done (see
+    /// `conv_transpose_gemm`): columns `[N, M*K, spatial...]`, channel `(g * K + k) *
+    /// M/groups + m` the values of output channel `m` of group `g` at kernel tap `k` (of
+    /// `K`, row-major; tap-major within a group, so that a tap's channels are
+    /// consecutive, whole blocks in a blocked layout), each added to the output at `i *
+    /// stride + k * dilation - pad`, to `[N, M, out...]`; then an optional bias `[M]`
+    /// and the epilogue. The attributes are the transposed convolution's. Inputs:
+    /// columns, optional bias, then the epilogue's inputs.
+    Col2Im(ConvTranspose),
     Pool(Pool),
     /// Pooling over all spatial axes to `[N, C, 1, ...]`.
     GlobalPool(PoolKind),
@@ -463,7 +472,8 @@ pub enum LayoutRule {
     /// Converts between layouts (`Reorder`).
     Converts,
     /// Either plain throughout, or its data input, residual and output blocked alike
-    /// (2-D and 3-D convolutions and 2-D depthwise ones, which have a kernel for each).
+    /// (2-D and 3-D convolutions, 2-D depthwise ones and col2im, which have a kernel
+    /// for each; col2im is blocked only when its columns are).
     Chooses,
     /// Its output has its inputs' layout, which they share: elementwise ops on equal
     /// shapes and channel concatenation work on the stored elements as they are, and
@@ -484,6 +494,7 @@ impl Op {
             Op::Reorder { .. } => LayoutRule::Converts,
             Op::Conv(c) if (2..=3).contains(&c.kernel.len()) => LayoutRule::Chooses,
             Op::DepthwiseConv(c) if c.kernel.len() == 2 => LayoutRule::Chooses,
+            Op::Col2Im(_) => LayoutRule::Chooses,
             Op::Unary(_)
             | Op::Binary(_)
             | Op::Concat { .. }
@@ -510,6 +521,7 @@ impl Op {
             Op::WinogradOutput(_) => "winograd_output",
             Op::Reorder { .. } => "reorder",
             Op::ConvTranspose(_) => "conv_transpose",
+            Op::Col2Im(_) => "col2im",
             Op::Pool(p) => match p.kind {
                 PoolKind::Max => "max_pool",
                 PoolKind::Avg { .. } => "avg_pool",
@@ -655,7 +667,7 @@ impl fmt::Display for Attrs<'_> {
                 add("plane", Dims(&w.plane).to_string());
                 epilogue_items(&w.epilogue, &mut add);
             }
-            Op::ConvTranspose(c) => {
+            Op::ConvTranspose(c) | Op::Col2Im(c) => {
                 add("kernel", Dims(&c.kernel).to_string());
                 add("strides", Dims(&c.strides).to_string());
                 add("pads", Pads(&c.pads).to_string());

@@ -89,6 +89,37 @@ fn conv_data_ports(c: &Conv) -> Vec<usize> {
     ports
 }
 
+/// A col2im is blocked when its columns are (the product before it was blocked) and
+/// each group's output channels fill whole blocks: a tap's block of columns is then a
+/// block of output channels. Its residual follows; else everything is plain.
+fn col2im_layout(
+    graph: &mut Graph,
+    reorders: &mut Reorders,
+    id: NodeId,
+    c: &cnnc_ir::op::ConvTranspose,
+    block: usize,
+) -> Result<usize, IrError> {
+    let inputs = graph.inputs_of(id);
+    let x = graph.value_type(inputs[0]);
+    let m = graph.node(id).outputs[0].ty.shape[1];
+    let blocked = Layout::Blocked {
+        block: block as u32,
+    };
+    let fits =
+        x.layout == blocked && blocked_rank(x.rank()) && (m / c.groups).is_multiple_of(block);
+    if !fits {
+        reorders.all_plain(graph, id)?;
+        return Ok(0);
+    }
+    if c.epilogue.residual {
+        let port = inputs.len() - c.epilogue.extra_inputs();
+        let r = reorders.of(graph, inputs[port], blocked)?;
+        set_input(graph, id, port, r)?;
+    }
+    graph.node_mut(id).outputs[0].ty.layout = blocked;
+    Ok(1)
+}
+
 struct Reorders {
     names: Names,
     /// One reorder per value and layout, shared by every consumer.
@@ -171,6 +202,10 @@ impl Pass for AssignLayout {
             match op.layout_rule() {
                 LayoutRule::Converts => {}
                 LayoutRule::Chooses => {
+                    if let Op::Col2Im(c) = &op {
+                        changes += col2im_layout(graph, &mut reorders, id, c, block)?;
+                        continue;
+                    }
                     let (Op::Conv(c) | Op::DepthwiseConv(c)) = &op else {
                         continue;
                     };

@@ -3,6 +3,7 @@
 //! Each pass is one file; [`Pipeline`] runs them in order for an optimization level.
 //! [`memory`] places a program's buffers in one arena.
 
+mod conv_transpose_gemm;
 mod depthwise;
 mod eliminate_identities;
 mod fold_batch_norm;
@@ -151,6 +152,7 @@ pub fn all_passes() -> Vec<Box<dyn Pass>> {
         Box::new(fuse_residual::FuseResidual),
         Box::new(fuse_activation::FuseActivation),
         Box::new(squeeze_excite::SqueezeExcite),
+        Box::new(conv_transpose_gemm::ConvTransposeGemm),
         Box::new(subsample_pointwise::SubsamplePointwise),
         Box::new(space_to_depth::SpaceToDepth),
         Box::new(lift_1d::Lift1d),

@@ -203,6 +203,47 @@ fn c3d_block_stays_blocked_in_3d() {
 }
 
 #[test]
+fn unet_decoder_stays_blocked() {
+    // U-Net: the up-convolution (2x2 stride 2, lowered to a pointwise product and a
+    // col2im) writes whole blocks of 4 channels; it, the concatenation with the skip
+    // connection and the convolution after them stay blocked. A 2-channel
+    // up-convolution's col2im reads plain columns.
+    let mut g = Graph::new();
+    let x = input(&mut g, "x", &[1, 8, 3, 3]);
+    let skip = input(&mut g, "skip", &[1, 4, 6, 6]);
+    let s = add_conv(&mut g, "enc", skip, 4, Op::Conv(conv2d(3, 1, 1, 1)), true);
+    let b = add_conv(&mut g, "bottom", x, 8, Op::Conv(conv2d(3, 1, 1, 1)), true);
+    let up = |g: &mut Graph, name: &str, m: usize| {
+        let c = cnnc_ir::op::ConvTranspose {
+            kernel: vec![2, 2],
+            strides: vec![2, 2],
+            dilations: vec![1, 1],
+            pads: vec![(0, 0); 2],
+            output_padding: vec![0, 0],
+            groups: 1,
+            epilogue: Default::default(),
+        };
+        let w = random_const(g, &format!("{name}.w"), &[8, m, 2, 2]);
+        let bias = random_const(g, &format!("{name}.b"), &[m]);
+        g.add(name, Op::ConvTranspose(c), &[b, w, bias]).unwrap()
+    };
+    let u = up(&mut g, "up", 4);
+    let cat = g.add("cat", Op::Concat { axis: 1 }, &[s, u]).unwrap();
+    let y = add_conv(&mut g, "dec", cat, 4, Op::Conv(conv2d(3, 1, 1, 1)), true);
+    g.add_output("y", y);
+    let narrow = up(&mut g, "narrow", 2);
+    g.add_output("narrow", narrow);
+    let r = rewrite_prepared(PASS, g);
+    insta::assert_snapshot!("unet_decoder_stays_blocked", r.text());
+    for name in ["up", "cat", "dec"] {
+        assert_eq!(layout_of(&r, name), C4, "{name}");
+    }
+    assert_eq!(layout_of(&r, "narrow"), Layout::Plain);
+    // Into both first convolutions, the narrow product's columns, and out of dec.
+    assert_eq!(r.count("reorder"), 4, "{}", r.text());
+}
+
+#[test]
 fn convolutions_that_stay_plain() {
     // 6 output channels (not whole blocks), run-time weights, a 1-D convolution, and
     // groups of 2 channels: no blocked kernel, so nothing changes.

@@ -179,7 +179,8 @@ fn tap(
 }
 
 impl Fx<'_> {
-    /// `dst[i] = activation(dst[i] + residual[i])` over `n` floats; `slope` is PRelu's.
+    /// `dst[i] = activation(dst[i] + residual[i])` over `n` floats; `slope` is PRelu's,
+    /// one float, or a vector of per-lane slopes (a blocked run, `n` whole vectors).
     pub fn epilogue_run(
         &mut self,
         dst: Value,
@@ -188,7 +189,13 @@ impl Fx<'_> {
         activation: Option<Activation>,
         slope: Option<Value>,
     ) {
-        let slope_v = slope.map(|s| self.b.ins().splat(F32X4, s));
+        let slope_v = slope.map(|s| {
+            if self.b.func.dfg.value_type(s) == F32X4 {
+                s
+            } else {
+                self.b.ins().splat(F32X4, s)
+            }
+        });
         let one = |fx: &mut Fx, ty, at: i32, step_dst: Value, step_res: Option<Value>| {
             let mut v = fx.load(ty, step_dst, at);
             if let Some(r) = step_res {

@@ -263,6 +263,7 @@ pub fn emit(cx: &mut KernelCx, op: &Op) -> Result<(), CodegenError> {
         Op::WinogradOutput(w) => winograd::output(cx, w),
         Op::Reorder { to } => movement::reorder(cx, *to),
         Op::ConvTranspose(c) => conv_transpose::emit(cx, c),
+        Op::Col2Im(c) => conv_transpose::col2im(cx, c),
         Op::Pool(p) => pool::emit(cx, p),
         Op::GlobalPool(kind) => pool::emit_global(cx, *kind),
         Op::Gemm(g) => gemm::emit_gemm(cx, g),

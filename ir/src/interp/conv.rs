@@ -184,6 +184,50 @@ pub fn conv_transpose(
     from_f64(out.shape.clone(), y)
 }
 
+/// The columns `[N, M*K, spatial...]` of a transposed convolution summed into its
+/// output (see `Op::Col2Im`), plus the bias.
+pub fn col2im(c: &ConvTranspose, inputs: &[&Tensor], out: &TensorType) -> Result<Tensor, IrError> {
+    let cols = floats(inputs[0])?;
+    let bias = inputs.get(1).map(|b| floats(b)).transpose()?;
+    let xs = inputs[0].shape();
+    let (n, m) = (xs[0], out.shape[1]);
+    let [ad, ah, aw] = to_3d(
+        (0..c.kernel.len())
+            .map(|i| Axis {
+                input: out.shape[2 + i],
+                output: xs[2 + i],
+                kernel: c.kernel[i],
+                stride: c.strides[i],
+                dilation: c.dilations[i],
+                pad_begin: c.pads[i].0,
+            })
+            .collect(),
+    );
+    let in_plane = ad.output * ah.output * aw.output;
+    let out_plane = ad.input * ah.input * aw.input;
+    let k_size = ad.kernel * ah.kernel * aw.kernel;
+    let mg = m / c.groups;
+    let mut y = vec![0f64; n * m * out_plane];
+    for b in 0..n {
+        for oc in 0..m {
+            let (g, mo) = (oc / mg, oc % mg);
+            let acc = &mut y[(b * m + oc) * out_plane..][..out_plane];
+            acc.fill(bias.as_ref().map_or(0.0, |v| v[oc] as f64));
+            for kd in 0..ad.kernel {
+                for kh in 0..ah.kernel {
+                    for kw in 0..aw.kernel {
+                        let k = (kd * ah.kernel + kh) * aw.kernel + kw;
+                        let channel = b * m * k_size + (g * k_size + k) * mg + mo;
+                        let plane = &cols[channel * in_plane..][..in_plane];
+                        scatter(acc, plane, 1.0, [ad, ah, aw], [kd, kh, kw]);
+                    }
+                }
+            }
+        }
+    }
+    from_f64(out.shape.clone(), y)
+}
+
 /// `acc[i * stride + k * dilation - pad] += wv * plane[i]` for every input position `i`
 /// (here `Axis::output`) whose target lies inside the output (here `Axis::input`).
 fn scatter(acc: &mut [f64], plane: &[f32], wv: f64, a: [Axis; 3], k: [usize; 3]) {

@@ -108,6 +108,7 @@ fn eval_own(op: &Op, inputs: &[&Tensor], outputs: &[TensorType]) -> Result<Vec<T
         Op::Const(t) => Ok(vec![t.clone()]),
         Op::Conv(c) | Op::DepthwiseConv(c) => single(conv::conv(c, inputs, out)),
         Op::ConvTranspose(c) => single(conv::conv_transpose(c, inputs, out)),
+        Op::Col2Im(c) => single(conv::col2im(c, inputs, out)),
         Op::Pool(p) => single(pool::pool(p, inputs[0], out)),
         Op::GlobalPool(kind) => single(pool::global_pool(*kind, inputs[0], out)),
         Op::Lrn(l) => single(norm::lrn(l, inputs[0])),
