@@ -4,8 +4,11 @@
 //! which the source offset is affine in the indices, or, for axes where it is not
 //! (gather indices, reflected padding, nearest-neighbour resize), read from a table of
 //! offsets built at compile time. Contiguous runs are copied sixteen bytes at a time.
-//! The one exception is the reorder between the plain layout and blocks of one vector
-//! of channels, which moves four positions of a block at a time as a 4x4 transpose.
+//! A plan whose innermost output axis is strided in the source while another axis is
+//! contiguous there (a transpose that moves the innermost axis, as a detection head's
+//! `[N, A, C, H, W] -> [N, A, H, W, C]`) copies 4x4 tiles of 32-bit values through
+//! registers. The reorder between the plain layout and blocks of one vector of
+//! channels moves four positions of a block at a time as such a transpose too.
 
 use cnnc_ir::op::{DepthToSpaceMode, PadMode};
 use cnnc_ir::{Layout, Op};
@@ -107,6 +110,48 @@ impl CopyPlan {
     fn total(&self) -> usize {
         self.dims.iter().product()
     }
+
+    /// Moves an axis that is contiguous in the source (of at least four 32-bit values)
+    /// next to the innermost one, when that one is contiguous in the destination only,
+    /// so that [`copy_level`] copies the two in 4x4 tiles (see [`is_tiled_pair`]).
+    /// The order of a copy's loops is free.
+    fn with_tiled_pair(mut self) -> Self {
+        let last = self.dims.len() - 1;
+        let strided_last = matches!(self.src[last], AxisMap::Stride(s) if s != 1);
+        if self.elem != 4
+            || last == 0
+            || !strided_last
+            || self.dst[last] != 1
+            || self.dims[last] < 4
+        {
+            return self;
+        }
+        let contiguous = (0..last)
+            .rev()
+            .find(|&k| self.src[k] == AxisMap::Stride(1) && self.dims[k] >= 4);
+        if let Some(k) = contiguous {
+            let dim = self.dims.remove(k);
+            let src = self.src.remove(k);
+            let dst = self.dst.remove(k);
+            self.dims.insert(last - 1, dim);
+            self.src.insert(last - 1, src);
+            self.dst.insert(last - 1, dst);
+        }
+        self
+    }
+}
+
+/// Whether axes `k` and `k + 1` (the innermost) of `plan` are copied in 4x4 tiles:
+/// axis `k` contiguous in the source, axis `k + 1` in the destination only.
+fn is_tiled_pair(plan: &CopyPlan, k: usize) -> bool {
+    let last = plan.dims.len() - 1;
+    k + 1 == last
+        && plan.elem == 4
+        && plan.src[k] == AxisMap::Stride(1)
+        && matches!(plan.src[last], AxisMap::Stride(s) if s != 1)
+        && plan.dst[last] == 1
+        && plan.dims[k] >= 4
+        && plan.dims[last] >= 4
 }
 
 fn int_type(elem: usize) -> Type {
@@ -125,7 +170,7 @@ pub fn copy_launch(
     dst: usize,
     plan: CopyPlan,
 ) -> Result<(), CodegenError> {
-    let plan = plan.simplified();
+    let plan = plan.simplified().with_tiled_pair();
     if plan.total() == 0 {
         return Ok(());
     }
@@ -165,6 +210,10 @@ fn copy_level(
     outer: Option<(Value, Value)>,
 ) {
     let last = k + 1 == plan.dims.len();
+    if is_tiled_pair(plan, k) {
+        copy_tiled_pair(fx, plan, k, src, dst, s_off, d_off, outer);
+        return;
+    }
     if last && plan.src[k] == AxisMap::Stride(1) && plan.dst[k] == 1 && outer.is_none() {
         let s = fx.addr(src, s_off, plan.elem as i64, 0);
         let d = fx.addr(dst, d_off, plan.elem as i64, 0);
@@ -206,6 +255,75 @@ fn copy_level(
         Some((lo, hi)) => fx.for_range(lo, hi, |fx, i| step(fx, i)),
         None => fx.for_n(plan.dims[k] as u64, |fx, i| step(fx, i)),
     }
+}
+
+/// The innermost two axes of `plan` (see [`is_tiled_pair`]) at offsets `s_off` and
+/// `d_off`: four values of axis `k` (one load) at four positions of the last axis,
+/// transposed in registers into four values of the last axis (one store) at four
+/// positions of axis `k`; the edges one value at a time. `outer` restricts axis `k`.
+#[allow(clippy::too_many_arguments)]
+fn copy_tiled_pair(
+    fx: &mut Fx,
+    plan: &CopyPlan,
+    k: usize,
+    src: Value,
+    dst: Value,
+    s_off: Value,
+    d_off: Value,
+    outer: Option<(Value, Value)>,
+) {
+    let AxisMap::Stride(s_last) = plan.src[k + 1] else {
+        unreachable!("a tiled pair's last axis is strided");
+    };
+    let (s_last, d_k, n_last) = (s_last as i64, plan.dst[k] as i64, plan.dims[k + 1]);
+    let (lo, hi) = outer.unwrap_or_else(|| (fx.iconst(0), fx.iconst(plan.dims[k] as i64)));
+    // One value of axis `k` at `j`: every position of the last axis from `from`.
+    let scalars = |fx: &mut Fx, j: Value, from: usize| {
+        let s = fx.b.ins().iadd(s_off, j);
+        let s = fx.addr(src, s, 4, 0);
+        let d = fx.b.ins().imul_imm_s(j, d_k);
+        let d = fx.b.ins().iadd(d_off, d);
+        let d = fx.addr(dst, d, 4, 0);
+        for l in from..n_last {
+            let sl = fx.add(s, 4 * l as i64 * s_last);
+            let v = fx.load(I32, sl, 0);
+            let dl = fx.add(d, 4 * l as i64);
+            fx.store(v, dl, 0);
+        }
+    };
+    let count = fx.b.ins().isub(hi, lo);
+    let tiles = fx.b.ins().ushr_imm_u(count, 2);
+    let zero = fx.iconst(0);
+    fx.for_range(zero, tiles, |fx, t| {
+        let j0 = fx.b.ins().imul_imm_s(t, 4);
+        let j0 = fx.b.ins().iadd(lo, j0);
+        let s = fx.b.ins().iadd(s_off, j0);
+        let s = fx.addr(src, s, 4, 0);
+        let d = fx.b.ins().imul_imm_s(j0, d_k);
+        let d = fx.b.ins().iadd(d_off, d);
+        let d = fx.addr(dst, d, 4, 0);
+        fx.for_n((n_last / 4) as u64, |fx, b| {
+            let sb = fx.addr(s, b, 16 * s_last, 0);
+            let db = fx.addr(d, b, 16, 0);
+            let rows = std::array::from_fn(|t| {
+                let row = fx.add(sb, 4 * t as i64 * s_last);
+                fx.load(I8X16, row, 0)
+            });
+            for (u, v) in fx.transpose4(rows).into_iter().enumerate() {
+                let at = fx.add(db, 4 * u as i64 * d_k);
+                fx.store(v, at, 0);
+            }
+        });
+        if n_last % 4 != 0 {
+            for u in 0..4 {
+                let j = fx.b.ins().iadd_imm_s(j0, u);
+                scalars(fx, j, n_last / 4 * 4);
+            }
+        }
+    });
+    let done = fx.b.ins().ishl_imm_u(tiles, 2);
+    let rest = fx.b.ins().iadd(lo, done);
+    fx.for_range(rest, hi, |fx, j| scalars(fx, j, 0));
 }
 
 impl Fx<'_> {
