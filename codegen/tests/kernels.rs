@@ -2259,6 +2259,42 @@ fn resize() {
     run_family("resize", 1000, resize_case);
 }
 
+/// Nearest up-sampling by 2 (YOLO's and U-Net's `Upsample`), rows of up to 40 values:
+/// each input value written twice in a row, eight at a time, and the odd tail.
+fn nearest_double_case(rng: &mut Rng) -> Case {
+    let shape = vec![1, rng.range(1, 3), rng.range(1, 6), rng.range(1, 20)];
+    let coord = rng.pick(&[
+        CoordMode::Asymmetric,
+        CoordMode::HalfPixel,
+        CoordMode::PytorchHalfPixel,
+    ]);
+    let mode = ResizeMode::Nearest(rng.pick(&[NearestMode::Floor, NearestMode::RoundPreferFloor]));
+    let scales = vec![1.0, 1.0, 2.0, 2.0];
+    let sizes = shape
+        .iter()
+        .zip(&scales)
+        .map(|(&d, &s)| (d as f64 * s) as usize)
+        .collect();
+    let r = Resize {
+        mode,
+        coord,
+        scales,
+        sizes,
+        exclude_outside: false,
+    };
+    let mut b = B::new(format!("{r:?} x={shape:?}"));
+    let x = rng.tensor(&shape);
+    let x = b.input(x);
+    let y = b.node(Op::Resize(r), &[x]);
+    b.out(y);
+    b.done(0.0, 0.0)
+}
+
+#[test]
+fn resize_nearest_double() {
+    run_family("resize_nearest_double", 200, nearest_double_case);
+}
+
 // ---------------------------------------------------------------------------------
 // Data movement. Exact copies: any difference fails.
 

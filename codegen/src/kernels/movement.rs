@@ -7,8 +7,10 @@
 //! A plan whose innermost output axis is strided in the source while another axis is
 //! contiguous there (a transpose that moves the innermost axis, as a detection head's
 //! `[N, A, C, H, W] -> [N, A, H, W, C]`) copies 4x4 tiles of 32-bit values through
-//! registers. The reorder between the plain layout and blocks of one vector of
-//! channels moves four positions of a block at a time as such a transpose too.
+//! registers. A table that reads each value twice in a row (nearest up-sampling by 2)
+//! writes eight values from one load. The reorder between the plain layout and blocks
+//! of one vector of channels moves four positions of a block at a time as a 4x4
+//! transpose too.
 
 use cnnc_ir::op::{DepthToSpaceMode, PadMode};
 use cnnc_ir::{Layout, Op};
@@ -227,6 +229,18 @@ fn copy_level(
         fx.copy_every_other(s, d, plan.dims[k]);
         return;
     }
+    if let AxisMap::Table(t) = &plan.src[k]
+        && last
+        && outer.is_none()
+        && plan.elem == 4
+        && plan.dst[k] == 1
+        && doubled(t)
+    {
+        let s = fx.addr(src, s_off, 4, 4 * t[0]);
+        let d = fx.addr(dst, d_off, 4, 0);
+        fx.copy_doubled(s, d, plan.dims[k]);
+        return;
+    }
     let step = |fx: &mut Fx, i: Value| {
         let s = match &plan.src[k] {
             AxisMap::Stride(st) => {
@@ -255,6 +269,14 @@ fn copy_level(
         Some((lo, hi)) => fx.for_range(lo, hi, |fx, i| step(fx, i)),
         None => fx.for_n(plan.dims[k] as u64, |fx, i| step(fx, i)),
     }
+}
+
+/// Whether a table reads every source value twice in a row, in order: a nearest
+/// up-sampling by 2 along a contiguous axis.
+fn doubled(t: &[i64]) -> bool {
+    t.iter()
+        .enumerate()
+        .all(|(i, &v)| v == t[0] + (i / 2) as i64)
 }
 
 /// The innermost two axes of `plan` (see [`is_tiled_pair`]) at offsets `s_off` and
@@ -327,6 +349,24 @@ fn copy_tiled_pair(
 }
 
 impl Fx<'_> {
+    /// Writes `n` 32-bit values at `dst`, each of those at `src` twice in a row: eight
+    /// at a time from one load and two unpacks of it with itself.
+    fn copy_doubled(&mut self, src: Value, dst: Value, n: usize) {
+        self.for_n((n / 8) as u64, |fx, i| {
+            let s = fx.addr(src, i, 16, 0);
+            let v = fx.load(I8X16, s, 0);
+            let lo = fx.shuffle32(v, v, [0, 4, 1, 5]);
+            let hi = fx.shuffle32(v, v, [2, 6, 3, 7]);
+            let d = fx.addr(dst, i, 32, 0);
+            fx.store(lo, d, 0);
+            fx.store(hi, d, 16);
+        });
+        for j in n / 8 * 8..n {
+            let v = self.load(I32, src, (4 * (j / 2)) as i32);
+            self.store(v, dst, (4 * j) as i32);
+        }
+    }
+
     /// Copies `n` 32-bit values from every other one at `src` to consecutive ones at
     /// `dst`: four at a time from two overlapping loads and one `shufps` (the second
     /// load starts at the fourth value, so nothing past the last value read is
