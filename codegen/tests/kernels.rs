@@ -1593,17 +1593,32 @@ fn pointwise_family() {
 // padding its window allows, sizes that are and are not whole tiles, down to 1x1.
 
 fn winograd_case(rng: &mut Rng) -> Case {
-    winograd_with(rng, false)
+    winograd_with(rng, Grid::Random)
 }
 
-/// `crowded`: 64 or 128 channels in and out and a number of tiles that puts the
-/// transformed tensors' planes a multiple of 2 KiB apart, whose `t*t` values of a tile
-/// share too few cache sets: the transforms stage runs of tiles.
-fn winograd_with(rng: &mut Rng, crowded: bool) -> Case {
+/// The tile grids of a Winograd case.
+#[derive(Clone, Copy, PartialEq)]
+enum Grid {
+    /// Up to 14x14 tiles.
+    Random,
+    /// 64 or 128 channels in and out and a number of tiles that puts the transformed
+    /// tensors' planes a multiple of 2 KiB apart, whose `t*t` values of a tile share
+    /// too few cache sets: the transforms stage runs of tiles.
+    Crowded,
+    /// 16x16 tiles of 64 input channels: planes of 4 KiB, which the pass pads with
+    /// unused positions (`Winograd::plane`); half the cases for an L2 of 64 KiB, which
+    /// puts 4 rows of tiles in a plane row.
+    Padded,
+}
+
+fn winograd_with(rng: &mut Rng, grid: Grid) -> Case {
+    let crowded = grid != Grid::Random;
     let blocked = crowded || rng.bool();
     // Grouped as AlexNet's: groups of whole blocks when blocked.
     let groups = if crowded { 1 } else { rng.pick(&[1, 1, 2, 3]) };
-    let (c, m) = if crowded {
+    let (c, m) = if grid == Grid::Padded {
+        (64, rng.pick(&[4, 8]))
+    } else if crowded {
         (rng.pick(&[64, 128]), rng.pick(&[64, 128]))
     } else if blocked {
         (4 * groups * rng.range(1, 3), 4 * groups * rng.range(1, 3))
@@ -1614,10 +1629,14 @@ fn winograd_with(rng: &mut Rng, crowded: bool) -> Case {
     let (tile, r) = rng.pick(&[(2, 3), (4, 3), (3, 4), (2, 5)]);
     // Tiles by rows and columns: 2 KiB / 16 bytes / 16 or 32 blocks = 8 or 4, times
     // 4 for either transform's planes (of `c` or `m` channels).
-    let tiles = crowded.then(|| {
-        let rows = rng.pick(&[1, 2, 4, 8]);
-        [rows, 32 / rows]
-    });
+    let tiles = match grid {
+        Grid::Random => None,
+        Grid::Crowded => {
+            let rows = rng.pick(&[1, 2, 4, 8]);
+            Some([rows, 32 / rows])
+        }
+        Grid::Padded => Some([16, 16]),
+    };
     let mut attrs = Conv {
         kernel: vec![r, r],
         strides: vec![1, 1],
@@ -1668,9 +1687,28 @@ fn winograd_with(rng: &mut Rng, crowded: bool) -> Case {
     } else {
         b.node(Op::Conv(attrs), &ins)
     };
-    let rewritten = rewrite_with(&mut b.g, y.node, tile, &TargetInfo::default())
-        .unwrap_or_else(|e| panic!("{}: {e}", b.desc));
+    let small_l2 = grid == Grid::Padded && rng.bool();
+    let target = TargetInfo {
+        l2_bytes: if small_l2 { 64 << 10 } else { 1 << 20 },
+        ..TargetInfo::default()
+    };
+    let rewritten =
+        rewrite_with(&mut b.g, y.node, tile, &target).unwrap_or_else(|e| panic!("{}: {e}", b.desc));
     assert!(rewritten, "{}: not rewritten", b.desc);
+    if grid == Grid::Padded {
+        let plane = b.g.node_ids().find_map(|id| match &b.g.node(id).op {
+            Op::WinogradInput(w) => Some(w.plane),
+            _ => None,
+        });
+        let plane = plane.expect("an input transform");
+        let rows = if small_l2 { 4 } else { 1 };
+        assert!(
+            plane[0] == rows && plane[0] * plane[1] > 256,
+            "{}: plane {plane:?} not padded in {rows} rows",
+            b.desc
+        );
+        b.desc += &format!(" plane={plane:?}");
+    }
     let y = if blocked {
         b.reorder(y, Layout::Plain)
     } else {
@@ -1689,7 +1727,16 @@ fn winograd_family() {
 
 #[test]
 fn winograd_crowded_family() {
-    run_family("winograd_crowded", 60, |rng| winograd_with(rng, true));
+    run_family("winograd_crowded", 60, |rng| {
+        winograd_with(rng, Grid::Crowded)
+    });
+}
+
+#[test]
+fn winograd_padded_family() {
+    run_family("winograd_padded", 24, |rng| {
+        winograd_with(rng, Grid::Padded)
+    });
 }
 
 // ---------------------------------------------------------------------------------

@@ -852,8 +852,9 @@ fn winograd_input_side(w: &crate::op::Winograd) -> Result<usize, IrError> {
     );
     let tiles = w.tiles();
     let count = tiles[0].checked_mul(tiles[1]).ok_or_else(overflow)?;
+    let len = w.plane[0].checked_mul(w.plane[1]).ok_or_else(overflow)?;
     ensure!(
-        w.plane[0].checked_mul(w.plane[1]) == Some(count),
+        len >= count,
         "a plane of {:?} cannot hold {:?} tiles",
         w.plane,
         tiles

@@ -183,6 +183,9 @@ pub struct Winograd {
     pub out: [usize; 2],
     /// The tiles (`ceil(out / m)` by rows and columns, row-major) stored as a plane of
     /// this shape: rows of tiles long enough for the matrix-product kernel's tiles.
+    /// Positions past the last tile are unused: they move the planes of the
+    /// transformed tensors apart (so that a product tile's reads of every channel
+    /// block do not crowd a few cache sets); nothing reads their products.
     pub plane: [usize; 2],
     /// The output transform's epilogue; empty on the input transform.
     pub epilogue: Epilogue,
@@ -192,6 +195,11 @@ impl Winograd {
     /// The transform of its tile and kernel sides, if there is one.
     pub fn transform(&self) -> Option<&'static crate::winograd::Transform> {
         crate::winograd::transform(self.tile, self.kernel)
+    }
+
+    /// Positions of the plane (`plane[0] * plane[1]`, at least the tiles).
+    pub fn plane_len(&self) -> usize {
+        self.plane[0] * self.plane[1]
     }
 
     /// Tiles per column and per row of the output.

@@ -433,7 +433,8 @@ pub fn input(cx: &mut KernelCx, w: &Winograd) -> Result<(), CodegenError> {
     let (n, h, wd) = (xs[0], xs[2], xs[3]);
     let (t, m) = (f.t, f.m);
     let [th_n, tw_n] = w.tiles();
-    let tiles = th_n * tw_n;
+    // Positions per plane: the tiles, then unused ones (`Winograd::plane`).
+    let tiles = w.plane_len();
     let [pad_r, pad_c] = w.pads.map(|p| p as isize);
     // Tiles reaching padding: whole rows above and below, single tiles left and right.
     let border = |k: usize, pad: isize, len: usize| {
@@ -556,7 +557,8 @@ pub fn output(cx: &mut KernelCx, w: &Winograd) -> Result<(), CodegenError> {
     let (n, oh, ow) = (ys[0], ys[2], ys[3]);
     let (t, m) = (f.t, f.m);
     let [th_n, tw_n] = w.tiles();
-    let tiles = th_n * tw_n;
+    // Positions per plane: the tiles, then unused ones (`Winograd::plane`).
+    let tiles = w.plane_len();
     let (p, y, bias) = (cx.input(0), cx.output(0), cx.input(1));
     let extra = epilogue_args(cx, &w.epilogue, ys[1])?;
     let activation = w.epilogue.activation;

@@ -21,7 +21,8 @@ pub fn input(w: &Winograd, x: &Tensor, out: &TensorType) -> Result<Tensor, IrErr
     let (xv, s) = (floats(x)?, x.shape());
     let (n, c, h, wd) = (s[0], s[1], s[2], s[3]);
     let [th_n, tw_n] = w.tiles();
-    let (t, tiles) = (f.t, th_n * tw_n);
+    // Tiles are `plane_len` apart: the positions past the last tile stay zero.
+    let (t, tiles) = (f.t, w.plane_len());
     let mut y = vec![0f64; out.numel()];
     let mut d = vec![0f64; t * t];
     for b in 0..n {
@@ -60,7 +61,7 @@ pub fn output(w: &Winograd, inputs: &[&Tensor], out: &TensorType) -> Result<Tens
     let (n, m) = (out.shape[0], out.shape[1]);
     let [oh, ow] = w.out;
     let [th_n, tw_n] = w.tiles();
-    let (t, tiles) = (f.t, th_n * tw_n);
+    let (t, tiles) = (f.t, w.plane_len());
     let mut y = vec![0f64; out.numel()];
     let mut tile = vec![0f64; t * t];
     for b in 0..n {
