@@ -31,6 +31,11 @@ REPO = os.path.dirname(HERE)
 RANDOMIZE = ["resnet50", "inception_v1", "inception_v2", "bvlc_alexnet", "zfnet512", "vgg19"]
 RANDOMIZE_SEED = 0
 
+# Architectures the shared set lacks (segmentation, detection, video), written by
+# architectures.py into the cache; reported beside the others, outside their geometric mean.
+GENERATED = ["unet", "yolo_style", "resnet3d"]
+GENERATOR = os.path.join(HERE, "architectures.py")
+
 
 def log(*a):
     print(*a, file=sys.stderr, flush=True)
@@ -41,11 +46,12 @@ def log(*a):
 
 
 class Model:
-    def __init__(self, name, path, source, randomize):
+    def __init__(self, name, path, source, randomize, generated=False):
         self.name = name
         self.path = path            # the .onnx file that is benchmarked
         self.source = source        # the folder it comes from (test_data_set_0 lives there)
         self.randomize = randomize  # path is a randomized copy of source/model.onnx
+        self.generated = generated  # path is written by architectures.py
 
 
 def discover(shared, cache):
@@ -63,6 +69,9 @@ def discover(shared, cache):
         src = os.path.join(conf, d)
         out = os.path.join(cache, "models", f"{d}_seed{RANDOMIZE_SEED}", "model.onnx")
         models.append(Model(d, out, src, True))
+    for d in GENERATED:
+        folder = os.path.join(cache, "models", "generated", d)
+        models.append(Model(d, os.path.join(folder, "model.onnx"), folder, False, True))
     return models
 
 
@@ -111,6 +120,20 @@ def ensure_randomized(m, shared):
     with open(stamp, "w") as f:
         f.write(key)
     log(f"[{m.name}] randomized in {time.time() - t:.0f} s")
+
+
+def ensure_generated(m):
+    """Writes a generated architecture into the cache once; again when architectures.py
+    changed (its hash is stored beside the model)."""
+    key = f"{file_sha256(GENERATOR)}\n"
+    stamp = os.path.join(os.path.dirname(m.path), "key.txt")
+    if os.path.isfile(m.path) and os.path.isfile(stamp) and open(stamp).read() == key:
+        return
+    log(f"[{m.name}] generating {m.path}")
+    out = os.path.dirname(os.path.dirname(m.path))
+    subprocess.run([sys.executable, GENERATOR, out, m.name], check=True)
+    with open(stamp, "w") as f:
+        f.write(key)
 
 
 def count_macs(path):
@@ -368,6 +391,12 @@ def measure_model(m, args, tmp):
         except Exception as e:  # noqa: BLE001 - reported in the table
             res["error"] = f"randomize_weights.py failed: {e}"
             return res
+    if m.generated:
+        try:
+            ensure_generated(m)
+        except Exception as e:  # noqa: BLE001 - reported in the table
+            res["error"] = f"architectures.py failed: {e}"
+            return res
     try:
         res["macs"] = count_macs(m.path)
     except Exception as e:  # noqa: BLE001
@@ -570,6 +599,10 @@ def loadavg():
         return "?"
 
 
+def is_generated(args, x):
+    return any(m.generated for m in args.selected if m.name == x["name"])
+
+
 def write_report(path, results, args, header):
     lines = [l.replace("@LOAD_END@", loadavg()) for l in header]
     ok = [x for x in results if not x.get("error")]
@@ -578,8 +611,9 @@ def write_report(path, results, args, header):
                   "| model | MACs | runs | cnnc compile ms | cnnc median ms | cnnc min ms "
                   "| ORT median ms | ORT min ms | cnnc/ORT | max rel err |",
                   "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
-        ratios, min_ratios = [], []
+        ratios, min_ratios, generated = [], [], []
         for x in results:
+            extra = is_generated(args, x)
             if x.get("error"):
                 lines.append(f"| {x['name']} | {fmt_macs(x['macs'])} | | {cell(x['error'])} | | | | | | |")
                 continue
@@ -596,14 +630,17 @@ def write_report(path, results, args, header):
             else:
                 o = [fmt_ms(r.get("ort_median")), fmt_ms(r.get("ort_min"))]
             ratio = r.get("ratio")
-            if ratio:
+            if ratio and extra:
+                generated.append(ratio)
+            elif ratio:
                 ratios.append(ratio)
-            if r.get("cnnc_min") and r.get("ort_min"):
+            if r.get("cnnc_min") and r.get("ort_min") and not extra:
                 min_ratios.append(r["cnnc_min"] / r["ort_min"])
             threads_note = ""
             if r.get("cnnc_threads") and r["cnnc_threads"] != [t]:
                 threads_note = f" (cnnc used {','.join(map(str, r['cnnc_threads']))} threads)"
-            lines.append(f"| {x['name']}{threads_note} | {fmt_macs(x['macs'])} | {runs} | "
+            mark = " †" if extra else ""
+            lines.append(f"| {x['name']}{mark}{threads_note} | {fmt_macs(x['macs'])} | {runs} | "
                          + " | ".join(c + o) + f" | {fmt_ratio(ratio)} | {fmt_err(r)} |")
         g = geomean(ratios)
         lines += ["", f"Geometric mean of cnnc/ORT over the {len(ratios)} model{'s' if len(ratios) != 1 else ''}"
@@ -614,6 +651,10 @@ def write_report(path, results, args, header):
             # fastest runs are closest to what each runtime can do.
             lines[-1:] = [f"Of the fastest runs (cnnc min / ORT min), over {len(min_ratios)} models: "
                           f"**{fmt_ratio(geomean(min_ratios))}**.", ""]
+        if generated:
+            lines[-1:] = [f"† Generated by `benches/architectures.py` (architectures the shared set "
+                          f"lacks), outside the means above; their own geometric mean over "
+                          f"{len(generated)}: **{fmt_ratio(geomean(generated))}**.", ""]
 
     if len(args.threads) > 1:
         base = args.threads[0]
@@ -624,22 +665,24 @@ def write_report(path, results, args, header):
                   "|---|" + "--:|--:|" * len(others)]
         gm = {(rt, t): [] for t in others for rt in ("cnnc", "ort")}
         for x in ok:
-            row = [x["name"]]
+            extra = is_generated(args, x)
+            row = [x["name"] + (" †" if extra else "")]
             for t in others:
                 for rt in ("cnnc", "ort"):
                     a = x["threads"].get(base, {}).get(f"{rt}_median")
                     b = x["threads"].get(t, {}).get(f"{rt}_median")
-                    if a and b:
+                    if a and b and not extra:
                         gm[(rt, t)].append(a / b)
+                    if a and b:
                         row.append(f"{a / b:.2f}")
                     else:
                         row.append("—")
             lines.append("| " + " | ".join(row) + " |")
-        lines.append("| geometric mean | " + " | ".join(
+        lines.append("| geometric mean (without †) | " + " | ".join(
             fmt_ratio(geomean(gm[(rt, t)])) for t in others for rt in ("cnnc", "ort")) + " |")
         lines.append("")
 
-    lines += ceiling_lines(ok)
+    lines += ceiling_lines(ok, lambda x: is_generated(args, x))
 
     notes = []
     for x in results:
@@ -664,6 +707,8 @@ def write_report(path, results, args, header):
         m = next(m for m in args.selected if m.name == x["name"])
         if m.randomize:
             src += f" (randomize_weights.py --seed {RANDOMIZE_SEED} of ../shared/onnx-conformance/models/{m.name})"
+        if m.generated:
+            src += " (benches/architectures.py)"
         agree_in = next((r.get("agree_input") for r in x["threads"].values() if r.get("agree_input")), "—")
         logits = next((r.get("agree_logits") for r in x["threads"].values() if r.get("agree_logits")), None)
         if logits:
@@ -678,10 +723,11 @@ def write_report(path, results, args, header):
     os.replace(tmp, path)
 
 
-def ceiling_lines(ok):
+def ceiling_lines(ok, generated):
     """The 1-thread results against cnnc's ceiling, the 128-bit FMA peak: how fast each
     runtime did the model's multiply-adds, and the cnnc/ORT ratio that running every one
-    of them at that peak would give (Winograd needs fewer, so it can go below)."""
+    of them at that peak would give (Winograd needs fewer, so it can go below). The mean
+    leaves out the `generated` models."""
     peaks = [p for x in ok for p in x["threads"].get(1, {}).get("fma_peak", [])]
     if not peaks:
         return []
@@ -705,10 +751,14 @@ def ceiling_lines(ok):
         gflop = 2 * x["macs"] / 1e9
         ours, ort = gflop / (r["cnnc_median"] / 1e3), gflop / (r["ort_median"] / 1e3)
         floor = ort / peak  # (2 MACs / peak) / ORT time
-        floors.append(floor)
-        lines.append(f"| {x['name']} | {ours:.1f} | {100 * ours / peak:.0f}% | {ort:.1f} | {floor:.2f} |")
+        mark = " †" if generated(x) else ""
+        if not mark:
+            floors.append(floor)
+        lines.append(f"| {x['name']}{mark} | {ours:.1f} | {100 * ours / peak:.0f}% | {ort:.1f} | {floor:.2f} |")
+    lines.append("")
     if floors:
-        lines += ["", f"Geometric mean of cnnc/ORT at the peak: **{fmt_ratio(geomean(floors))}**.", ""]
+        lines += [f"Geometric mean of cnnc/ORT at the peak (without †): "
+                  f"**{fmt_ratio(geomean(floors))}**.", ""]
     return lines
 
 
@@ -794,7 +844,7 @@ def main():
                     help="cache folder for randomized models (default ~/.cache/cnnc-bench)")
     ap.add_argument("--list", action="store_true", help="list the models and exit")
     ap.add_argument("--prepare", action="store_true",
-                    help="only write the randomized copies of the selected models into the cache")
+                    help="only write the randomized copies and generated models into the cache")
     args = ap.parse_args()
 
     args.shared = os.path.abspath(args.shared)
@@ -810,13 +860,16 @@ def main():
     models = discover(args.shared, args.cache)
     if args.list:
         for m in models:
-            print(f"{m.name:24} {m.path}" + ("  (randomized copy)" if m.randomize else ""))
+            kind = "  (randomized copy)" if m.randomize else "  (generated)" if m.generated else ""
+            print(f"{m.name:24} {m.path}{kind}")
         return
     args.selected = select(models, args.models)
     if args.prepare:
         for m in args.selected:
             if m.randomize:
                 ensure_randomized(m, args.shared)
+            if m.generated:
+                ensure_generated(m)
         return
     if not os.access(args.cnnc, os.X_OK):
         sys.exit(f"compare.py: {args.cnnc} is not an executable")
