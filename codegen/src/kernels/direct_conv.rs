@@ -138,31 +138,32 @@ impl Fx<'_> {
     /// index `o` reads inside the input (`0 <= o * stride + k * dilation - pad <
     /// input`), and the input index of `k_lo`.
     pub(super) fn valid_taps(&mut self, g: &Geometry, a: usize, o: Value) -> (Value, Value, Value) {
-        let (sh, dh, ph) = (g.stride[a] as i64, g.dilation[a] as i64, g.pad[a] as i64);
-        let ih0 = self.b.ins().imul_imm_s(o, sh);
-        let ih0 = self.b.ins().iadd_imm_s(ih0, -ph);
+        let (stride, dil, pad) = (g.stride[a] as i64, g.dilation[a] as i64, g.pad[a] as i64);
+        // The input index of tap 0, possibly before the input.
+        let at0 = self.b.ins().imul_imm_s(o, stride);
+        let at0 = self.b.ins().iadd_imm_s(at0, -pad);
         let zero = self.iconst(0);
-        let neg = self.b.ins().ineg(ih0);
-        let neg = self.b.ins().smax(neg, zero);
-        let h = self.iconst(g.input[a] as i64);
-        let room = self.b.ins().isub(h, ih0);
+        let before = self.b.ins().ineg(at0);
+        let before = self.b.ins().smax(before, zero);
+        let len = self.iconst(g.input[a] as i64);
+        let room = self.b.ins().isub(len, at0);
         let room = self.b.ins().smax(room, zero);
-        let (kh_lo, kh_hi) = if dh == 1 {
-            (neg, room)
+        let (lo, hi) = if dil == 1 {
+            (before, room)
         } else {
-            let a = self.b.ins().iadd_imm_s(neg, dh - 1);
-            let b = self.b.ins().iadd_imm_s(room, dh - 1);
+            let lo = self.b.ins().iadd_imm_s(before, dil - 1);
+            let hi = self.b.ins().iadd_imm_s(room, dil - 1);
             (
-                self.b.ins().udiv_imm_u(a, dh),
-                self.b.ins().udiv_imm_u(b, dh),
+                self.b.ins().udiv_imm_u(lo, dil),
+                self.b.ins().udiv_imm_u(hi, dil),
             )
         };
-        let kn = self.iconst(g.kernel[a] as i64);
-        let kh_hi = self.b.ins().smin(kh_hi, kn);
-        let kh_hi = self.b.ins().smax(kh_hi, kh_lo);
-        let ih = self.b.ins().imul_imm_s(kh_lo, dh);
-        let ih = self.b.ins().iadd(ih, ih0);
-        (kh_lo, kh_hi, ih)
+        let taps = self.iconst(g.kernel[a] as i64);
+        let hi = self.b.ins().smin(hi, taps);
+        let hi = self.b.ins().smax(hi, lo);
+        let first = self.b.ins().imul_imm_s(lo, dil);
+        let first = self.b.ins().iadd(first, at0);
+        (lo, hi, first)
     }
 
     /// The multiply-adds of one kernel row (valid columns `kw`) into the accumulators,
