@@ -118,6 +118,47 @@ fn expect_dtype(t: &TensorType, dtype: DType, what: &str) -> Result<(), IrError>
     Ok(())
 }
 
+/// The spatial axes of `x` for a transposed convolution's (or col2im's) attributes.
+fn transposed_spatial(c: &crate::op::ConvTranspose, x: &TensorType) -> Result<usize, IrError> {
+    check_spatial(
+        x.rank(),
+        &[
+            ("kernel", c.kernel.len()),
+            ("strides", c.strides.len()),
+            ("dilations", c.dilations.len()),
+            ("pads", c.pads.len()),
+            ("output_padding", c.output_padding.len()),
+        ],
+    )
+}
+
+/// The output of a transposed convolution (or col2im) of `x` to `m` channels, after
+/// checking its optional bias.
+fn transposed_type(
+    c: &crate::op::ConvTranspose,
+    x: &TensorType,
+    m: usize,
+    bias: Option<&&TensorType>,
+    spatial: usize,
+) -> Result<Vec<TensorType>, IrError> {
+    if let Some(b) = bias {
+        expect_dtype(b, DType::F32, "bias")?;
+        ensure!(b.shape == [m], "bias {b} must be [{m}]");
+    }
+    let mut out = vec![x.shape[0], m];
+    for i in 0..spatial {
+        out.push(transposed_output(
+            x.shape[2 + i],
+            c.kernel[i],
+            c.strides[i],
+            c.dilations[i],
+            c.pads[i],
+            c.output_padding[i],
+        )?);
+    }
+    Ok(vec![TensorType::f32(out)])
+}
+
 fn check_spatial(rank: usize, lens: &[(&str, usize)]) -> Result<usize, IrError> {
     ensure!(
         rank >= 3,
@@ -287,16 +328,7 @@ impl Op {
                 let (x, w) = (inputs[0], inputs[1]);
                 expect_dtype(x, DType::F32, "conv_transpose input")?;
                 expect_dtype(w, DType::F32, "conv_transpose weight")?;
-                let spatial = check_spatial(
-                    x.rank(),
-                    &[
-                        ("kernel", c.kernel.len()),
-                        ("strides", c.strides.len()),
-                        ("dilations", c.dilations.len()),
-                        ("pads", c.pads.len()),
-                        ("output_padding", c.output_padding.len()),
-                    ],
-                )?;
+                let spatial = transposed_spatial(c, x)?;
                 ensure!(
                     w.rank() == x.rank(),
                     "weight {w} must have the rank of input {x}"
@@ -319,36 +351,12 @@ impl Op {
                     c.groups
                 );
                 let m = w.shape[1].checked_mul(c.groups).ok_or_else(overflow)?;
-                if let Some(b) = inputs.get(2) {
-                    expect_dtype(b, DType::F32, "conv_transpose bias")?;
-                    ensure!(b.shape == [m], "bias {b} must be [{m}]");
-                }
-                let mut out = vec![x.shape[0], m];
-                for i in 0..spatial {
-                    out.push(transposed_output(
-                        x.shape[2 + i],
-                        c.kernel[i],
-                        c.strides[i],
-                        c.dilations[i],
-                        c.pads[i],
-                        c.output_padding[i],
-                    )?);
-                }
-                one(TensorType::f32(out))
+                transposed_type(c, x, m, inputs.get(2), spatial)
             }
             Op::Col2Im(c) => {
                 let x = inputs[0];
                 expect_dtype(x, DType::F32, "col2im columns")?;
-                let spatial = check_spatial(
-                    x.rank(),
-                    &[
-                        ("kernel", c.kernel.len()),
-                        ("strides", c.strides.len()),
-                        ("dilations", c.dilations.len()),
-                        ("pads", c.pads.len()),
-                        ("output_padding", c.output_padding.len()),
-                    ],
-                )?;
+                let spatial = transposed_spatial(c, x)?;
                 let taps = checked_numel(&c.kernel).ok_or_else(overflow)?;
                 let per_tap = taps.checked_mul(c.groups).ok_or_else(overflow)?;
                 ensure!(
@@ -358,22 +366,7 @@ impl Op {
                     c.groups
                 );
                 let m = x.shape[1] / taps;
-                if let Some(b) = inputs.get(1) {
-                    expect_dtype(b, DType::F32, "col2im bias")?;
-                    ensure!(b.shape == [m], "bias {b} must be [{m}]");
-                }
-                let mut out = vec![x.shape[0], m];
-                for i in 0..spatial {
-                    out.push(transposed_output(
-                        x.shape[2 + i],
-                        c.kernel[i],
-                        c.strides[i],
-                        c.dilations[i],
-                        c.pads[i],
-                        c.output_padding[i],
-                    )?);
-                }
-                one(TensorType::f32(out))
+                transposed_type(c, x, m, inputs.get(1), spatial)
             }
             Op::Pool(p) => {
                 let x = inputs[0];

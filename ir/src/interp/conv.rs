@@ -142,20 +142,7 @@ pub fn conv_transpose(
     let bias = inputs.get(2).map(|b| floats(b)).transpose()?;
     let xs = inputs[0].shape();
     let (n, cin, m) = (xs[0], xs[1], out.shape[1]);
-    // Roles swap: the scatter runs from input positions to output positions, so the
-    // "output" of each axis below is the op's input and vice versa.
-    let [ad, ah, aw] = to_3d(
-        (0..c.kernel.len())
-            .map(|i| Axis {
-                input: out.shape[2 + i],
-                output: xs[2 + i],
-                kernel: c.kernel[i],
-                stride: c.strides[i],
-                dilation: c.dilations[i],
-                pad_begin: c.pads[i].0,
-            })
-            .collect(),
-    );
+    let [ad, ah, aw] = scatter_axes(c, xs, out);
     let (cg, mg) = (cin / c.groups, m / c.groups);
     let in_plane = ad.output * ah.output * aw.output;
     let out_plane = ad.input * ah.input * aw.input;
@@ -191,18 +178,7 @@ pub fn col2im(c: &ConvTranspose, inputs: &[&Tensor], out: &TensorType) -> Result
     let bias = inputs.get(1).map(|b| floats(b)).transpose()?;
     let xs = inputs[0].shape();
     let (n, m) = (xs[0], out.shape[1]);
-    let [ad, ah, aw] = to_3d(
-        (0..c.kernel.len())
-            .map(|i| Axis {
-                input: out.shape[2 + i],
-                output: xs[2 + i],
-                kernel: c.kernel[i],
-                stride: c.strides[i],
-                dilation: c.dilations[i],
-                pad_begin: c.pads[i].0,
-            })
-            .collect(),
-    );
+    let [ad, ah, aw] = scatter_axes(c, xs, out);
     let in_plane = ad.output * ah.output * aw.output;
     let out_plane = ad.input * ah.input * aw.input;
     let k_size = ad.kernel * ah.kernel * aw.kernel;
@@ -226,6 +202,24 @@ pub fn col2im(c: &ConvTranspose, inputs: &[&Tensor], out: &TensorType) -> Result
         }
     }
     from_f64(out.shape.clone(), y)
+}
+
+/// The axes of a transposed convolution's scatter from `xs` to `out`. Roles swap: the
+/// scatter runs from input positions to output positions, so the "output" of each axis
+/// is the op's input and vice versa.
+fn scatter_axes(c: &ConvTranspose, xs: &[usize], out: &TensorType) -> [Axis; 3] {
+    to_3d(
+        (0..c.kernel.len())
+            .map(|i| Axis {
+                input: out.shape[2 + i],
+                output: xs[2 + i],
+                kernel: c.kernel[i],
+                stride: c.strides[i],
+                dilation: c.dilations[i],
+                pad_begin: c.pads[i].0,
+            })
+            .collect(),
+    )
 }
 
 /// `acc[i * stride + k * dilation - pad] += wv * plane[i]` for every input position `i`
