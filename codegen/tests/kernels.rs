@@ -1154,7 +1154,7 @@ impl B {
 }
 
 /// A random blocked convolution of `x` (blocked, `c` channels, spatial sizes `hw`, 2-D
-/// or 3-D), plain or depthwise (2-D only; at random, always when `depthwise`): output
+/// or 3-D), plain or depthwise (at random, always when `depthwise`): output
 /// channels in whole blocks, per-group channels too when grouped, with every padding,
 /// stride and dilation the geometry allows, a random epilogue and maybe a tile.
 fn blocked_conv(
@@ -1164,7 +1164,7 @@ fn blocked_conv(
     (c, hw): (usize, &[usize]),
     depthwise: bool,
 ) -> (Value, Vec<usize>) {
-    let depthwise = hw.len() == 2 && c.is_multiple_of(4) && (depthwise || chance(rng, 3));
+    let depthwise = c.is_multiple_of(4) && (depthwise || chance(rng, 3));
     let groups = if depthwise {
         c
     } else if c.is_multiple_of(4) && chance(rng, 4) {

@@ -480,7 +480,7 @@ pub enum LayoutRule {
     /// Converts between layouts (`Reorder`).
     Converts,
     /// Either plain throughout, or its data input, residual and output blocked alike
-    /// (2-D and 3-D convolutions, 2-D depthwise ones and col2im, which have a kernel
+    /// (2-D and 3-D convolutions, plain and depthwise, and col2im, which have a kernel
     /// for each; col2im is blocked only when its columns are).
     Chooses,
     /// Its output has its inputs' layout, which they share: elementwise ops on equal
@@ -500,8 +500,9 @@ impl Op {
     pub fn layout_rule(&self) -> LayoutRule {
         match self {
             Op::Reorder { .. } => LayoutRule::Converts,
-            Op::Conv(c) if (2..=3).contains(&c.kernel.len()) => LayoutRule::Chooses,
-            Op::DepthwiseConv(c) if c.kernel.len() == 2 => LayoutRule::Chooses,
+            Op::Conv(c) | Op::DepthwiseConv(c) if (2..=3).contains(&c.kernel.len()) => {
+                LayoutRule::Chooses
+            }
             Op::Col2Im(_) => LayoutRule::Chooses,
             Op::Unary(_)
             | Op::Binary(_)

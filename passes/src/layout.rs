@@ -1,4 +1,4 @@
-//! Layout assignment: 2-D and 3-D convolutions (and 2-D depthwise ones) write
+//! Layout assignment: 2-D and 3-D convolutions (plain and depthwise) write
 //! blocked-channel tensors (NC[D]HWc with one vector of channels per block), and the ops between them
 //! that work on stored elements as they are (elementwise ops on equal shapes, channel
 //! concatenation) or on a channel block's vectors as on channels (pools, per-channel
@@ -6,7 +6,7 @@
 //! the graph outputs and every op without a blocked kernel.
 //!
 //! Blocked tensors are 4-D or 5-D; LRN and the Winograd transforms keep a blocked
-//! layout on 4-D ones only. A 2-D max pool is blocked even when its input is not (its blocked kernel is several
+//! layout on 4-D ones only. A 2-D or 3-D max pool is blocked even when its input is not (its blocked kernel is several
 //! times faster than the plain one, which is worth a reorder).
 //!
 //! A convolution is blocked when its output channels (and, grouped, each group's input
@@ -31,19 +31,16 @@ pub struct AssignLayout;
 
 /// Whether a convolution (with constant weights) has a blocked kernel for these types:
 /// whole blocks of output channels, of each group's channels when grouped, and one
-/// output channel per input channel when depthwise (2-D only).
+/// output channel per input channel when depthwise.
 fn blockable(op: &Op, x: &TensorType, y: &TensorType, block: usize) -> bool {
     let (cin, cout) = (x.shape[1], y.shape[1]);
     let whole = |n: usize| n.is_multiple_of(block);
     let fits = match op {
-        Op::Conv(c) => {
-            blocked_rank(x.rank())
-                && (c.groups == 1 || (whole(cin / c.groups) && whole(cout / c.groups)))
-        }
-        Op::DepthwiseConv(_) => x.rank() == 4 && cin == cout,
+        Op::Conv(c) => c.groups == 1 || (whole(cin / c.groups) && whole(cout / c.groups)),
+        Op::DepthwiseConv(_) => cin == cout,
         _ => false,
     };
-    whole(cout) && fits
+    blocked_rank(x.rank()) && whole(cout) && fits
 }
 
 /// Ranks a blocked tensor may have: NCHWc and NCDHWc.
@@ -239,9 +236,9 @@ impl Pass for AssignLayout {
                         Op::Concat { axis } => *axis == 1,
                         _ => true,
                     };
-                    // A 2-D max pool's blocked kernel is several times faster than
-                    // its plain one: worth reordering a plain input.
-                    let max_pool = matches!(&op, Op::Pool(p) if p.kind == PoolKind::Max && p.kernel.len() == 2)
+                    // A 2-D or 3-D max pool's blocked kernel is several times faster
+                    // than its plain one: worth reordering a plain input.
+                    let max_pool = matches!(&op, Op::Pool(p) if p.kind == PoolKind::Max && p.kernel.len() >= 2)
                         && whole(types[0]);
                     let keep = shapes_fit
                         && types

@@ -1,9 +1,11 @@
-//! Window ops on blocked-channel tensors (NCHWc, one vector of channels per block, one
-//! output channel per input channel), 2-D: depthwise convolution, max and average
-//! pooling, vectorized over the channel block, register-blocked along the output row.
+//! Window ops on blocked-channel tensors (NC[D]HWc, one vector of channels per block,
+//! one output channel per input channel), 2-D and 3-D: depthwise convolution, max and
+//! average pooling, vectorized over the channel block, register-blocked along the
+//! output row. A 3-D op's output rows are its planes' rows, depth-major, and a tile
+//! runs the kernel rows of each valid kernel plane.
 //!
 //! A tile is `wt` output pixels of one row and one channel block: per kernel tap one
-//! weight vector (packed at compile time as `[block][kh][kw][4]`) multiplies the `wt`
+//! weight vector (packed at compile time as `[block][kd][kh][kw][4]`) multiplies the `wt`
 //! input vectors into `wt` accumulators, or the input vectors are folded into running
 //! maxima, or summed (an average then scales by the reciprocal of its count, per row
 //! from a table times per segment a constant). As in the direct convolution, a row's valid
@@ -27,7 +29,7 @@ use crate::emit::{Fx, LANES};
 /// weight and its copy leave room in the sixteen vector registers.
 const PIXELS: usize = 8;
 
-/// The weights `[C, 1, kh, kw]` as `[C/4][kh][kw][4]`.
+/// The weights `[C, 1, kd, kh, kw]` (`kd` absent in 2-D) as `[C/4][kd][kh][kw][4]`.
 fn pack(w: &[f32], channels: usize, taps: usize) -> Vec<f32> {
     let mut out = Vec::with_capacity(channels * taps);
     for block in 0..channels / LANES {
@@ -65,10 +67,13 @@ pub(super) struct Row {
     /// value in `depthwise_rows.rs`.
     pub bias: Option<Value>,
     pub slope: Option<Value>,
-    /// An average's reciprocal count of the row's valid kernel rows (a scalar).
+    /// An average's reciprocal count of the row's valid kernel rows (and planes, in
+    /// 3-D; a scalar).
     pub row_scale: Option<Value>,
     pub kh_lo: Value,
     pub kh_hi: Value,
+    /// A 3-D op's valid kernel planes (`x` and `w` are at the first one's).
+    pub kd: Option<(Value, Value)>,
 }
 
 impl Fx<'_> {
@@ -94,29 +99,42 @@ impl Fx<'_> {
             .collect();
         let x_step = (g.dilation[1] * g.input[2] * 16) as i64;
         let w_step = (g.kernel[2] * 16) as i64;
+        let x_plane_step = (g.dilation[0] * g.input[1] * g.input[2] * 16) as i64;
+        let w_plane_step = (g.kernel[1] * g.kernel[2] * 16) as i64;
         // The pointers after the accumulators (see `Fx::for_range_carry`).
         let mut carried = init;
         carried.extend([x, r.w]);
-        let out = self.for_range_carry(r.kh_lo, r.kh_hi, &carried, |fx, _, c| {
-            let (px, pw) = (c[wt], c[wt + 1]);
-            let mut acc = c[..wt].to_vec();
-            for k in kw.0..kw.1 {
-                let wv = matches!(window, Window::Depthwise { .. })
-                    .then(|| fx.load_fixed(F32X4, pw, (16 * k) as i32));
-                for (p, a) in acc.iter_mut().enumerate() {
-                    let col = p * g.stride[2] + k * g.dilation[2];
-                    let xv = fx.load_fixed(F32X4, px, (16 * col) as i32);
-                    *a = match (wv, window) {
-                        (Some(wv), _) => fx.fma(xv, wv, *a),
-                        (None, Window::Max) => fx.max_nan(*a, xv),
-                        (None, _) => fx.b.ins().fadd(*a, xv),
-                    };
+        let rows = |fx: &mut Fx, carried: &[Value]| {
+            fx.for_range_carry(r.kh_lo, r.kh_hi, carried, |fx, _, c| {
+                let (px, pw) = (c[wt], c[wt + 1]);
+                let mut acc = c[..wt].to_vec();
+                for k in kw.0..kw.1 {
+                    let wv = matches!(window, Window::Depthwise { .. })
+                        .then(|| fx.load_fixed(F32X4, pw, (16 * k) as i32));
+                    for (p, a) in acc.iter_mut().enumerate() {
+                        let col = p * g.stride[2] + k * g.dilation[2];
+                        let xv = fx.load_fixed(F32X4, px, (16 * col) as i32);
+                        *a = match (wv, window) {
+                            (Some(wv), _) => fx.fma(xv, wv, *a),
+                            (None, Window::Max) => fx.max_nan(*a, xv),
+                            (None, _) => fx.b.ins().fadd(*a, xv),
+                        };
+                    }
                 }
-            }
-            acc.push(fx.b.ins().iadd_imm_s(px, x_step));
-            acc.push(fx.b.ins().iadd_imm_s(pw, w_step));
-            acc
-        });
+                acc.push(fx.b.ins().iadd_imm_s(px, x_step));
+                acc.push(fx.b.ins().iadd_imm_s(pw, w_step));
+                acc
+            })
+        };
+        let out = match r.kd {
+            None => rows(self, &carried),
+            Some((kd_lo, kd_hi)) => self.for_range_carry(kd_lo, kd_hi, &carried, |fx, _, c| {
+                let mut next = rows(fx, c);
+                next[wt] = fx.b.ins().iadd_imm_s(c[wt], x_plane_step);
+                next[wt + 1] = fx.b.ins().iadd_imm_s(c[wt + 1], w_plane_step);
+                next
+            }),
+        };
         let residual = r.residual.map(|res| self.addr(res, ow0, 16, 0));
         let slope = r.slope.map(|s| self.load(F32X4, s, 0));
         let scale = r.row_scale.map(|s| {
@@ -146,9 +164,14 @@ impl Fx<'_> {
 
 pub fn emit(cx: &mut KernelCx, c: &Conv, block: usize) -> Result<(), CodegenError> {
     let g = Geometry::of(c, &cx.inputs[0].ty.shape, &cx.outputs[0].1.shape);
-    if block != LANES || c.kernel.len() != 2 || g.cin != g.cout || !g.cout.is_multiple_of(LANES) {
+    let spatial = c.kernel.len();
+    if block != LANES
+        || !(2..=3).contains(&spatial)
+        || g.cin != g.cout
+        || !g.cout.is_multiple_of(LANES)
+    {
         return Err(CodegenError::Unsupported(format!(
-            "a blocked depthwise convolution needs 2-D, blocks of {LANES}, one output channel per input channel in whole blocks ({} to {} channels, block {block})",
+            "a blocked depthwise convolution needs 2-D or 3-D, blocks of {LANES}, one output channel per input channel in whole blocks ({} to {} channels, block {block})",
             g.cin, g.cout
         )));
     }
@@ -157,7 +180,7 @@ pub fn emit(cx: &mut KernelCx, c: &Conv, block: usize) -> Result<(), CodegenErro
             "a blocked depthwise convolution needs constant weights".into(),
         ));
     };
-    let taps = g.kernel[1] * g.kernel[2];
+    let taps: usize = g.kernel.iter().product();
     let packed = pack(&weights.view::<f32>()?, g.cout, taps);
     let (x, out) = (cx.input(0), cx.output(0));
     let w = cx.table(packed);
@@ -177,15 +200,16 @@ pub fn emit(cx: &mut KernelCx, c: &Conv, block: usize) -> Result<(), CodegenErro
     )
 }
 
-/// 2-D max or average pooling of a blocked tensor.
+/// 2-D or 3-D max or average pooling of a blocked tensor.
 pub fn pool(cx: &mut KernelCx, p: &Pool) -> Result<(), CodegenError> {
     let (g, window, avg) = pool_window(cx, p);
     let (x, out) = (cx.input(0), cx.output(0));
     emit_window(cx, &g, window, (x, out, None), (None, None, None), avg)
 }
 
-/// A 1-D or 2-D pool as a window op: its geometry (one group per channel), and for
-/// an average its divisors, the reciprocal counts of the rows as a table.
+/// A 1-D to 3-D pool as a window op: its geometry (one group per channel), and for an
+/// average its divisors, the reciprocal counts of the output rows (depth-major, the
+/// product of the plane's and the row's counts) as a table.
 pub(super) fn pool_window(cx: &mut KernelCx, p: &Pool) -> (Geometry, Window, Option<Avg>) {
     let (xs, ys) = (&cx.inputs[0].ty.shape, &cx.outputs[0].1.shape);
     let begin: Vec<usize> = p.pads.iter().map(|p| p.0).collect();
@@ -219,7 +243,11 @@ pub(super) fn pool_window(cx: &mut KernelCx, p: &Pool) -> (Geometry, Window, Opt
         )
         .count
     };
-    let rows: Vec<f32> = axis(1).iter().map(|c| 1.0 / c).collect();
+    let (planes, rows) = (axis(0), axis(1));
+    let rows: Vec<f32> = planes
+        .iter()
+        .flat_map(|d| rows.iter().map(move |h| 1.0 / (d * h)))
+        .collect();
     let cols = axis(2);
     let rows = cx.table(rows);
     (g, Window::Avg, Some(Avg { rows, cols }))
@@ -265,16 +293,23 @@ fn emit_window(
     avg: Option<Avg>,
 ) -> Result<(), CodegenError> {
     let g = *g;
-    let taps = g.kernel[1] * g.kernel[2];
+    let taps: usize = g.kernel.iter().product();
 
-    let [_, ih_n, iw_n] = g.input;
-    let [_, oh_n, ow_n] = g.output;
+    let [id_n, ih_n, iw_n] = g.input;
+    let [od_n, oh_n, ow_n] = g.output;
+    let out_rows = od_n * oh_n;
     let blocks = g.batch * g.cout / LANES;
-    let x_block = (ih_n * iw_n * 16) as i64;
-    let y_block = (oh_n * ow_n * 16) as i64;
-    let macs = g.batch * g.cout * oh_n * ow_n * taps;
+    let x_plane = (ih_n * iw_n * 16) as i64;
+    let x_block = id_n as i64 * x_plane;
+    let y_block = (out_rows * ow_n * 16) as i64;
+    let macs = g.batch * g.cout * out_rows * ow_n * taps;
+    // A loop over kernel planes where there are several or the depth padding is
+    // reached (a 1-deep window padded in depth); else the one plane is an offset (2-D).
+    let all_planes =
+        g.pad[0] == 0 && (od_n - 1) * g.stride[0] + (g.kernel[0] - 1) * g.dilation[0] < id_n;
+    let planes = g.kernel[0] > 1 || !all_planes;
     // Units: blocks of rows of one channel block, enough for every task.
-    let (rows, row_blocks) = row_blocks(blocks, oh_n, macs);
+    let (rows, row_blocks) = row_blocks(blocks, out_rows, macs);
     let units = blocks * row_blocks;
     let tasks = tasks_for(units, macs);
     let segs = match &avg {
@@ -307,24 +342,36 @@ fn emit_window(
             let slope_b = slope.map(|k| fx.addr(ptrs[k], cb, 16, 0));
             let r0 = fx.b.ins().imul_imm_s(rb, rows as i64);
             let r1 = fx.b.ins().iadd_imm_s(r0, rows as i64);
-            let last = fx.iconst(oh_n as i64);
+            let last = fx.iconst(out_rows as i64);
             let r1 = fx.b.ins().smin(r1, last);
-            fx.for_range(r0, r1, |fx, oh| {
+            fx.for_range(r0, r1, |fx, row| {
+                let (od, oh) = if od_n == 1 {
+                    (fx.iconst(0), row)
+                } else {
+                    (
+                        fx.b.ins().udiv_imm_u(row, oh_n as i64),
+                        fx.b.ins().urem_imm_u(row, oh_n as i64),
+                    )
+                };
                 let (kh_lo, kh_hi, ih) = fx.valid_taps(&g, 1, oh);
+                let (kd_lo, kd_hi, id) = fx.valid_taps(&g, 0, od);
                 let row_y = (ow_n * 16) as i64;
+                let x_d = fx.addr(x_b, id, x_plane, 0);
+                let w_d = fx.addr(w_b, kd_lo, (g.kernel[1] * g.kernel[2] * 16) as i64, 0);
                 let r = Row {
-                    x: fx.addr(x_b, ih, (iw_n * 16) as i64, 0),
-                    w: fx.addr(w_b, kh_lo, (g.kernel[2] * 16) as i64, 0),
-                    y: fx.addr(y_b, oh, row_y, 0),
-                    residual: r_b.map(|rb| fx.addr(rb, oh, row_y, 0)),
+                    x: fx.addr(x_d, ih, (iw_n * 16) as i64, 0),
+                    w: fx.addr(w_d, kh_lo, (g.kernel[2] * 16) as i64, 0),
+                    y: fx.addr(y_b, row, row_y, 0),
+                    residual: r_b.map(|rb| fx.addr(rb, row, row_y, 0)),
                     bias: bias_b,
                     slope: slope_b,
                     row_scale: avg.as_ref().map(|a| {
-                        let at = fx.addr(ptrs[a.rows], oh, 4, 0);
+                        let at = fx.addr(ptrs[a.rows], row, 4, 0);
                         fx.load(F32, at, 0)
                     }),
                     kh_lo,
                     kh_hi,
+                    kd: planes.then_some((kd_lo, kd_hi)),
                 };
                 for seg in &segs {
                     let cols = avg.as_ref().map_or(1.0, |a| a.cols[seg.start]);

@@ -278,6 +278,7 @@ fn emit_rows(
                     }),
                     kh_lo,
                     kh_hi,
+                    kd: None,
                 };
                 for seg in &segs {
                     let count = avg.as_ref().map_or(1.0, |avg| avg.cols[seg.start]);

@@ -64,7 +64,7 @@ pub(super) fn axis_tables(
 pub fn emit(cx: &mut KernelCx, p: &Pool) -> Result<(), CodegenError> {
     // Register-blocked along rows: the depthwise kernels' structure.
     match cx.inputs[0].ty.layout {
-        Layout::Blocked { .. } if p.kernel.len() == 2 => {
+        Layout::Blocked { .. } if p.kernel.len() >= 2 => {
             return super::depthwise_blocked::pool(cx, p);
         }
         Layout::Plain if p.kernel.len() <= 2 => return super::depthwise_rows::pool(cx, p),
