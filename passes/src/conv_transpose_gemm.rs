@@ -6,10 +6,10 @@
 //!
 //! Channel `(g * K + k) * M/g + m` of the product holds every input pixel's
 //! contribution to output channel `m` of group `g` through kernel tap `k`; Col2Im adds
-//! each such plane into the output where the tap moves it. The product runs on the convolution kernels (blocked and tiled
-//! like any other); the scatter that is left adds `K` planes per output channel, where
-//! the transposed convolution's own kernel multiplied each input channel into them one
-//! scalar at a time (a U-Net up-convolution, 2x2 stride 2 from 128 to 64 channels at
+//! each such plane into the output where the tap moves it. The product runs on the
+//! convolution kernels (blocked and tiled like any other); the scatter that is left
+//! adds `K` planes per output channel, where the transposed convolution's own kernel
+//! multiplied each input channel into them one scalar at a time (a U-Net up-convolution, 2x2 stride 2 from 128 to 64 channels at
 //! 28x28, ran at 3% of the FMA peak: 22.1 ms, now 1.4). Ungrouped, it pays from one
 //! input channel up (a kernel-3 stride-2 up-sampling from 1, 2, 3 and 4 channels to 16
 //! at 64x64: 0.49, 0.90, 1.61, 1.73 ms against 0.26, 0.37, 0.31, 0.40 after). Groups

@@ -1,13 +1,15 @@
 //! Layout assignment: 2-D and 3-D convolutions (plain and depthwise) write
-//! blocked-channel tensors (NC[D]HWc with one vector of channels per block), and the ops between them
-//! that work on stored elements as they are (elementwise ops on equal shapes, channel
-//! concatenation) or on a channel block's vectors as on channels (pools, per-channel
-//! scale and shift, squeeze-and-excitation gates) keep the blocked layout. Reorders are inserted only where a consumer needs plain NCHW:
-//! the graph outputs and every op without a blocked kernel.
+//! blocked-channel tensors (NC[D]HWc with one vector of channels per block), and the
+//! ops between them that work on stored elements as they are (elementwise ops on equal
+//! shapes, channel concatenation) or on a channel block's vectors as on channels
+//! (pools, per-channel scale and shift, squeeze-and-excitation gates) keep the blocked
+//! layout. Reorders are inserted only where a consumer needs plain NCHW: the graph
+//! outputs and every op without a blocked kernel.
 //!
 //! Blocked tensors are 4-D or 5-D; LRN and the Winograd transforms keep a blocked
-//! layout on 4-D ones only. A 2-D or 3-D max pool is blocked even when its input is not (its blocked kernel is several
-//! times faster than the plain one, which is worth a reorder).
+//! layout on 4-D ones only. A 2-D or 3-D max pool is blocked even when its input is
+//! not (its blocked kernel is several times faster than the plain one, which is worth
+//! a reorder).
 //!
 //! A convolution is blocked when its output channels (and, grouped, each group's input
 //! and output channels) fill whole blocks, a depthwise one only when its input already

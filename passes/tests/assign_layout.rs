@@ -1,6 +1,6 @@
 //! assign_layout: 2-D and 3-D convolutions with constant weights and whole blocks of
-//! output channels write blocked (NC[D]HW4c) tensors; elementwise ops on equal shapes and channel
-//! concatenations and pools of blocked tensors stay blocked; reorders appear only where
+//! output channels write blocked (NC[D]HW4c) tensors; elementwise ops on equal shapes
+//! and channel concatenations and pools of blocked tensors stay blocked; reorders appear only where
 //! a consumer needs plain NCHW (graph outputs, LRN, broadcasting ops), one per
 //! tensor however many consumers need it. The tests show chains from real models and
 //! every reason a convolution or a follower stays plain.

@@ -77,6 +77,14 @@ impl Geometry {
         self.kernel == [1, 1, 1] && self.stride == [1, 1, 1] && self.input == self.output
     }
 
+    /// Whether every output index of axis `a` reads every kernel tap inside the input
+    /// (no padding is reached): a loop over the taps has a constant count.
+    pub fn all_taps(&self, a: usize) -> bool {
+        self.pad[a] == 0
+            && (self.output[a] - 1) * self.stride[a] + (self.kernel[a] - 1) * self.dilation[a]
+                < self.input[a]
+    }
+
     /// The outputs `o` of axis `a` whose input index `o * stride + k * dilation - pad`
     /// is inside the input.
     fn valid(&self, a: usize, k: usize) -> (usize, usize) {

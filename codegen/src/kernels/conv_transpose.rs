@@ -107,30 +107,16 @@ impl Fx<'_> {
     ) {
         let elem = 4 * elements.lanes() as i64;
         let wvec = weight.map(|w| self.b.ins().splat(F32X4, w));
-        let (d0, d1) = valid(
-            a.input[0],
-            a.output[0],
-            a.stride[0],
-            k[0],
-            a.dil[0],
-            a.pad[0],
-        );
-        let (h0, h1) = valid(
-            a.input[1],
-            a.output[1],
-            a.stride[1],
-            k[1],
-            a.dil[1],
-            a.pad[1],
-        );
-        let (w0, w1) = valid(
-            a.input[2],
-            a.output[2],
-            a.stride[2],
-            k[2],
-            a.dil[2],
-            a.pad[2],
-        );
+        let [(d0, d1), (h0, h1), (w0, w1)] = std::array::from_fn(|i| {
+            valid(
+                a.input[i],
+                a.output[i],
+                a.stride[i],
+                k[i],
+                a.dil[i],
+                a.pad[i],
+            )
+        });
         let off = |i: usize| (k[i] * a.dil[i]) as i64 - a.pad[i] as i64;
         self.for_n((d1 - d0) as u64, |fx, xd| {
             let xd = fx.b.ins().iadd_imm_s(xd, d0 as i64);

@@ -305,9 +305,7 @@ fn emit_window(
     let macs = g.batch * g.cout * out_rows * ow_n * taps;
     // A loop over kernel planes where there are several or the depth padding is
     // reached (a 1-deep window padded in depth); else the one plane is an offset (2-D).
-    let all_planes =
-        g.pad[0] == 0 && (od_n - 1) * g.stride[0] + (g.kernel[0] - 1) * g.dilation[0] < id_n;
-    let planes = g.kernel[0] > 1 || !all_planes;
+    let planes = g.kernel[0] > 1 || !g.all_taps(0);
     // Units: blocks of rows of one channel block, enough for every task.
     let (rows, row_blocks) = row_blocks(blocks, out_rows, macs);
     let units = blocks * row_blocks;

@@ -390,11 +390,6 @@ pub fn emit(cx: &mut KernelCx, c: &Conv, block: usize) -> Result<(), CodegenErro
     let [id_n, ih_n, iw_n] = g.input;
     let [od_n, oh_n, ow_n] = g.output;
     let [kd_n, kh_n, kw_n] = g.kernel;
-    // Every output index of axis `a` reads every kernel tap inside the input.
-    let all_taps = |a: usize| {
-        g.pad[a] == 0
-            && (g.output[a] - 1) * g.stride[a] + (g.kernel[a] - 1) * g.dilation[a] < g.input[a]
-    };
     let s = Shape {
         g,
         cb,
@@ -405,8 +400,8 @@ pub fn emit(cx: &mut KernelCx, c: &Conv, block: usize) -> Result<(), CodegenErro
         y_block: (od_n * oh_n * ow_n * LANES * 4) as i64,
         activation: c.epilogue.activation,
         span: costly_span(cx, c.epilogue.activation)?,
-        all_rows: all_taps(1),
-        all_planes: all_taps(0),
+        all_rows: g.all_taps(1),
+        all_planes: g.all_taps(0),
         unroll: tile.unroll,
     };
     // A loop over kernel planes where there are several or the padding is reached

@@ -118,16 +118,10 @@ impl CopyPlan {
     /// so that [`copy_level`] copies the two in 4x4 tiles (see [`is_tiled_pair`]).
     /// The order of a copy's loops is free.
     fn with_tiled_pair(mut self) -> Self {
-        let last = self.dims.len() - 1;
-        let strided_last = matches!(self.src[last], AxisMap::Stride(s) if s != 1);
-        if self.elem != 4
-            || last == 0
-            || !strided_last
-            || self.dst[last] != 1
-            || self.dims[last] < 4
-        {
+        if !self.strided_last() {
             return self;
         }
+        let last = self.dims.len() - 1;
         let contiguous = (0..last)
             .rev()
             .find(|&k| self.src[k] == AxisMap::Stride(1) && self.dims[k] >= 4);
@@ -141,19 +135,26 @@ impl CopyPlan {
         }
         self
     }
+
+    /// Whether the innermost axis, of at least four 32-bit values behind another axis,
+    /// is contiguous in the destination only: the second axis of a tiled pair.
+    fn strided_last(&self) -> bool {
+        let last = self.dims.len() - 1;
+        self.elem == 4
+            && last > 0
+            && matches!(self.src[last], AxisMap::Stride(s) if s != 1)
+            && self.dst[last] == 1
+            && self.dims[last] >= 4
+    }
 }
 
 /// Whether axes `k` and `k + 1` (the innermost) of `plan` are copied in 4x4 tiles:
 /// axis `k` contiguous in the source, axis `k + 1` in the destination only.
 fn is_tiled_pair(plan: &CopyPlan, k: usize) -> bool {
-    let last = plan.dims.len() - 1;
-    k + 1 == last
-        && plan.elem == 4
+    k + 2 == plan.dims.len()
+        && plan.strided_last()
         && plan.src[k] == AxisMap::Stride(1)
-        && matches!(plan.src[last], AxisMap::Stride(s) if s != 1)
-        && plan.dst[last] == 1
         && plan.dims[k] >= 4
-        && plan.dims[last] >= 4
 }
 
 fn int_type(elem: usize) -> Type {
