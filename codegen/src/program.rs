@@ -19,7 +19,7 @@ use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_module::{DataDescription, DataId, FuncId, Linkage, Module};
 
 use crate::compile::Queue;
-use crate::kernels::{self, ArgSource, CopyPlan, KernelCx, Launch, Operand, copy_launch};
+use crate::kernels::{self, ArgSource, CopyPlan, KernelCx, Launch, Operand, Table, copy_launch};
 use crate::placement::Placement;
 use crate::target::Features;
 use crate::{CodegenError, Listing};
@@ -122,26 +122,62 @@ impl ConstBlob {
 
     /// The offset of `bytes` in the data, appended unless already there.
     fn push(&mut self, bytes: &[u8]) -> usize {
-        use std::hash::{DefaultHasher, Hasher};
-        // A key from the length and a sample of the bytes (weights can be hundreds of
-        // MiB); equal keys are compared in full.
-        let mut h = DefaultHasher::new();
-        h.write_usize(bytes.len());
-        let step = (bytes.len() / 64).max(1);
-        for chunk in bytes.chunks(8).step_by(step.div_ceil(8)).take(64) {
-            h.write(chunk);
-        }
-        h.write(&bytes[bytes.len().saturating_sub(32)..]);
-        let same = self.pieces.entry(h.finish()).or_default();
-        let data = self.bytes.as_slice();
-        if let Some(&(at, _)) = same.iter().find(|&&(at, len)| &data[at..at + len] == bytes) {
+        let key = content_key(bytes);
+        if let Some(at) = self.find(key, bytes) {
             return at;
         }
-        let at = self.bytes.len().div_ceil(ALIGN) * ALIGN;
+        let at = self.next();
         self.bytes.extend_at(at, bytes.len()).copy_from_slice(bytes);
-        same.push((at, bytes.len()));
+        self.pieces.entry(key).or_default().push((at, bytes.len()));
         at
     }
+
+    /// The offset of `table`'s content, appended unless already there. A filled table
+    /// is written in place first, and taken back if an equal piece was there before.
+    fn push_table(&mut self, table: &Table) -> usize {
+        let (bytes, fill) = match table {
+            Table::Bytes(b) => return self.push(b),
+            Table::Fill { len, fill } => (*len * 4, fill),
+        };
+        let (before, at) = (self.bytes.len(), self.next());
+        fill(bytemuck::cast_slice_mut(self.bytes.extend_at(at, bytes)));
+        let written = &self.bytes.as_slice()[at..];
+        let key = content_key(written);
+        if let Some(found) = self.find(key, written) {
+            self.bytes.truncate(before);
+            return found;
+        }
+        self.pieces.entry(key).or_default().push((at, bytes));
+        at
+    }
+
+    /// Where the next piece goes.
+    fn next(&self) -> usize {
+        self.bytes.len().div_ceil(ALIGN) * ALIGN
+    }
+
+    /// An earlier piece equal to `bytes`, of content key `key`.
+    fn find(&self, key: u64, bytes: &[u8]) -> Option<usize> {
+        let data = self.bytes.as_slice();
+        let same = self.pieces.get(&key)?;
+        same.iter()
+            .find(|&&(at, len)| &data[at..at + len] == bytes)
+            .map(|&(at, _)| at)
+    }
+}
+
+/// A key from the length and a sample of `bytes` (weights can be hundreds of MiB);
+/// pieces of equal keys are compared in full.
+fn content_key(bytes: &[u8]) -> u64 {
+    use std::hash::{DefaultHasher, Hasher};
+    let mut h = DefaultHasher::new();
+    h.write_usize(bytes.len());
+    let step = (bytes.len() / 64).max(1);
+    for chunk in bytes.chunks(8).step_by(step.div_ceil(8)).take(64) {
+        h.write(chunk);
+    }
+    h.write(&bytes[bytes.len().saturating_sub(32)..]);
+    h.finish()
 }
 
 /// A constant's bytes as stored: dense ones borrowed, splats written out.
@@ -335,7 +371,7 @@ pub fn lower(
     let args = || steps.iter().flat_map(|s| &s.args);
     let tables: usize = args()
         .map(|a| match a {
-            ArgSource::Table(bytes) => bytes.len() + ALIGN,
+            ArgSource::Table(t) => t.byte_len() + ALIGN,
             _ => 0,
         })
         .sum();
@@ -380,7 +416,7 @@ pub fn lower(
                 }
                 ArgSource::Scratch(_) => Loc::Arena(plan.offsets[scratch_of[&(s, k)]]),
                 ArgSource::GraphOutput(j) => Loc::Output(*j, 0),
-                ArgSource::Table(bytes) => Loc::Const(consts.push(bytes)),
+                ArgSource::Table(t) => Loc::Const(consts.push_table(t)),
             });
         }
         locs.push(l);
@@ -687,4 +723,46 @@ fn emit_wrappers(
     }
     queue.push(module, id, ctx);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn fill(values: Vec<f32>) -> Table {
+        Table::Fill {
+            len: values.len(),
+            fill: Arc::new(move |dst: &mut [f32]| dst.copy_from_slice(&values)),
+        }
+    }
+
+    #[test]
+    fn filled_tables_are_written_in_place_and_stored_once() {
+        let mut blob = ConstBlob::with_capacity(1024);
+        let a = blob.push_table(&fill(vec![1.0, 2.0, 3.0]));
+        let b = blob.push_table(&Table::Bytes(cnnc_ir::vec_bytes(vec![7u8])));
+        // Equal to the first: taken back, the room it used zero again.
+        let c = blob.push_table(&fill(vec![1.0, 2.0, 3.0]));
+        assert_eq!((a, b, c), (0, ALIGN, 0));
+        assert_eq!(blob.bytes.len(), ALIGN + 1);
+        assert!(blob.bytes.extend_at(2 * ALIGN, 12).iter().all(|&x| x == 0));
+        blob.bytes.truncate(ALIGN + 1);
+        let d = blob.push_table(&fill(vec![1.0, 2.0, 4.0]));
+        let e = blob.push(bytemuck::cast_slice(&[1.0f32, 2.0, 4.0]));
+        assert_eq!((d, e), (2 * ALIGN, 2 * ALIGN));
+        let data = blob.bytes.as_slice();
+        assert_eq!(data.len(), 2 * ALIGN + 12);
+        assert_eq!(
+            bytemuck::cast_slice::<u8, f32>(&data[..12]),
+            &[1.0, 2.0, 3.0]
+        );
+        assert!(data[12..ALIGN].iter().all(|&x| x == 0));
+        assert!(data[ALIGN + 1..2 * ALIGN].iter().all(|&x| x == 0));
+        assert_eq!(
+            bytemuck::cast_slice::<u8, f32>(&data[2 * ALIGN..]),
+            &[1.0, 2.0, 4.0]
+        );
+    }
 }

@@ -87,6 +87,15 @@ impl AlignedBytes {
         self.buf.as_ptr()
     }
 
+    /// Drops the bytes from `len` on, zeroing them again (they may be appended later).
+    pub fn truncate(&mut self, len: usize) {
+        if len < self.len {
+            // SAFETY: `len..self.len` is inside the buffer and `&mut self` is unique.
+            unsafe { std::ptr::write_bytes(self.buf.as_mut_ptr().add(len), 0, self.len - len) };
+            self.len = len;
+        }
+    }
+
     /// Uses the next `n` zero bytes at `offset` or after (`offset` at least the length):
     /// returns them for writing.
     ///

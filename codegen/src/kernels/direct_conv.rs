@@ -24,7 +24,7 @@ use cranelift_module::FuncId;
 use super::activation::costly_span;
 use super::conv::{Geometry, epilogue_args};
 use super::microkernel::{TileShape, Walk};
-use super::{KernelCx, row_blocks, tasks_for, wanted_tasks};
+use super::{KernelCx, f32_constant, row_blocks, tasks_for, wanted_tasks};
 use crate::CodegenError;
 use crate::emit::{Fx, LANES};
 
@@ -58,13 +58,19 @@ pub(super) fn segments(g: &Geometry) -> Vec<Segment> {
     })
 }
 
-/// The weights `[M, C/groups, kh, kw]` in the order the tiles read them, zero for the
-/// padding lanes of the last input block.
-fn pack(w: &[f32], g: &Geometry, ov: usize) -> Vec<f32> {
-    let (cg, mg) = (g.cin / g.groups, g.cout / g.groups);
-    let (cb, mb) = (cg.div_ceil(LANES), mg / LANES);
+/// Floats of the packed weights (see [`pack`]).
+fn packed_len(g: &Geometry) -> usize {
     let taps: usize = g.kernel.iter().product();
-    let mut out = Vec::with_capacity(g.groups * mb * cb * taps * LANES * LANES);
+    g.cout * (g.cin / g.groups).div_ceil(LANES) * taps * LANES
+}
+
+/// The weights `[M, C/groups, kh, kw]` into `out` in the order the tiles read them,
+/// zero for the padding lanes of the last input block.
+fn pack(w: &[f32], g: &Geometry, ov: usize, out: &mut [f32]) {
+    let (cg, mg) = (g.cin / g.groups, g.cout / g.groups);
+    let cb = cg.div_ceil(LANES);
+    let taps: usize = g.kernel.iter().product();
+    let mut out = out.iter_mut();
     // One output channel's weights per row; a vector group's rows stay in cache while
     // they are interleaved.
     let rows: Vec<&[f32]> = w.chunks_exact(cg * taps).collect();
@@ -73,17 +79,16 @@ fn pack(w: &[f32], g: &Geometry, ov: usize) -> Vec<f32> {
             for ib in 0..cb {
                 for tap in 0..taps {
                     for ci in ib * LANES..(ib + 1) * LANES {
-                        if ci < cg {
-                            out.extend(vectors.iter().map(|row| row[ci * taps + tap]));
-                        } else {
-                            out.extend(std::iter::repeat_n(0.0, vectors.len()));
+                        // `vectors` first: the zip stops before taking a slot.
+                        for (row, o) in vectors.iter().zip(out.by_ref()) {
+                            *o = if ci < cg { row[ci * taps + tap] } else { 0.0 };
                         }
                     }
                 }
             }
         }
     }
-    out
+    assert_eq!(out.len(), 0, "the packed weights fill the table");
 }
 
 /// Run-time values one tile needs.
@@ -379,9 +384,11 @@ pub fn emit(cx: &mut KernelCx, c: &Conv, block: usize) -> Result<(), CodegenErro
         )));
     }
     let (wt, ov) = (tile.rows, (tile.cols / LANES).min(mb));
-    let packed = pack(&weights.view::<f32>()?, &g, ov);
+    let weights = f32_constant(weights)?;
     let (x, out) = (cx.input(0), cx.output(0));
-    let w = cx.table(packed);
+    let w = cx.table_filled(packed_len(&g), move |dst| {
+        pack(&weights.view::<f32>().expect("f32"), &g, ov, dst);
+    });
     let extra = epilogue_args(cx, &c.epilogue, g.cout)?;
     let own = cx.inputs.len() - c.epilogue.extra_inputs();
     let bias = (own > 2).then(|| cx.input(2));

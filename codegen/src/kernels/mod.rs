@@ -25,6 +25,7 @@ mod softmax;
 mod winograd;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use cnnc_ir::op::Tile;
@@ -50,9 +51,52 @@ pub enum ArgSource {
     /// Private scratch memory of this many bytes, live during the node.
     Scratch(usize),
     /// Constant bytes (packed weights, index tables) in the read-only data.
-    Table(Bytes),
+    Table(Table),
     /// The caller's buffer for graph output `j` (copies of inputs and constants).
     GraphOutput(usize),
+}
+
+/// Writes a [`Table::Fill`]'s floats into their place.
+pub type Filler = Arc<dyn Fn(&mut [f32]) + Send + Sync>;
+
+/// Constant data of a kernel.
+#[derive(Clone)]
+pub enum Table {
+    /// Bytes computed while the kernel was generated.
+    Bytes(Bytes),
+    /// `len` floats that `fill` writes (into zeroed memory) where the constant data is
+    /// laid out: packed weights, which can be hundreds of MiB, go straight to their
+    /// place instead of through an allocation of their own.
+    Fill {
+        len: usize,
+        fill: Filler,
+    },
+}
+
+impl Table {
+    /// Its size in bytes.
+    pub fn byte_len(&self) -> usize {
+        match self {
+            Table::Bytes(b) => b.len(),
+            Table::Fill { len, .. } => len * 4,
+        }
+    }
+}
+
+/// `t`, checked to hold f32, for a [`Table::Fill`] to read when the constant data is
+/// laid out (cloning shares the data).
+pub(crate) fn f32_constant(t: &Tensor) -> Result<Tensor, CodegenError> {
+    t.view::<f32>()?;
+    Ok(t.clone())
+}
+
+impl std::fmt::Debug for Table {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Table::Bytes(b) => write!(f, "Table::Bytes({} bytes)", b.len()),
+            Table::Fill { len, .. } => write!(f, "Table::Fill({len} floats)"),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -183,7 +227,22 @@ impl<'a> KernelCx<'a> {
     /// New constant data holding `data`, kept in its own allocation until the constant
     /// data is laid out (packed weights can be hundreds of MiB: no copy to bytes).
     pub fn table<T: bytemuck::Pod + Send>(&mut self, data: Vec<T>) -> usize {
-        self.args.push(ArgSource::Table(cnnc_ir::vec_bytes(data)));
+        self.args
+            .push(ArgSource::Table(Table::Bytes(cnnc_ir::vec_bytes(data))));
+        self.args.len() - 1
+    }
+
+    /// New constant data of `len` floats, written by `fill` when the constant data is
+    /// laid out (see [`Table::Fill`]).
+    pub fn table_filled(
+        &mut self,
+        len: usize,
+        fill: impl Fn(&mut [f32]) + Send + Sync + 'static,
+    ) -> usize {
+        self.args.push(ArgSource::Table(Table::Fill {
+            len,
+            fill: Arc::new(fill),
+        }));
         self.args.len() - 1
     }
 
