@@ -306,27 +306,40 @@ fn weights_of<const T: usize, const R: usize>(
 }
 
 /// Transforms the kernels of consecutive output channels `w` into `runs[xi]`, the
-/// same channels' part of each of the `T * T` runs. `G k` is kept by columns, so each
-/// product runs down a column in whole vectors.
+/// same channels' part of each of the `T * T` runs. Each output channel's `T * T`
+/// values per input channel go to a buffer first, input channel fastest in each run,
+/// so that the runs are written in whole copies rather than a value at a time.
 fn transform_range<const T: usize, const R: usize>(
     g: &[[f64; R]; T],
     w: &[f32],
     mut runs: Vec<&mut [f32]>,
     c: usize,
 ) {
+    let mut channel = vec![0f32; T * T * c];
     for (o, kernels) in w.chunks_exact(R * R * c).enumerate() {
         for (ch, k) in kernels.chunks_exact(R * R).enumerate() {
-            // G k: T x R, column l at gk[l].
-            let gk: [[f64; T]; R] = std::array::from_fn(|l| {
-                std::array::from_fn(|i| (0..R).map(|a| g[i][a] * k[a * R + l] as f64).sum())
-            });
-            // (G k) Gᵀ: T x T, by columns.
-            for (j, gj) in g.iter().enumerate() {
-                for i in 0..T {
-                    let v: f64 = (0..R).map(|l| gk[l][i] * gj[l]).sum();
-                    runs[i * T + j][o * c + ch] = v as f32;
+            // G k: T x R.
+            let mut gk = [[0f64; R]; T];
+            for (i, row) in gk.iter_mut().enumerate() {
+                for (l, v) in row.iter_mut().enumerate() {
+                    for a in 0..R {
+                        *v += g[i][a] * k[a * R + l] as f64;
+                    }
                 }
             }
+            // (G k) Gᵀ: T x T.
+            for (i, gki) in gk.iter().enumerate() {
+                for (j, gj) in g.iter().enumerate() {
+                    let mut v = 0f64;
+                    for l in 0..R {
+                        v += gki[l] * gj[l];
+                    }
+                    channel[(i * T + j) * c + ch] = v as f32;
+                }
+            }
+        }
+        for (run, values) in runs.iter_mut().zip(channel.chunks_exact(c)) {
+            run[o * c..(o + 1) * c].copy_from_slice(values);
         }
     }
 }

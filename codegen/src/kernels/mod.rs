@@ -67,10 +67,7 @@ pub enum Table {
     /// `len` floats that `fill` writes (into zeroed memory) where the constant data is
     /// laid out: packed weights, which can be hundreds of MiB, go straight to their
     /// place instead of through an allocation of their own.
-    Fill {
-        len: usize,
-        fill: Filler,
-    },
+    Fill { len: usize, fill: Filler },
 }
 
 impl Table {
