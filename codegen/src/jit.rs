@@ -4,10 +4,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use cnnc_ir::Graph;
-use cnnc_runtime::{AlignedBytes, Executable, abi};
+use cnnc_runtime::{Executable, abi};
 use cranelift_codegen::isa::OwnedTargetIsa;
 use cranelift_jit::{ArenaMemoryProvider, JITBuilder, JITModule};
 
+use crate::const_memory::ConstMemory;
 use crate::program::{self, Constants, ModelInfo};
 use crate::{CodegenError, Listing};
 
@@ -72,7 +73,7 @@ pub fn compile_jit(
 /// Keeps JIT code and the data it references alive, and frees the code with it.
 struct Owner {
     module: Option<JITModule>,
-    _constants: AlignedBytes,
+    _constants: ConstMemory,
 }
 
 impl Drop for Owner {

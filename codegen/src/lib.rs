@@ -7,6 +7,7 @@
 //! header ([`compile_object`], [`header`]).
 
 mod compile;
+mod const_memory;
 mod emit;
 pub mod header;
 mod jit;

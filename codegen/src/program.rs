@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 
 use cnnc_ir::{DType, Graph, Op, Tensor, Value};
 use cnnc_passes::memory::{self, Buffer};
-use cnnc_runtime::{ALIGN, AlignedBytes};
+use cnnc_runtime::ALIGN;
 use cranelift_codegen::Context;
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::types::{I32, I64};
@@ -19,6 +19,7 @@ use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_module::{DataDescription, DataId, FuncId, Linkage, Module};
 
 use crate::compile::Queue;
+use crate::const_memory::ConstMemory;
 use crate::kernels::{self, ArgSource, CopyPlan, KernelCx, Launch, Operand, Table, copy_launch};
 use crate::placement::Placement;
 use crate::target::Features;
@@ -96,7 +97,7 @@ pub struct Lowered {
     pub profiled: Option<FuncId>,
     /// The constant data, 64-byte aligned pieces (for `Constants::Import`, under the
     /// symbol `{name}_constants`).
-    pub constants: AlignedBytes,
+    pub constants: ConstMemory,
 }
 
 struct Step {
@@ -107,17 +108,17 @@ struct Step {
 /// The constant data: 64-byte aligned pieces, each distinct content stored once (shared
 /// biases, identical tables), written once into memory of their total size.
 struct ConstBlob {
-    bytes: AlignedBytes,
+    bytes: ConstMemory,
     /// Offsets of the pieces by a hash of their content.
     pieces: HashMap<u64, Vec<(usize, usize)>>,
 }
 
 impl ConstBlob {
-    fn with_capacity(capacity: usize) -> Self {
-        ConstBlob {
-            bytes: AlignedBytes::with_capacity(capacity),
+    fn with_capacity(capacity: usize) -> Result<Self, CodegenError> {
+        Ok(ConstBlob {
+            bytes: ConstMemory::with_capacity(capacity)?,
             pieces: HashMap::new(),
-        }
+        })
     }
 
     /// The offset of `bytes` in the data, appended unless already there.
@@ -386,7 +387,7 @@ pub fn lower(
             _ => None,
         })
         .sum();
-    let mut consts = ConstBlob::with_capacity(tables + tensors + ALIGN);
+    let mut consts = ConstBlob::with_capacity(tables + tensors + ALIGN)?;
     let mut const_at: HashMap<Value, usize> = HashMap::new();
     let mut locs: Vec<Vec<Loc>> = Vec::new();
     for (s, step) in steps.iter().enumerate() {
@@ -740,7 +741,7 @@ mod tests {
 
     #[test]
     fn filled_tables_are_written_in_place_and_stored_once() {
-        let mut blob = ConstBlob::with_capacity(1024);
+        let mut blob = ConstBlob::with_capacity(1024).unwrap();
         let a = blob.push_table(&fill(vec![1.0, 2.0, 3.0]));
         let b = blob.push_table(&Table::Bytes(cnnc_ir::vec_bytes(vec![7u8])));
         // Equal to the first: taken back, the room it used zero again.

@@ -15,7 +15,7 @@ use std::any::Any;
 use std::ffi::c_void;
 
 pub use pool::{ThreadPool, pool_parallel_for};
-pub use workspace::{ALIGN, AlignedBuffer, AlignedBytes};
+pub use workspace::{ALIGN, AlignedBuffer};
 
 /// Generated code in memory: its entry point, and whatever owns the code pages.
 pub struct Executable {
