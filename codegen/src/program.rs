@@ -3,10 +3,9 @@
 //! the workspace arena from the memory plan), and the entry function that runs the
 //! steps in order.
 
-use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
-use cnnc_ir::{DType, Graph, Op, Tensor, Value};
+use cnnc_ir::{DType, Graph, Op, Value};
 use cnnc_passes::memory::{self, Buffer};
 use cnnc_runtime::ALIGN;
 use cranelift_codegen::Context;
@@ -179,23 +178,6 @@ fn content_key(bytes: &[u8]) -> u64 {
     }
     h.write(&bytes[bytes.len().saturating_sub(32)..]);
     h.finish()
-}
-
-/// A constant's bytes as stored: dense ones borrowed, splats written out.
-fn tensor_bytes(t: &Tensor) -> Cow<'_, [u8]> {
-    if let Some(b) = t.dense_bytes() {
-        return Cow::Borrowed(b);
-    }
-    let Some(v) = t.get(0) else {
-        return Cow::Borrowed(&[]);
-    };
-    let one = match v {
-        cnnc_ir::Scalar::F32(x) => x.to_le_bytes().to_vec(),
-        cnnc_ir::Scalar::I64(x) => x.to_le_bytes().to_vec(),
-        cnnc_ir::Scalar::I32(x) => x.to_le_bytes().to_vec(),
-        cnnc_ir::Scalar::Bool(x) => vec![x as u8],
-    };
-    Cow::Owned(one.repeat(t.numel()))
 }
 
 pub fn lower(
@@ -407,7 +389,7 @@ pub fn lower(
                         Op::Const(t) => Loc::Const(
                             *const_at
                                 .entry(root)
-                                .or_insert_with(|| consts.push(&tensor_bytes(t))),
+                                .or_insert_with(|| consts.push(&t.le_bytes())),
                         ),
                         _ => match output_of.get(&root) {
                             Some(&j) => Loc::Output(j, offset),

@@ -105,8 +105,7 @@ impl ExternalData {
     }
 }
 
-/// Converts a `TensorProto`. `raw_data` and external data are shared, not copied,
-/// when aligned for their element type.
+/// Converts a `TensorProto`. `raw_data` and external data are shared, not copied.
 pub fn tensor_from_proto(t: &TensorProto, external: &mut ExternalData) -> Result<Tensor> {
     let dtype = dtype_of(t.data_type)?;
     let shape = t

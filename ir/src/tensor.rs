@@ -1,8 +1,11 @@
 //! Tensor values: constants in the graph and the interpreter's data.
 //!
 //! Dense data is a shared, immutable [`Bytes`] buffer, so cloning a tensor never
-//! copies it and a weight read from a memory-mapped model can stay in the map. The
-//! buffer is always aligned for its element type, so typed views are free.
+//! copies it and a weight read from a memory-mapped model stays in the map, wherever
+//! the file put it: typed views are free where the buffer is aligned for its element
+//! type, and copies where it is not (`raw_data` in a protobuf starts at any byte).
+//! Code that only moves bytes, like laying out a model's constant data, reads
+//! [`Tensor::dense_bytes`] and copies nothing.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -21,7 +24,7 @@ pub struct Tensor {
 
 #[derive(Clone)]
 enum Storage {
-    /// `numel * dtype.size()` little-endian bytes, aligned to `dtype.size()`.
+    /// `numel * dtype.size()` little-endian bytes.
     Dense(Bytes),
     /// Every element has this value (ConstantOfShape, zero padding): no buffer at all.
     Splat(Scalar),
@@ -67,8 +70,7 @@ impl Tensor {
         })
     }
 
-    /// A dense tensor over little-endian `bytes`. Shares the buffer when it is aligned
-    /// for `dtype` (the usual case for memory-mapped weights); copies it once otherwise.
+    /// A dense tensor over little-endian `bytes`, sharing the buffer.
     pub fn from_bytes(dtype: DType, shape: Vec<usize>, bytes: Bytes) -> Result<Self, IrError> {
         let n = checked_len(dtype, &shape)?;
         if bytes.len() != n * dtype.size() {
@@ -78,16 +80,11 @@ impl Tensor {
                 n * dtype.size()
             )));
         }
-        let aligned = (bytes.as_ptr() as usize).is_multiple_of(dtype.size());
         let bytes = match dtype {
             DType::Bool if bytes.iter().any(|&b| b > 1) => {
                 vec_bytes(bytes.iter().map(|&b| (b != 0) as u8).collect())
             }
-            _ if aligned => bytes,
-            DType::F32 => copy_unaligned::<f32>(&bytes),
-            DType::I64 => copy_unaligned::<i64>(&bytes),
-            DType::I32 => copy_unaligned::<i32>(&bytes),
-            DType::Bool => bytes,
+            _ => bytes,
         };
         Ok(Tensor {
             dtype,
@@ -147,6 +144,15 @@ impl Tensor {
         }
     }
 
+    /// The little-endian bytes of the elements: a dense tensor's own, wherever they
+    /// are (in a model file, at any alignment), a splat's written out.
+    pub fn le_bytes(&self) -> Cow<'_, [u8]> {
+        match &self.storage {
+            Storage::Dense(b) => Cow::Borrowed(b),
+            Storage::Splat(v) => Cow::Owned(v.to_le_bytes().repeat(self.numel())),
+        }
+    }
+
     /// The same data under another shape with the same element count.
     pub fn reshape(&self, shape: Vec<usize>) -> Result<Self, IrError> {
         if checked_numel(&shape) != Some(self.numel()) {
@@ -162,7 +168,8 @@ impl Tensor {
         })
     }
 
-    /// The elements as `T`, borrowed when dense. Fails if `T` is not the element type.
+    /// The elements as `T`, borrowed when dense and aligned for `T`, else copied. Fails
+    /// if `T` is not the element type.
     pub fn view<T: Element>(&self) -> Result<Cow<'_, [T]>, IrError> {
         if T::DTYPE != self.dtype {
             return Err(IrError::shape(format!(
@@ -172,7 +179,14 @@ impl Tensor {
             )));
         }
         Ok(match &self.storage {
-            Storage::Dense(b) => Cow::Borrowed(bytemuck::cast_slice(b)),
+            Storage::Dense(b) => match bytemuck::try_cast_slice(b) {
+                Ok(typed) => Cow::Borrowed(typed),
+                Err(_) => Cow::Owned(
+                    b.chunks_exact(std::mem::size_of::<T>())
+                        .map(bytemuck::pod_read_unaligned)
+                        .collect(),
+                ),
+            },
             Storage::Splat(v) => {
                 let bytes = v.to_le_bytes();
                 Cow::Owned(vec![
@@ -209,12 +223,17 @@ impl Tensor {
         if i >= self.numel() {
             return None;
         }
-        Some(match (&self.storage, self.dtype) {
-            (Storage::Splat(v), _) => *v,
-            (Storage::Dense(_), DType::F32) => Scalar::F32(self.typed::<f32>()[i]),
-            (Storage::Dense(_), DType::I64) => Scalar::I64(self.typed::<i64>()[i]),
-            (Storage::Dense(_), DType::I32) => Scalar::I32(self.typed::<i32>()[i]),
-            (Storage::Dense(_), DType::Bool) => Scalar::Bool(self.typed::<u8>()[i] != 0),
+        let b = match &self.storage {
+            Storage::Splat(v) => return Some(*v),
+            Storage::Dense(b) => b,
+        };
+        let size = self.dtype.size();
+        let at = &b[i * size..(i + 1) * size];
+        Some(match self.dtype {
+            DType::F32 => Scalar::F32(bytemuck::pod_read_unaligned(at)),
+            DType::I64 => Scalar::I64(bytemuck::pod_read_unaligned(at)),
+            DType::I32 => Scalar::I32(bytemuck::pod_read_unaligned(at)),
+            DType::Bool => Scalar::Bool(at[0] != 0),
         })
     }
 
@@ -234,14 +253,6 @@ impl Tensor {
     fn typed<T: Element>(&self) -> Cow<'_, [T]> {
         self.view::<T>().expect("dtype checked by caller")
     }
-}
-
-fn copy_unaligned<T: Element>(bytes: &[u8]) -> Bytes {
-    let data: Vec<T> = bytes
-        .chunks_exact(std::mem::size_of::<T>())
-        .map(bytemuck::pod_read_unaligned)
-        .collect();
-    vec_bytes(data)
 }
 
 impl fmt::Debug for Tensor {
@@ -277,4 +288,36 @@ pub fn transpose_2d<T: Copy + Default>(v: &[T], rows: usize, cols: usize) -> Vec
         }
     }
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Bytes of `values` starting one byte into a buffer: misaligned for any element.
+    fn misaligned(values: &[u8]) -> Bytes {
+        let mut buf = vec![0u8];
+        buf.extend_from_slice(values);
+        let b = Bytes::from(buf).slice(1..);
+        assert!(!(b.as_ptr() as usize).is_multiple_of(4), "not misaligned");
+        b
+    }
+
+    #[test]
+    fn misaligned_data_is_shared_and_read_right() {
+        let floats = [1.5f32, -2.0, 3.25];
+        let raw = misaligned(bytemuck::cast_slice(&floats));
+        let t = Tensor::from_bytes(DType::F32, vec![3], raw.clone()).unwrap();
+        assert_eq!(t.dense_bytes().unwrap().as_ptr(), raw.as_ptr(), "copied");
+        assert_eq!(&t.view::<f32>().unwrap()[..], &floats);
+        assert_eq!(t.get(2), Some(Scalar::F32(3.25)));
+        assert!(t.bitwise_eq(&Tensor::from_vec(vec![3], floats.to_vec()).unwrap()));
+        let longs = [7i64, -1 << 40];
+        let t = Tensor::from_bytes(
+            DType::I64,
+            vec![2],
+            misaligned(bytemuck::cast_slice(&longs)),
+        );
+        assert_eq!(t.unwrap().to_i64s().unwrap(), longs);
+    }
 }

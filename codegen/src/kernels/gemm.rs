@@ -673,35 +673,38 @@ const GEMV_ROWS: usize = 4;
 /// the eight values of each of its rows, then each row's last `K % 8`. A group still
 /// starts where its first row did, so the groups are rearranged in place of one
 /// another, on every core (VGG-19's first fully connected layer is 411 MB).
-fn interleave_rows(b: &[f32], k: usize, out: &mut [f32]) {
-    let group = GEMV_ROWS * k;
-    let rows = b.len() / k.max(1);
+///
+/// It moves bytes (4 per value), so that weights still in the model file, at any
+/// alignment there, are read in place.
+fn interleave_rows(b: &[u8], k: usize, out: &mut [u8]) {
+    let group = GEMV_ROWS * k * 4;
+    let rows = b.len() / (4 * k).max(1);
     let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
     let per = (rows.div_ceil(GEMV_ROWS).div_ceil(threads) * group).max(1);
     std::thread::scope(|s| {
         for (dst, src) in out.chunks_mut(per).zip(b.chunks(per)) {
             s.spawn(move || {
                 for (dst, src) in dst.chunks_mut(group).zip(src.chunks(group)) {
-                    interleave_group(dst, src, k);
+                    interleave_group(dst, src, 4 * k);
                 }
             });
         }
     });
 }
 
-/// One group of [`interleave_rows`]: `src` holds its rows of `k`.
-fn interleave_group(dst: &mut [f32], src: &[f32], k: usize) {
-    let step = 2 * LANES;
-    let main = k / step * step;
-    let rows = src.len() / k.max(1);
+/// One group of [`interleave_rows`]: `src` holds its rows of `row` bytes.
+fn interleave_group(dst: &mut [u8], src: &[u8], row: usize) {
+    let step = 2 * LANES * 4;
+    let main = row / step * step;
+    let rows = src.len() / row.max(1);
     let (body, tails) = dst.split_at_mut(rows * main);
-    for (r, row) in src.chunks_exact(k).enumerate() {
-        for (c, piece) in row[..main].chunks_exact(step).enumerate() {
+    for (r, values) in src.chunks_exact(row).enumerate() {
+        for (c, piece) in values[..main].chunks_exact(step).enumerate() {
             let at = (c * rows + r) * step;
             body[at..at + step].copy_from_slice(piece);
         }
-        let tail = k - main;
-        tails[r * tail..(r + 1) * tail].copy_from_slice(&row[main..]);
+        let tail = row - main;
+        tails[r * tail..(r + 1) * tail].copy_from_slice(&values[main..]);
     }
 }
 
@@ -723,7 +726,7 @@ fn emit_gemv(
         Some(t) => {
             let t = f32_constant(t)?;
             let b = cx.table_filled(n * k, move |dst| {
-                interleave_rows(&t.view::<f32>().expect("f32"), k, dst);
+                interleave_rows(&t.le_bytes(), k, bytemuck::cast_slice_mut(dst));
             });
             (b, true)
         }
