@@ -29,7 +29,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use cnnc_ir::op::Tile;
-use cnnc_ir::{Op, Tensor, TensorType, Value};
+use cnnc_ir::{DType, Op, Tensor, TensorType, Value};
 use cranelift_codegen::Context;
 use cranelift_codegen::ir::types::I64;
 use cranelift_codegen::ir::{AbiParam, InstBuilder, Signature, UserFuncName};
@@ -83,7 +83,12 @@ impl Table {
 /// `t`, checked to hold f32, for a [`Table::Fill`] to read when the constant data is
 /// laid out (cloning shares the data).
 pub(crate) fn f32_constant(t: &Tensor) -> Result<Tensor, CodegenError> {
-    t.view::<f32>()?;
+    if t.dtype() != DType::F32 {
+        return Err(CodegenError::Unsupported(format!(
+            "{} weights (f32 only)",
+            t.dtype()
+        )));
+    }
     Ok(t.clone())
 }
 
@@ -221,8 +226,8 @@ impl<'a> KernelCx<'a> {
         self.args.len() - 1
     }
 
-    /// New constant data holding `data`, kept in its own allocation until the constant
-    /// data is laid out (packed weights can be hundreds of MiB: no copy to bytes).
+    /// New constant data holding `data` (index tables, small weights), kept in its own
+    /// allocation until the constant data is laid out (no copy to bytes).
     pub fn table<T: bytemuck::Pod + Send>(&mut self, data: Vec<T>) -> usize {
         self.args
             .push(ArgSource::Table(Table::Bytes(cnnc_ir::vec_bytes(data))));
