@@ -64,31 +64,67 @@ fn packed_len(g: &Geometry) -> usize {
     g.cout * (g.cin / g.groups).div_ceil(LANES) * taps * LANES
 }
 
+/// Packed weights large enough to be packed on every core (VGG-19's Winograd products
+/// are 37 MB a layer).
+const PARALLEL_PACK: usize = 1 << 20;
+
 /// The weights `[M, C/groups, kh, kw]` into `out` in the order the tiles read them,
-/// zero for the padding lanes of the last input block.
+/// zero for the padding lanes of the last input block. Each vector group's weights are
+/// a run of `out` of their own, and large tables share the runs among the cores.
 fn pack(w: &[f32], g: &Geometry, ov: usize, out: &mut [f32]) {
     let (cg, mg) = (g.cin / g.groups, g.cout / g.groups);
     let cb = cg.div_ceil(LANES);
     let taps: usize = g.kernel.iter().product();
-    let mut out = out.iter_mut();
-    // One output channel's weights per row; a vector group's rows stay in cache while
-    // they are interleaved.
+    let threads = if out.len() >= PARALLEL_PACK {
+        std::thread::available_parallelism().map_or(1, |t| t.get())
+    } else {
+        1
+    };
+    // One output channel's weights per row.
     let rows: Vec<&[f32]> = w.chunks_exact(cg * taps).collect();
-    for group in rows.chunks_exact(mg) {
-        for vectors in group.chunks(ov * LANES) {
-            for ib in 0..cb {
-                for tap in 0..taps {
-                    for ci in ib * LANES..(ib + 1) * LANES {
-                        // `vectors` first: the zip stops before taking a slot.
-                        for (row, o) in vectors.iter().zip(out.by_ref()) {
-                            *o = if ci < cg { row[ci * taps + tap] } else { 0.0 };
-                        }
-                    }
+    let mut runs = Vec::new();
+    let mut rest = out;
+    for vectors in rows
+        .chunks_exact(mg)
+        .flat_map(|group| group.chunks(ov * LANES))
+    {
+        let (run, tail) = rest.split_at_mut(vectors.len() * cb * taps * LANES);
+        runs.push((vectors, run));
+        rest = tail;
+    }
+    assert!(rest.is_empty(), "the packed weights fill the table");
+    let pack_runs = |part: &mut [(&[&[f32]], &mut [f32])]| {
+        for (vectors, run) in part {
+            pack_vector_group(vectors, (cg, cb, taps), run);
+        }
+    };
+    let per = runs.len().div_ceil(threads).max(1);
+    if threads == 1 {
+        pack_runs(&mut runs);
+    } else {
+        std::thread::scope(|s| {
+            for part in runs.chunks_mut(per) {
+                s.spawn(move || pack_runs(part));
+            }
+        });
+    }
+}
+
+/// One vector group's rows into `run`, input block by input block, tap by tap, lane by
+/// lane; its rows stay in cache while they are interleaved.
+fn pack_vector_group(vectors: &[&[f32]], (cg, cb, taps): (usize, usize, usize), run: &mut [f32]) {
+    let mut out = run.iter_mut();
+    for ib in 0..cb {
+        for tap in 0..taps {
+            for ci in ib * LANES..(ib + 1) * LANES {
+                // `vectors` first: the zip stops before taking a slot.
+                for (row, o) in vectors.iter().zip(out.by_ref()) {
+                    *o = if ci < cg { row[ci * taps + tap] } else { 0.0 };
                 }
             }
         }
     }
-    assert_eq!(out.len(), 0, "the packed weights fill the table");
+    assert_eq!(out.len(), 0, "a vector group fills its run");
 }
 
 /// Run-time values one tile needs.
