@@ -5,7 +5,7 @@
 //! the file put it: typed views are free where the buffer is aligned for its element
 //! type, and copies where it is not (`raw_data` in a protobuf starts at any byte).
 //! Code that only moves bytes, like laying out a model's constant data, reads
-//! [`Tensor::dense_bytes`] and copies nothing.
+//! [`Tensor::le_bytes`] and copies nothing.
 
 use std::borrow::Cow;
 use std::fmt;

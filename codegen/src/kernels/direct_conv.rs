@@ -24,7 +24,7 @@ use cranelift_module::FuncId;
 use super::activation::costly_span;
 use super::conv::{Geometry, epilogue_args};
 use super::microkernel::{TileShape, Walk};
-use super::{KernelCx, f32_constant, row_blocks, tasks_for, wanted_tasks};
+use super::{KernelCx, f32_constant, on_every_core, row_blocks, tasks_for, wanted_tasks};
 use crate::CodegenError;
 use crate::emit::{Fx, LANES};
 
@@ -64,10 +64,6 @@ fn packed_len(g: &Geometry) -> usize {
     g.cout * (g.cin / g.groups).div_ceil(LANES) * taps * LANES
 }
 
-/// Packed weights large enough to be packed on every core (VGG-19's Winograd products
-/// are 37 MB a layer).
-const PARALLEL_PACK: usize = 1 << 20;
-
 /// The weights `[M, C/groups, kh, kw]` into `out` in the order the tiles read them,
 /// zero for the padding lanes of the last input block. Each vector group's weights are
 /// a run of `out` of their own, and large tables share the runs among the cores.
@@ -75,11 +71,6 @@ fn pack(w: &[f32], g: &Geometry, ov: usize, out: &mut [f32]) {
     let (cg, mg) = (g.cin / g.groups, g.cout / g.groups);
     let cb = cg.div_ceil(LANES);
     let taps: usize = g.kernel.iter().product();
-    let threads = if out.len() >= PARALLEL_PACK {
-        std::thread::available_parallelism().map_or(1, |t| t.get())
-    } else {
-        1
-    };
     // One output channel's weights per row.
     let rows: Vec<&[f32]> = w.chunks_exact(cg * taps).collect();
     let mut runs = Vec::new();
@@ -93,21 +84,9 @@ fn pack(w: &[f32], g: &Geometry, ov: usize, out: &mut [f32]) {
         rest = tail;
     }
     assert!(rest.is_empty(), "the packed weights fill the table");
-    let pack_runs = |part: &mut [(&[&[f32]], &mut [f32])]| {
-        for (vectors, run) in part {
-            pack_vector_group(vectors, (cg, cb, taps), run);
-        }
-    };
-    let per = runs.len().div_ceil(threads).max(1);
-    if threads == 1 {
-        pack_runs(&mut runs);
-    } else {
-        std::thread::scope(|s| {
-            for part in runs.chunks_mut(per) {
-                s.spawn(move || pack_runs(part));
-            }
-        });
-    }
+    on_every_core(&mut runs, packed_len(g), |(vectors, run)| {
+        pack_vector_group(vectors, (cg, cb, taps), run);
+    });
 }
 
 /// One vector group's rows into `run`, input block by input block, tap by tap, lane by

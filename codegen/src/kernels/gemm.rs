@@ -20,7 +20,7 @@ use cranelift_module::FuncId;
 use super::activation::costly_span;
 use super::movement::{CopyPlan, copy_launch};
 use super::nest::dense_strides;
-use super::{KernelCx, f32_constant, tasks_for};
+use super::{KernelCx, f32_constant, on_every_core, tasks_for};
 use crate::CodegenError;
 use crate::emit::{Fx, LANES, mem};
 
@@ -677,18 +677,13 @@ const GEMV_ROWS: usize = 4;
 /// It moves bytes (4 per value), so that weights still in the model file, at any
 /// alignment there, are read in place.
 fn interleave_rows(b: &[u8], k: usize, out: &mut [u8]) {
-    let group = GEMV_ROWS * k * 4;
-    let rows = b.len() / (4 * k).max(1);
-    let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
-    let per = (rows.div_ceil(GEMV_ROWS).div_ceil(threads) * group).max(1);
-    std::thread::scope(|s| {
-        for (dst, src) in out.chunks_mut(per).zip(b.chunks(per)) {
-            s.spawn(move || {
-                for (dst, src) in dst.chunks_mut(group).zip(src.chunks(group)) {
-                    interleave_group(dst, src, 4 * k);
-                }
-            });
-        }
+    let (group, work) = (GEMV_ROWS * k * 4, out.len() / 4);
+    let mut groups: Vec<_> = out
+        .chunks_mut(group.max(1))
+        .zip(b.chunks(group.max(1)))
+        .collect();
+    on_every_core(&mut groups, work, |(dst, src)| {
+        interleave_group(dst, src, 4 * k)
     });
 }
 
