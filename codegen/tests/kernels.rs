@@ -2373,6 +2373,55 @@ fn transpose() {
     run_family("transpose", 400, transpose_case);
 }
 
+/// A channel shuffle of 1 to 8 groups, on plain tensors of any rank from 2 (any
+/// dtype) or between reorders on blocked 4-D and 5-D ones (each group's channels in
+/// whole blocks), sometimes large enough to split over every task.
+fn channel_shuffle_case(rng: &mut Rng) -> Case {
+    let groups = rng.range(1, 8);
+    let rank = rng.range(2, 5);
+    let blocked = rank >= 4 && chance(rng, 2);
+    let per_group = if blocked {
+        4 * rng.range(1, 4)
+    } else {
+        rng.range(1, 9)
+    };
+    let mut xs = vec![rng.range(1, 3), groups * per_group];
+    for _ in 2..rank {
+        xs.push(rng.range(1, [0, 0, 0, 19, 9, 5][rank]));
+    }
+    // Large: one image of one block a group, so that the tasks split the positions.
+    if rank == 4 && chance(rng, 6) {
+        xs = vec![
+            1,
+            groups * if blocked { 4 } else { 1 },
+            rng.range(60, 90),
+            rng.range(60, 90),
+        ];
+    }
+    let mut b = B::new(format!(
+        "channel_shuffle groups={groups} x={xs:?} blocked={blocked}"
+    ));
+    let x = rng.tensor(&xs);
+    let x = b.input(x);
+    let op = Op::ChannelShuffle { groups };
+    let y = if blocked {
+        let xb = b.reorder(x, BLOCKED);
+        let y = b.blocked(op, &[xb]);
+        b.reorder(y, Layout::Plain)
+    } else {
+        let (x, is_bool) = maybe_bool(&mut b, rng, x);
+        b.desc += &format!(" bool={is_bool}");
+        b.node(op, &[x])
+    };
+    b.out(y);
+    b.done(0.0, 0.0)
+}
+
+#[test]
+fn channel_shuffle() {
+    run_family("channel_shuffle", 300, channel_shuffle_case);
+}
+
 fn slice_case(rng: &mut Rng) -> Case {
     let shape = rand_shape(rng, 1, 4, 8);
     let axes: Vec<SliceAxis> = shape

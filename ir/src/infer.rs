@@ -647,6 +647,14 @@ impl Op {
                     perm.iter().map(|&p| x.shape[p]).collect(),
                 ))
             }
+            Op::ChannelShuffle { groups } => {
+                let x = inputs[0];
+                ensure!(
+                    x.rank() >= 2 && *groups >= 1 && x.shape[1].is_multiple_of(*groups),
+                    "channel_shuffle needs channels divisible by its {groups} groups, got {x}"
+                );
+                one(x.clone())
+            }
             Op::Concat { axis } => {
                 let first = inputs[0];
                 ensure!(*axis < first.rank(), "axis {axis} out of range for {first}");

@@ -98,6 +98,13 @@ pub enum Op {
     Transpose {
         perm: Vec<usize>,
     },
+    /// ShuffleNet's channel shuffle, `[N, C, ..]` with the channels read as a
+    /// `groups x C/groups` matrix and transposed: output channel `j * groups + i` is
+    /// input channel `i * C/groups + j`. Found by the `channel_shuffle` pass in the
+    /// reshape-transpose-reshape that spells it in ONNX.
+    ChannelShuffle {
+        groups: usize,
+    },
     Concat {
         axis: usize,
     },
@@ -486,7 +493,8 @@ pub enum LayoutRule {
     /// Its output has its inputs' layout, which they share: elementwise ops on equal
     /// shapes and channel concatenation work on the stored elements as they are, and
     /// pooling and per-image channel scaling on a channel block's vectors as on single
-    /// channels.
+    /// channels; a channel shuffle moves whole vectors' lanes (when its groups fill
+    /// whole blocks).
     Follows,
     /// Its output has its first input's layout; the other inputs are per-channel
     /// parameters, plain (ScaleShift's scale and shift), except an epilogue's residual,
@@ -511,6 +519,7 @@ impl Op {
             | Op::GlobalPool(_)
             | Op::ChannelScale
             | Op::Lrn(_)
+            | Op::ChannelShuffle { .. }
             | Op::WinogradInput(_) => LayoutRule::Follows,
             Op::ScaleShift(_) | Op::WinogradOutput(_) => LayoutRule::FollowsFirst,
             _ => LayoutRule::Plain,
@@ -557,6 +566,7 @@ impl Op {
             } => "reduce_mean",
             Op::Reshape { .. } => "reshape",
             Op::Transpose { .. } => "transpose",
+            Op::ChannelShuffle { .. } => "channel_shuffle",
             Op::Concat { .. } => "concat",
             Op::Split { .. } => "split",
             Op::Slice { .. } => "slice",
@@ -759,6 +769,7 @@ impl fmt::Display for Attrs<'_> {
             }
             Op::Reshape { shape } => add("shape", Dims(shape).to_string()),
             Op::Transpose { perm } => add("perm", Dims(perm).to_string()),
+            Op::ChannelShuffle { groups } => add("groups", groups.to_string()),
             Op::Concat { axis } | Op::Gather { axis } => add("axis", axis.to_string()),
             Op::Split { axis, sizes } => {
                 add("axis", axis.to_string());

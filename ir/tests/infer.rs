@@ -1951,6 +1951,17 @@ fn depth_to_space_errors() {
 }
 
 #[test]
+fn channel_shuffle_keeps_the_shape_and_needs_whole_groups() {
+    let op = |groups| Op::ChannelShuffle { groups };
+    assert_eq!(ok1(op(3), &[f32t(&[2, 12, 5, 7])]), f32t(&[2, 12, 5, 7]));
+    assert_eq!(ok1(op(4), &[f32t(&[1, 8])]), f32t(&[1, 8]));
+    // 12 channels are not 5 groups; no groups; no channel axis.
+    shape_err(op(5), &[f32t(&[1, 12, 4, 4])]);
+    shape_err(op(0), &[f32t(&[1, 12, 4, 4])]);
+    shape_err(op(1), &[f32t(&[12])]);
+}
+
+#[test]
 fn space_to_depth_shapes() {
     for mode in [DepthToSpaceMode::Dcr, DepthToSpaceMode::Crd] {
         // C 2 * 4 = 8, H 4 / 2 = 2, W 6 / 2 = 3

@@ -29,6 +29,26 @@ fn reflect_padding_wider_than_the_axis_keeps_mirroring() {
 }
 
 #[test]
+fn channel_shuffle_transposes_the_groups_of_channels() {
+    // 6 channels in 2 groups (0 1 2 | 3 4 5) of 2 positions: channel c holds 10c, 10c+1.
+    let x = f32s(
+        &[1, 6, 2],
+        &[
+            0.0, 1.0, 10.0, 11.0, 20.0, 21.0, 30.0, 31.0, 40.0, 41.0, 50.0, 51.0,
+        ],
+    );
+    let op = Op::ChannelShuffle { groups: 2 };
+    let out = op.infer(&[&x.ty()]).unwrap();
+    // Channels 0 3 1 4 2 5, as numpy's x.reshape(1, 2, 3, 2).transpose(0, 2, 1, 3).
+    assert_eq!(
+        values(&eval(&op, &[&x], &out).unwrap()[0]),
+        [
+            0.0, 1.0, 30.0, 31.0, 10.0, 11.0, 40.0, 41.0, 20.0, 21.0, 50.0, 51.0
+        ]
+    );
+}
+
+#[test]
 fn negative_pads_crop() {
     let x = f32s(&[5], &[1.0, 2.0, 3.0, 4.0, 5.0]);
     let op = Op::Pad {

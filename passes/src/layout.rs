@@ -236,6 +236,9 @@ impl Pass for AssignLayout {
                     let shapes_fit = match &op {
                         Op::Binary(_) => types.iter().all(|t| t.shape == types[0].shape),
                         Op::Concat { axis } => *axis == 1,
+                        Op::ChannelShuffle { groups } => {
+                            (types[0].shape[1] / groups).is_multiple_of(block)
+                        }
                         _ => true,
                     };
                     // A 2-D or 3-D max pool's blocked kernel is several times faster

@@ -3,6 +3,7 @@
 //! Each pass is one file; [`Pipeline`] runs them in order for an optimization level.
 //! [`memory`] places a program's buffers in one arena.
 
+mod channel_shuffle;
 mod conv_transpose_gemm;
 mod depthwise;
 mod eliminate_identities;
@@ -146,6 +147,7 @@ pub fn all_passes() -> Vec<Box<dyn Pass>> {
         Box::new(eliminate_identities::EliminateIdentities(
             "eliminate_identities",
         )),
+        Box::new(channel_shuffle::ChannelShuffle),
         Box::new(fold_pad::FoldPad),
         Box::new(fold_batch_norm::FoldBatchNorm),
         Box::new(depthwise::Depthwise),

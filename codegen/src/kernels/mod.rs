@@ -6,6 +6,7 @@
 //! for them: inputs, outputs, scratch memory and constant tables.
 
 mod activation;
+mod channel_shuffle;
 mod conv;
 mod conv_transpose;
 mod depthwise;
@@ -359,6 +360,7 @@ pub fn emit(cx: &mut KernelCx, op: &Op) -> Result<(), CodegenError> {
         Op::Softmax { axis, log } => softmax::emit(cx, *axis, *log),
         Op::Reduce { kind, axes, .. } => reduce::emit(cx, *kind, axes),
         Op::Resize(r) => resize::emit(cx, r),
+        Op::ChannelShuffle { groups } => channel_shuffle::emit(cx, *groups),
         Op::Concat { axis } => movement::concat(cx, *axis, &vec![false; cx.inputs.len()]),
         Op::Reshape { .. }
         | Op::Identity

@@ -135,6 +135,7 @@ fn eval_own(op: &Op, inputs: &[&Tensor], outputs: &[TensorType]) -> Result<Vec<T
         Op::Reshape { shape } => single(inputs[0].reshape(shape.clone())),
         Op::Identity => Ok(vec![inputs[0].clone()]),
         Op::Transpose { perm } => single(movement::transpose(inputs[0], perm, out)),
+        Op::ChannelShuffle { groups } => single(movement::channel_shuffle(inputs[0], *groups, out)),
         Op::Concat { axis } => single(movement::concat(inputs, *axis, out)),
         Op::Split { axis, .. } => movement::split(inputs[0], *axis, outputs),
         Op::Slice { axes } => single(movement::slice(inputs[0], axes, out)),
@@ -170,6 +171,7 @@ fn eval_splat(
         op,
         Op::Reshape { .. }
             | Op::Transpose { .. }
+            | Op::ChannelShuffle { .. }
             | Op::Split { .. }
             | Op::Slice { .. }
             | Op::Tile { .. }

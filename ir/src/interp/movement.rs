@@ -34,6 +34,17 @@ pub fn transpose(x: &Tensor, perm: &[usize], out: &TensorType) -> Result<Tensor,
     })
 }
 
+/// Output channel `j * groups + i` is input channel `i * (C / groups) + j`.
+pub fn channel_shuffle(x: &Tensor, groups: usize, out: &TensorType) -> Result<Tensor, IrError> {
+    let strides = strides_of(x.shape());
+    let per_group = x.shape()[1] / groups;
+    remap(x, out, 0.0, |idx| {
+        let (j, i) = (idx[1] / groups, idx[1] % groups);
+        let channel = i * per_group + j;
+        Some(linear(idx, &strides) + channel * strides[1] - idx[1] * strides[1])
+    })
+}
+
 pub fn concat(inputs: &[&Tensor], axis: usize, out: &TensorType) -> Result<Tensor, IrError> {
     // Treat each input as [outer, len * inner] blocks and interleave the blocks.
     let outer: usize = out.shape[..axis].iter().product();
