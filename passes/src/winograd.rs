@@ -13,7 +13,8 @@
 //! ([`direct_row_cycles`]) and the transforms by their operations and the bytes they
 //! stream; for 3x3, F(4x4) multiplies 4x less than the direct kernel, F(2x2) 2.25x
 //! less but wastes less on small images; for 4x4 (the phases of a strided stem, see
-//! `space_to_depth`), F(3x3) multiplies 4x less; for 5x5, F(2x2) 2.8x less. A
+//! `space_to_depth`), F(3x3) multiplies 4x less; for 5x5, F(2x2) 2.8x less and F(4x4)
+//! 6.25x less, on 8x8 tiles whose transforms cost about 2.5x a 6x6 tile's. A
 //! candidate must beat the direct kernel by [`MARGIN`], so the model's error never
 //! picks the slower kernel for a small gain.
 
@@ -272,6 +273,7 @@ fn transformed_weights(f: &Transform, w: &Tensor, c: usize, m: usize) -> Result<
         (6, 3) => weights_of::<6, 3>(f.g, &w, c, m),
         (6, 4) => weights_of::<6, 4>(f.g, &w, c, m),
         (6, 5) => weights_of::<6, 5>(f.g, &w, c, m),
+        (8, 5) => weights_of::<8, 5>(f.g, &w, c, m),
         (t, r) => unreachable!("Winograd input tile {t} for kernel {r}"),
     };
     Tensor::from_vec(vec![f.t * f.t * m, c, 1, 1], u)
