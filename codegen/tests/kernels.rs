@@ -1626,7 +1626,7 @@ fn winograd_with(rng: &mut Rng, grid: Grid) -> Case {
         (groups * rng.range(1, 5), groups * rng.range(1, 5))
     };
     let batch = rng.range(1, 2);
-    let (tile, r) = rng.pick(&[(2, 3), (4, 3), (3, 4), (2, 5), (4, 5)]);
+    let (tile, r) = rng.pick(&[(2, 3), (4, 3), (6, 3), (3, 4), (2, 5), (4, 5)]);
     // Tiles by rows and columns: 2 KiB / 16 bytes / 16 or 32 blocks = 8 or 4, times
     // 4 for either transform's planes (of `c` or `m` channels).
     let tiles = match grid {

@@ -9,8 +9,9 @@
 //! products (one per position of the transformed tile), which is where the time goes.
 //! The interpolation points are 0, ±1, ±2 (t = 6: F(4x4, 3x3), F(3x3, 4x4) and
 //! F(2x2, 5x5), which share `Bᵀ`), 0, ±1 (F(2x2, 3x3)) and 0, ±1, ±2, ±1/2 (t = 8:
-//! F(4x4, 5x5)), with the point at infinity: the usual choices, whose error for
-//! float32 stays within a few 1e-6 relative. The 4x4 kernels
+//! F(6x6, 3x3) and F(4x4, 5x5), sharing theirs), with the point at infinity: the usual
+//! choices, whose error for float32 stays within a few 1e-6 relative (the 8x8 tiles'
+//! about twice the 6x6 ones'). The 4x4 kernels
 //! are those of strided convolutions split into their phases (`space_to_depth`).
 
 /// The transform matrices of one F(m x m, r x r), row-major.
@@ -170,6 +171,34 @@ const F4_5: Transform = Transform {
     ],
 };
 
+/// F(6x6, 3x3) on the 8x8 tiles of F4_5: `G`'s row of p is `[1, p, p²]` over the same
+/// products as F4_5's, `Aᵀ` the first six powers.
+#[rustfmt::skip]
+const F6: Transform = Transform {
+    m: 6,
+    r: 3,
+    t: 8,
+    bt: F4_5.bt,
+    g: &[
+         1.0,          0.0,          0.0,
+         2.0 / 9.0,    2.0 / 9.0,    2.0 / 9.0,
+         2.0 / 9.0,   -2.0 / 9.0,    2.0 / 9.0,
+        -1.0 / 90.0,  -1.0 / 45.0,  -2.0 / 45.0,
+        -1.0 / 90.0,   1.0 / 45.0,  -2.0 / 45.0,
+        -32.0 / 45.0, -16.0 / 45.0, -8.0 / 45.0,
+        -32.0 / 45.0,  16.0 / 45.0, -8.0 / 45.0,
+         0.0,          0.0,          1.0,
+    ],
+    at: &[
+        1.0, 1.0,  1.0,  1.0,   1.0,  1.0,      1.0,      0.0,
+        0.0, 1.0, -1.0,  2.0,  -2.0,  0.5,     -0.5,      0.0,
+        0.0, 1.0,  1.0,  4.0,   4.0,  0.25,     0.25,     0.0,
+        0.0, 1.0, -1.0,  8.0,  -8.0,  0.125,   -0.125,    0.0,
+        0.0, 1.0,  1.0, 16.0,  16.0,  0.0625,   0.0625,   0.0,
+        0.0, 1.0, -1.0, 32.0, -32.0,  0.03125, -0.03125,  1.0,
+    ],
+};
+
 /// The transform with output tiles of `m x m` for an `r x r` kernel, if there is one:
 /// F(2x2) and F(4x4) for 3x3, F(3x3) for 4x4, F(2x2) and F(4x4) for 5x5.
 pub fn transform(m: usize, r: usize) -> Option<&'static Transform> {
@@ -178,7 +207,7 @@ pub fn transform(m: usize, r: usize) -> Option<&'static Transform> {
 
 /// Every transform for an `r x r` kernel.
 pub fn transforms_for(r: usize) -> impl Iterator<Item = &'static Transform> {
-    [&F2, &F4, &F3_4, &F2_5, &F4_5]
+    [&F2, &F4, &F6, &F3_4, &F2_5, &F4_5]
         .into_iter()
         .filter(move |f| f.r == r)
 }
@@ -223,7 +252,7 @@ mod tests {
 
     #[test]
     fn every_transform_computes_the_correlation() {
-        for (m, r) in [(2, 3), (4, 3), (3, 4), (2, 5), (4, 5)] {
+        for (m, r) in [(2, 3), (4, 3), (6, 3), (3, 4), (2, 5), (4, 5)] {
             let f = transform(m, r).unwrap();
             let t = f.t;
             assert_eq!(t, m + r - 1);

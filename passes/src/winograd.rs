@@ -11,8 +11,9 @@
 //!
 //! The cost model prices the products with the tiling pass's direct-kernel model
 //! ([`direct_row_cycles`]) and the transforms by their operations and the bytes they
-//! stream; for 3x3, F(4x4) multiplies 4x less than the direct kernel, F(2x2) 2.25x
-//! less but wastes less on small images; for 4x4 (the phases of a strided stem, see
+//! stream, and the transformed weights by the bytes they bring from beyond L2 when
+//! they do not fit it; for 3x3, F(6x6) multiplies 5.1x less than the direct kernel,
+//! F(4x4) 4x less, F(2x2) 2.25x less but wastes less on small images; for 4x4 (the phases of a strided stem, see
 //! `space_to_depth`), F(3x3) multiplies 4x less; for 5x5, F(2x2) 2.8x less and F(4x4)
 //! 6.25x less, on 8x8 tiles whose transforms cost about 2.5x a 6x6 tile's. A
 //! candidate must beat the direct kernel by [`MARGIN`], so the model's error never
@@ -260,7 +261,17 @@ fn winograd_cycles(wg: &Winograd, conv: &Candidate, target: &TargetInfo) -> f64 
     };
     let input = tile_cycles(t * t, 2 * t * nonzeros(f.bt), t * t) * (c / lanes) as f64;
     let output = tile_cycles(t * t, (t + f.m) * nonzeros(f.at), f.m * f.m) * (m / lanes) as f64;
-    gemm + tiles * (input + output)
+    // The transformed weights, `t*t / (r*r)` times the kernel's, are read once a run,
+    // from beyond L2 when they do not fit it: deep layers with few tiles per weight
+    // (VGG-19's 512 channels at 28x28: 38 MB in F(4x4), 67 MB in F(6x6)) pay more for
+    // F(6x6)'s larger weights than its fewer multiplies save.
+    let weights = (t * t * cg * m * 4) as f64;
+    let stream = if weights > target.l2_bytes as f64 {
+        weights / target.far_bytes_per_cycle
+    } else {
+        0.0
+    };
+    gemm + tiles * (input + output) + stream
 }
 
 /// `U[xi * M + o, c] = (G g[o, c] Gᵀ)[xi]`: the weights of the `t*t` products, in f64,
@@ -271,6 +282,7 @@ fn transformed_weights(f: &Transform, w: &Tensor, c: usize, m: usize) -> Result<
     let u = match (f.t, f.r) {
         (4, 3) => weights_of::<4, 3>(f.g, &w, c, m),
         (6, 3) => weights_of::<6, 3>(f.g, &w, c, m),
+        (8, 3) => weights_of::<8, 3>(f.g, &w, c, m),
         (6, 4) => weights_of::<6, 4>(f.g, &w, c, m),
         (6, 5) => weights_of::<6, 5>(f.g, &w, c, m),
         (8, 5) => weights_of::<8, 5>(f.g, &w, c, m),

@@ -207,7 +207,7 @@ fn every_geometry_stays_within_the_error_bound() {
             (groups * (1 + pick(12)), groups * (1 + pick(12)))
         };
         let batch = 1 + pick(2);
-        let (tile, r) = [(2, 3), (4, 3), (3, 4), (2, 5), (4, 5)][pick(5)];
+        let (tile, r) = [(2, 3), (4, 3), (6, 3), (3, 4), (2, 5), (4, 5)][pick(6)];
         let mut pads = [(0, 0); 2];
         let mut hw = [0; 2];
         for a in 0..2 {

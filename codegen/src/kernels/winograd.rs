@@ -711,6 +711,12 @@ mod tests {
         let f43 = cnnc_ir::winograd::transform(4, 3).expect("F(4x4, 3x3)");
         assert_eq!(operations(f43.bt, 6, 6), 13);
         assert_eq!(operations(f43.at, 4, 6), 10);
+        // 8x8 tiles: the pairs ±1, ±2 and ±1/2 (36 and 32 operations unpaired).
+        let f63 = cnnc_ir::winograd::transform(6, 3).expect("F(6x6, 3x3)");
+        assert_eq!(operations(f63.bt, 8, 8), 30);
+        assert_eq!(operations(f63.at, 6, 8), 20);
+        let f45 = cnnc_ir::winograd::transform(4, 5).expect("F(4x4, 5x5)");
+        assert_eq!(operations(f45.at, 4, 8), 16);
         let f23 = cnnc_ir::winograd::transform(2, 3).expect("F(2x2, 3x3)");
         assert_eq!(operations(f23.bt, 4, 4), 4);
         assert_eq!(operations(f23.at, 2, 4), 4);
