@@ -150,6 +150,33 @@ fn alexnet_5x5_conv_becomes_winograd() {
     assert!(err <= 1e-4, "relative L2 error {err:e}");
 }
 
+/// The output tile the pass gives one 3x3 convolution from `c` to `m` channels on
+/// `hw x hw` images, padded by 1.
+fn chosen_tile(c: usize, m: usize, hw: usize) -> usize {
+    let mut g = Graph::new();
+    let x = input(&mut g, "x", &[1, c, hw, hw]);
+    let y = conv3x3(&mut g, "conv", x, m, [(1, 1); 2], None);
+    g.add_output("y", y);
+    prepare(PASS, &mut g);
+    apply(PASS, &mut g);
+    let tile = g.node_ids().find_map(|id| match &g.node(id).op {
+        Op::WinogradOutput(w) => Some(w.tile),
+        _ => None,
+    });
+    tile.expect("a Winograd convolution")
+}
+
+#[test]
+fn large_images_take_6x6_tiles_deep_layers_4x4() {
+    // VGG-19's shallow layers at 224x224 and 56x56: F(6x6) multiplies least. Its
+    // 512-channel layers at 28x28 and 14x14: F(6x6)'s transformed weights (67 MB at
+    // 28x28) would stream from memory for few tiles each, F(4x4)'s are 1.8x smaller.
+    assert_eq!(chosen_tile(64, 64, 224), 6);
+    assert_eq!(chosen_tile(256, 256, 56), 6);
+    assert_eq!(chosen_tile(512, 512, 28), 4);
+    assert_eq!(chosen_tile(512, 512, 14), 4);
+}
+
 #[test]
 fn what_stays_direct() {
     // Stride 2, dilation 2, groups of 2 channels (not whole blocks), a 7x7 kernel, a
