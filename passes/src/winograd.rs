@@ -59,14 +59,28 @@ impl Pass for WinogradConv {
     }
 }
 
+/// How much cheaper than the best transform on smaller tiles one on 8x8 tiles must be:
+/// their transforms compile to about 2.5x the code (U-Net 190 -> 290 ms with F(6x6)
+/// wherever the model preferred it), and where F(6x6) saved under a tenth of the
+/// multiplies it measured no faster (DenseNet-121's 28x28 and 56x56 layers).
+const LARGE_TILE_MARGIN: f64 = 1.1;
+
 /// The cheapest Winograd transform for `conv` and its cycles.
 pub(crate) fn best_winograd(conv: &Candidate, target: &TargetInfo) -> Option<(f64, Winograd)> {
-    transforms_for(conv.r())
-        .map(|f| {
-            let wg = winograd_of(conv, f.m, target);
-            (winograd_cycles(&wg, conv, target), wg)
-        })
-        .min_by(|a, b| a.0.total_cmp(&b.0))
+    let priced = |f: &Transform| {
+        let wg = winograd_of(conv, f.m, target);
+        (winograd_cycles(&wg, conv, target), wg)
+    };
+    let cheapest = |large: bool| {
+        transforms_for(conv.r())
+            .filter(|f| (f.t > 6) == large)
+            .map(priced)
+            .min_by(|a, b| a.0.total_cmp(&b.0))
+    };
+    match (cheapest(false), cheapest(true)) {
+        (Some(small), Some(large)) if large.0 * LARGE_TILE_MARGIN >= small.0 => Some(small),
+        (small, large) => large.or(small),
+    }
 }
 
 /// Rewrites convolution `id` with `tile`, whatever the cost model would choose and on
