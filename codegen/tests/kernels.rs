@@ -2390,6 +2390,10 @@ fn channel_shuffle_case(rng: &mut Rng) -> Case {
     for _ in 2..rank {
         xs.push(rng.range(1, [0, 0, 0, 19, 9, 5][rank]));
     }
+    // Now and then an empty tensor: no positions.
+    if rank > 2 && chance(rng, 25) {
+        xs[2] = 0;
+    }
     // Large: one image of one block a group, so that the tasks split the positions.
     if rank == 4 && chance(rng, 6) {
         xs = vec![

@@ -22,6 +22,9 @@ pub fn emit(cx: &mut KernelCx, groups: usize) -> Result<(), CodegenError> {
     let x = cx.inputs[0].ty.clone();
     let (n, c) = (x.shape[0], x.shape[1]);
     let s: usize = x.shape[2..].iter().product();
+    if x.numel() == 0 {
+        return Ok(());
+    }
     match x.layout {
         Layout::Plain => plain(cx, n, c, s, groups, x.dtype.size()),
         Layout::Blocked { block }
