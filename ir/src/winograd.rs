@@ -11,8 +11,8 @@
 //! F(2x2, 5x5), which share `Bᵀ`), 0, ±1 (F(2x2, 3x3)) and 0, ±1, ±2, ±1/2 (t = 8:
 //! F(6x6, 3x3) and F(4x4, 5x5), sharing theirs), with the point at infinity: the usual
 //! choices, whose error for float32 stays within a few 1e-6 relative (the 8x8 tiles'
-//! about twice the 6x6 ones'). The 4x4 kernels
-//! are those of strided convolutions split into their phases (`space_to_depth`).
+//! about twice the 6x6 ones'). The 4x4 kernels are those of strided stems split into
+//! their phases (`space_to_depth`), which also makes 3x3 ones of 5x5/2 convolutions.
 
 /// The transform matrices of one F(m x m, r x r), row-major.
 #[derive(Debug)]
@@ -131,28 +131,31 @@ const F3_4: Transform = Transform {
     ],
 };
 
-/// F(4x4, 5x5) on 8x8 input tiles, the points 0, ±1, ±2, ±1/2 and infinity: `Aᵀ`
-/// holds the powers of the points; `G`'s row of p is `[1, p, .., p⁴]` over the product
-/// of p's differences to the other finite points; `Bᵀ` solves the correlation for
-/// those two (row p: the coefficients of the product of `x - q` over the other finite
-/// points, scaled). Every finite row of `Bᵀ` and `G` is negated, so that `G`'s first
-/// entry is 1. Its float32 error is about twice F(2x2, 5x5)'s (relative L2 2.6e-6
+/// `Bᵀ` of the points 0, ±1, ±2, ±1/2 and infinity: row p holds the coefficients of the
+/// product of `x - q` over the other finite points, scaled so that `G` (below) solves
+/// the correlation; every finite row negated, so that `G`'s first entry is 1.
+#[rustfmt::skip]
+const BT8: [f64; 64] = [
+    1.0,  0.0, -5.25,  0.0,   5.25,  0.0,  -1.0, 0.0,
+    0.0, -1.0, -1.0,   4.25,  4.25, -1.0,  -1.0, 0.0,
+    0.0,  1.0, -1.0,  -4.25,  4.25,  1.0,  -1.0, 0.0,
+    0.0, -0.5, -0.25,  2.5,   1.25, -2.0,  -1.0, 0.0,
+    0.0,  0.5, -0.25, -2.5,   1.25,  2.0,  -1.0, 0.0,
+    0.0, -2.0, -4.0,   2.5,   5.0,  -0.5,  -1.0, 0.0,
+    0.0,  2.0, -4.0,  -2.5,   5.0,   0.5,  -1.0, 0.0,
+    0.0, -1.0,  0.0,   5.25,  0.0,  -5.25,  0.0, 1.0,
+];
+
+/// F(4x4, 5x5) on 8x8 input tiles: `Aᵀ` holds the powers of the points; `G`'s row of p
+/// is `[1, p, .., p⁴]` over the product of p's differences to the other finite points
+/// (negated as `Bᵀ`'s). Its float32 error is about twice F(2x2, 5x5)'s (relative L2 2.6e-6
 /// against 1.4e-6 over 48 channels in a numpy model of the kernels).
 #[rustfmt::skip]
 const F4_5: Transform = Transform {
     m: 4,
     r: 5,
     t: 8,
-    bt: &[
-        1.0,  0.0, -5.25,  0.0,   5.25,  0.0,  -1.0, 0.0,
-        0.0, -1.0, -1.0,   4.25,  4.25, -1.0,  -1.0, 0.0,
-        0.0,  1.0, -1.0,  -4.25,  4.25,  1.0,  -1.0, 0.0,
-        0.0, -0.5, -0.25,  2.5,   1.25, -2.0,  -1.0, 0.0,
-        0.0,  0.5, -0.25, -2.5,   1.25,  2.0,  -1.0, 0.0,
-        0.0, -2.0, -4.0,   2.5,   5.0,  -0.5,  -1.0, 0.0,
-        0.0,  2.0, -4.0,  -2.5,   5.0,   0.5,  -1.0, 0.0,
-        0.0, -1.0,  0.0,   5.25,  0.0,  -5.25,  0.0, 1.0,
-    ],
+    bt: &BT8,
     g: &[
          1.0,          0.0,          0.0,         0.0,         0.0,
          2.0 / 9.0,    2.0 / 9.0,    2.0 / 9.0,   2.0 / 9.0,   2.0 / 9.0,
@@ -178,7 +181,7 @@ const F6: Transform = Transform {
     m: 6,
     r: 3,
     t: 8,
-    bt: F4_5.bt,
+    bt: &BT8,
     g: &[
          1.0,          0.0,          0.0,
          2.0 / 9.0,    2.0 / 9.0,    2.0 / 9.0,
@@ -200,7 +203,7 @@ const F6: Transform = Transform {
 };
 
 /// The transform with output tiles of `m x m` for an `r x r` kernel, if there is one:
-/// F(2x2) and F(4x4) for 3x3, F(3x3) for 4x4, F(2x2) and F(4x4) for 5x5.
+/// F(2x2), F(4x4) and F(6x6) for 3x3, F(3x3) for 4x4, F(2x2) and F(4x4) for 5x5.
 pub fn transform(m: usize, r: usize) -> Option<&'static Transform> {
     transforms_for(r).find(|f| f.m == m)
 }

@@ -11,13 +11,14 @@
 //!
 //! The cost model prices the products with the tiling pass's direct-kernel model
 //! ([`direct_row_cycles`]) and the transforms by their operations and the bytes they
-//! stream, and the transformed weights by the bytes they bring from beyond L2 when
-//! they do not fit it; for 3x3, F(6x6) multiplies 5.1x less than the direct kernel,
-//! F(4x4) 4x less, F(2x2) 2.25x less but wastes less on small images; for 4x4 (the phases of a strided stem, see
-//! `space_to_depth`), F(3x3) multiplies 4x less; for 5x5, F(2x2) 2.8x less and F(4x4)
-//! 6.25x less, on 8x8 tiles whose transforms cost about 2.5x a 6x6 tile's. A
-//! candidate must beat the direct kernel by [`MARGIN`], so the model's error never
-//! picks the slower kernel for a small gain.
+//! stream, and the weights (transformed, or the direct kernel's) by the bytes they
+//! bring from beyond L2 when they do not fit it. For 3x3, F(6x6) multiplies 5.1x less
+//! than the direct kernel, F(4x4) 4x less, F(2x2) 2.25x less but wastes less on small
+//! images; for 4x4 (the phases of a strided stem, see `space_to_depth`), F(3x3)
+//! multiplies 4x less; for 5x5, F(2x2) 2.8x less and F(4x4) 6.25x less, on 8x8 tiles
+//! whose transforms cost about 2.5x a 6x6 tile's. A candidate must beat the direct
+//! kernel by [`MARGIN`], so the model's error never picks the slower kernel for a small
+//! gain, and an 8x8 one the best smaller one by [`LARGE_TILE_MARGIN`].
 
 use cnnc_ir::op::{Conv, Epilogue, Winograd};
 use cnnc_ir::window::Axis;
@@ -65,22 +66,25 @@ impl Pass for WinogradConv {
 /// multiplies it measured no faster (DenseNet-121's 28x28 and 56x56 layers).
 const LARGE_TILE_MARGIN: f64 = 1.1;
 
+/// Input tile side from which a transform counts as large (`LARGE_TILE_MARGIN`).
+const LARGE_TILE: usize = 8;
+
 /// The cheapest Winograd transform for `conv` and its cycles.
 pub(crate) fn best_winograd(conv: &Candidate, target: &TargetInfo) -> Option<(f64, Winograd)> {
-    let priced = |f: &Transform| {
-        let wg = winograd_of(conv, f.m, target);
-        (winograd_cycles(&wg, conv, target), wg)
+    let margin = |f: &Transform| {
+        if f.t >= LARGE_TILE {
+            LARGE_TILE_MARGIN
+        } else {
+            1.0
+        }
     };
-    let cheapest = |large: bool| {
-        transforms_for(conv.r())
-            .filter(|f| (f.t > 6) == large)
-            .map(priced)
-            .min_by(|a, b| a.0.total_cmp(&b.0))
-    };
-    match (cheapest(false), cheapest(true)) {
-        (Some(small), Some(large)) if large.0 * LARGE_TILE_MARGIN >= small.0 => Some(small),
-        (small, large) => large.or(small),
-    }
+    transforms_for(conv.r())
+        .map(|f| {
+            let wg = winograd_of(conv, f.m, target);
+            (winograd_cycles(&wg, conv, target), margin(f), wg)
+        })
+        .min_by(|a, b| (a.0 * a.1).total_cmp(&(b.0 * b.1)))
+        .map(|(cycles, _, wg)| (cycles, wg))
 }
 
 /// Rewrites convolution `id` with `tile`, whatever the cost model would choose and on
@@ -182,6 +186,7 @@ pub(crate) fn direct_cycles(conv: &Candidate, target: &TargetInfo) -> f64 {
         bytes: 4 * (conv.images * (c * ih * iw + m * h * w) + m * cg * r * r),
     };
     direct_row_cycles(p, target) * (cg * r * r * h * conv.attrs.groups * conv.images) as f64
+        + weight_stream_cycles(m * cg * r * r * 4, target)
 }
 
 /// Cache sets of an L1 data cache indexed within a 4 KiB page (every x86 one: 64 sets
@@ -275,17 +280,21 @@ fn winograd_cycles(wg: &Winograd, conv: &Candidate, target: &TargetInfo) -> f64 
     };
     let input = tile_cycles(t * t, 2 * t * nonzeros(f.bt), t * t) * (c / lanes) as f64;
     let output = tile_cycles(t * t, (t + f.m) * nonzeros(f.at), f.m * f.m) * (m / lanes) as f64;
-    // The transformed weights, `t*t / (r*r)` times the kernel's, are read once a run,
-    // from beyond L2 when they do not fit it: deep layers with few tiles per weight
-    // (VGG-19's 512 channels at 28x28: 38 MB in F(4x4), 67 MB in F(6x6)) pay more for
-    // F(6x6)'s larger weights than its fewer multiplies save.
-    let weights = (t * t * cg * m * 4) as f64;
-    let stream = if weights > target.l2_bytes as f64 {
-        weights / target.far_bytes_per_cycle
+    // The transformed weights, `t*t / (r*r)` times the kernel's: deep layers with few
+    // tiles per weight (VGG-19's 512 channels at 28x28: 38 MB in F(4x4), 67 MB in
+    // F(6x6)) pay more for F(6x6)'s larger weights than its fewer multiplies save.
+    gemm + tiles * (input + output) + weight_stream_cycles(t * t * cg * m * 4, target)
+}
+
+/// Cycles to read `bytes` of weights once a run from beyond L2, when they do not fit it
+/// (the direct-kernel model's tiles reuse weights from L2 and L1 as if they came from
+/// there).
+fn weight_stream_cycles(bytes: usize, target: &TargetInfo) -> f64 {
+    if bytes > target.l2_bytes {
+        bytes as f64 / target.far_bytes_per_cycle
     } else {
         0.0
-    };
-    gemm + tiles * (input + output) + stream
+    }
 }
 
 /// `U[xi * M + o, c] = (G g[o, c] Gᵀ)[xi]`: the weights of the `t*t` products, in f64,

@@ -13,7 +13,7 @@ use cnnc_ir::Layout;
 use cranelift_codegen::ir::types::I8X16;
 use cranelift_codegen::ir::{InstBuilder, Value};
 
-use super::movement::{AxisMap, CopyPlan, copy_launch};
+use super::movement::{CopyPlan, copy_launch};
 use super::{KernelCx, row_blocks, tasks_for};
 use crate::CodegenError;
 use crate::emit::{Fx, LANES};
@@ -49,17 +49,8 @@ fn plain(
 ) -> Result<(), CodegenError> {
     let (src, dst) = (cx.input(0), cx.output(0));
     let (c_, s_, g_) = (c as isize, s as isize, groups as isize);
-    let plan = CopyPlan {
-        dims: vec![n, c / groups, groups, s],
-        src: [c_ * s_, s_, c_ / g_ * s_, 1]
-            .into_iter()
-            .map(AxisMap::Stride)
-            .collect(),
-        dst: vec![c_ * s_, g_ * s_, s_, 1],
-        src_base: 0,
-        dst_base: 0,
-        elem,
-    };
+    let from = vec![c_ * s_, s_, c_ / g_ * s_, 1];
+    let plan = CopyPlan::strided(&[n, c / groups, groups, s], from, 0, elem);
     copy_launch(cx, src, dst, plan)
 }
 
@@ -79,16 +70,6 @@ fn blocked(
     let units = planes * blocks;
     let tasks = tasks_for(units, n * c * s);
     let block_bytes = (s * LANES * 4) as i64;
-    // Output vector `o`'s lanes: (input vector, lane) of flat index `4o + l` of the
-    // `4 x g` output, which is `(j, i)` with `i` fastest.
-    let picks: Vec<[(usize, u8); LANES]> = (0..groups)
-        .map(|o| {
-            std::array::from_fn(|l| {
-                let f = o * LANES + l;
-                (f % groups, (f / groups) as u8)
-            })
-        })
-        .collect();
     cx.launch(tasks, |fx, task, ptrs| {
         let (lo, hi) = fx.task_range(task, units, tasks);
         fx.for_range(lo, hi, |fx, u| {
@@ -116,7 +97,7 @@ fn blocked(
             let end = fx.iconst(s as i64);
             let hi = fx.b.ins().smin(hi, end);
             fx.for_range(lo, hi, |fx, p| {
-                let at = fx.b.ins().imul_imm_s(p, 16);
+                let at = fx.b.ins().imul_imm_s(p, (LANES * 4) as i64);
                 let v: Vec<Value> = froms
                     .iter()
                     .map(|&f| {
@@ -124,7 +105,7 @@ fn blocked(
                         fx.load(I8X16, x, 0)
                     })
                     .collect();
-                for (out, &t) in transposed(fx, &v, &picks).into_iter().zip(&tos) {
+                for (out, &t) in transposed(fx, &v).into_iter().zip(&tos) {
                     let y = fx.b.ins().iadd(t, at);
                     fx.store(out, y, 0);
                 }
@@ -134,12 +115,31 @@ fn blocked(
     })
 }
 
-/// The `g` output vectors of one position from its `g` input vectors.
-fn transposed(fx: &mut Fx, v: &[Value], picks: &[[(usize, u8); LANES]]) -> Vec<Value> {
-    if let Ok(rows) = <[Value; 4]>::try_from(v) {
-        return fx.transpose4(rows).to_vec();
+/// The `g` output vectors of one position from its `g` input vectors: output vector
+/// `o` holds flat indices `4o..4o + 4` of the `4 x g` output `(j, i)`, `i` fastest,
+/// which is lane `j` of input `i`. With `g` a multiple of four that is `g / 4` 4x4
+/// transposes (output `j * g/4 + a` is row `j` of the transpose of inputs `4a..4a + 4`),
+/// eight shuffles for four vectors; otherwise each output gathers its lanes.
+fn transposed(fx: &mut Fx, v: &[Value]) -> Vec<Value> {
+    let g = v.len();
+    if g.is_multiple_of(LANES) {
+        let rows: Vec<[Value; 4]> = v
+            .chunks_exact(LANES)
+            .map(|c| fx.transpose4([c[0], c[1], c[2], c[3]]))
+            .collect();
+        return (0..g)
+            .map(|o| rows[o % (g / LANES)][o / (g / LANES)])
+            .collect();
     }
-    picks.iter().map(|p| gather(fx, v, p)).collect()
+    (0..g)
+        .map(|o| {
+            let picks = std::array::from_fn(|l| {
+                let f = o * LANES + l;
+                (f % g, (f / g) as u8)
+            });
+            gather(fx, v, &picks)
+        })
+        .collect()
 }
 
 /// A vector whose lane `l` is lane `picks[l].1` of `v[picks[l].0]`: one two-source

@@ -41,8 +41,9 @@ const RUN: usize = 4;
 const L1_WAYS: usize = 12;
 
 /// Whether `values` streams `stride` bytes apart crowd one L1 set beyond its ways.
-/// (VGG-19's 64-channel 224x224 layer: planes 784 KiB apart, all 36 values of a tile
-/// in one set; its input transform took 11.8 ms one tile at a time, 3.1 staged.)
+/// (VGG-19's 64-channel 224x224 layer under F(4x4): planes 784 KiB apart, all 36 values
+/// of a tile in one set; its input transform took 11.8 ms one tile at a time, 3.1
+/// staged.)
 fn crowded(stride: i64, values: usize) -> bool {
     let mut per_set = [0usize; 64];
     for v in 0..values as i64 {

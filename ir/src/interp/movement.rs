@@ -38,10 +38,11 @@ pub fn transpose(x: &Tensor, perm: &[usize], out: &TensorType) -> Result<Tensor,
 pub fn channel_shuffle(x: &Tensor, groups: usize, out: &TensorType) -> Result<Tensor, IrError> {
     let strides = strides_of(x.shape());
     let per_group = x.shape()[1] / groups;
+    let mut from = vec![0; x.shape().len()];
     remap(x, out, 0.0, |idx| {
-        let (j, i) = (idx[1] / groups, idx[1] % groups);
-        let channel = i * per_group + j;
-        Some(linear(idx, &strides) + channel * strides[1] - idx[1] * strides[1])
+        from.copy_from_slice(idx);
+        from[1] = idx[1] % groups * per_group + idx[1] / groups;
+        Some(linear(&from, &strides))
     })
 }
 
