@@ -66,12 +66,18 @@ pub fn per_layer(
     }
     let mut times: Vec<Vec<f64>> = vec![Vec::with_capacity(iters); steps.len()];
     for _ in 0..iters.max(1) {
+        // A step's time in this run: the steps of a banded convolution run by turns,
+        // once per band.
+        let mut run = vec![0.0; steps.len()];
         let mut last = Instant::now();
         compiled.run_profiled(inputs, &mut |k| {
             let now = Instant::now();
-            times[k].push((now - last).as_secs_f64() * 1e3);
+            run[k] += (now - last).as_secs_f64() * 1e3;
             last = now;
         })?;
+        for (t, r) in times.iter_mut().zip(run) {
+            t.push(r);
+        }
     }
     let macs: HashMap<&str, u64> = graph
         .node_ids()

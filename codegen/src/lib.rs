@@ -6,6 +6,7 @@
 //! loaded in memory ([`compile_jit`]) or written as a relocatable object with a C
 //! header ([`compile_object`], [`header`]).
 
+mod bands;
 mod compile;
 mod const_memory;
 mod emit;

@@ -9,6 +9,7 @@ use cnnc_ir::{DType, Graph, Op, Value};
 use cnnc_passes::memory::{self, Buffer};
 use cnnc_runtime::ALIGN;
 use cranelift_codegen::Context;
+use cranelift_codegen::ir;
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::types::{I32, I64};
 use cranelift_codegen::ir::{
@@ -17,6 +18,7 @@ use cranelift_codegen::ir::{
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_module::{DataDescription, DataId, FuncId, Linkage, Module};
 
+use crate::bands::{self, Banded};
 use crate::compile::Queue;
 use crate::const_memory::ConstMemory;
 use crate::kernels::{self, ArgSource, CopyPlan, KernelCx, Launch, Operand, Table, copy_launch};
@@ -76,6 +78,8 @@ enum Loc {
     Output(usize, usize),
     Const(usize),
     Arena(usize),
+    /// The first row of tiles of the band being run (`ArgSource::BandStart`).
+    BandStart,
 }
 
 /// How the constant data reaches the code.
@@ -103,6 +107,9 @@ struct Step {
     args: Vec<ArgSource>,
     launches: Vec<Launch>,
 }
+
+/// A step as the entry function runs it: where its arguments are, its launches.
+type StepCode = (Vec<Loc>, Vec<Launch>);
 
 /// The constant data: 64-byte aligned pieces, each distinct content stored once (shared
 /// biases, identical tables), written once into memory of their total size.
@@ -194,7 +201,12 @@ pub fn lower(
     let mut fctx = FunctionBuilderContext::new();
     let mut queue = Queue::default();
     let mut counter = 0usize;
-    let order = graph.topo_order()?;
+    let banded = bands::find(graph)?;
+    let order = bands::schedule(&graph.topo_order()?, &banded);
+    let storage = bands::storage(graph, &banded);
+    let stored = |v: Value| storage.get(&v).unwrap_or_else(|| graph.value_type(v));
+    // The first step of each banded convolution, and its bands.
+    let mut band_steps: Vec<(usize, Banded)> = Vec::new();
 
     let placement = Placement::of(graph, &order);
     let mut steps: Vec<Step> = Vec::new();
@@ -216,7 +228,7 @@ pub fn lower(
                 let (root, offset) = placement.find(v);
                 Operand {
                     value: v,
-                    ty: graph.value_type(v),
+                    ty: stored(v),
                     constant: match &graph.node(root.node).op {
                         Op::Const(t) if offset == 0 => Some(t),
                         _ => None,
@@ -225,8 +237,11 @@ pub fn lower(
             })
             .collect();
         let outputs = (0..node.outputs.len())
-            .map(|p| (Value::new(id, p), &node.outputs[p].ty))
+            .map(|p| (Value::new(id, p), stored(Value::new(id, p))))
             .collect();
+        if let Some(b) = banded.iter().find(|b| b.input == id) {
+            band_steps.push((steps.len(), *b));
+        }
         let mut cx = KernelCx::new(
             module,
             &mut ctx,
@@ -300,6 +315,8 @@ pub fn lower(
     }
 
     // Lifetimes of arena buffers, in steps: a buffer lives while any value in it does.
+    // The steps of a banded convolution run by turns, so a buffer live during any of
+    // them lives through all.
     let mut first: HashMap<Value, usize> = HashMap::new();
     let mut last: HashMap<Value, usize> = HashMap::new();
     for (s, step) in steps.iter().enumerate() {
@@ -311,6 +328,14 @@ pub fn lower(
             }
         }
     }
+    let lifetime = |(mut a, mut b): (usize, usize)| {
+        for &(s, _) in &band_steps {
+            if a <= s + 2 && b >= s {
+                (a, b) = (a.min(s), b.max(s + 2));
+            }
+        }
+        (a, b)
+    };
     let mut buffers: Vec<Buffer> = Vec::new();
     let mut buffer_of: HashMap<Value, usize> = HashMap::new();
     let mut scratch_of: HashMap<(usize, usize), usize> = HashMap::new();
@@ -324,19 +349,21 @@ pub fn lower(
                         && !buffer_of.contains_key(&root)
                     {
                         buffer_of.insert(root, buffers.len());
+                        let (first, last) = lifetime((first[&root], last[&root]));
                         buffers.push(Buffer {
-                            size: graph.value_type(root).byte_size(),
-                            first: first[&root],
-                            last: last[&root],
+                            size: stored(root).byte_size(),
+                            first,
+                            last,
                         });
                     }
                 }
                 ArgSource::Scratch(bytes) => {
                     scratch_of.insert((s, k), buffers.len());
+                    let (first, last) = lifetime((s, s));
                     buffers.push(Buffer {
                         size: *bytes,
-                        first: s,
-                        last: s,
+                        first,
+                        last,
                     });
                 }
                 _ => {}
@@ -400,6 +427,7 @@ pub fn lower(
                 ArgSource::Scratch(_) => Loc::Arena(plan.offsets[scratch_of[&(s, k)]]),
                 ArgSource::GraphOutput(j) => Loc::Output(*j, 0),
                 ArgSource::Table(t) => Loc::Const(consts.push_table(t)),
+                ArgSource::BandStart => Loc::BandStart,
             });
         }
         locs.push(l);
@@ -442,10 +470,20 @@ pub fn lower(
         workspace_size: plan.arena_size,
         peak_live_bytes: plan.peak_live,
         constant_bytes,
-        launches: steps.iter().map(|s| s.launches.len()).sum(),
+        launches: steps
+            .iter()
+            .enumerate()
+            .map(|(s, step)| {
+                let runs = band_steps
+                    .iter()
+                    .find(|(first, _)| (*first..first + 3).contains(&s))
+                    .map_or(1, |(_, b)| b.count);
+                step.launches.len() * runs
+            })
+            .sum(),
         steps: step_info,
     };
-    let launches: Vec<(Vec<Loc>, Vec<Launch>)> = locs
+    let launches: Vec<StepCode> = locs
         .into_iter()
         .zip(steps)
         .map(|(l, s)| (l, s.launches))
@@ -457,7 +495,7 @@ pub fn lower(
         (name, false),
         &info,
         data,
-        &launches,
+        (&launches, &band_steps),
         &mut queue,
     )?;
     let profiled = if profile {
@@ -468,7 +506,7 @@ pub fn lower(
             (name, true),
             &info,
             data,
-            &launches,
+            (&launches, &band_steps),
             &mut queue,
         )?)
     } else {
@@ -516,7 +554,7 @@ fn emit_entry(
     (name, profiled): (&str, bool),
     info: &ModelInfo,
     data: Option<DataId>,
-    steps: &[(Vec<Loc>, Vec<Launch>)],
+    (steps, band_steps): (&[StepCode], &[(usize, Banded)]),
     queue: &mut Queue,
 ) -> Result<FuncId, CodegenError> {
     let call_conv = module.isa().default_call_conv();
@@ -542,7 +580,7 @@ fn emit_entry(
     let mut hook_sig = Signature::new(call_conv);
     hook_sig.params.push(AbiParam::new(I64));
     hook_sig.params.push(AbiParam::new(I64));
-    let func_refs: HashMap<FuncId, cranelift_codegen::ir::FuncRef> = steps
+    let func_refs: HashMap<FuncId, ir::FuncRef> = steps
         .iter()
         .flat_map(|(_, l)| l.iter().map(|l| l.func))
         .map(|f| (f, module.declare_func_in_func(f, &mut ctx.func)))
@@ -596,52 +634,44 @@ fn emit_entry(
         let has_pool = b.ins().icmp_imm_s(IntCC::NotEqual, pfor, 0);
         let pfor_sig = b.import_signature(pfor_sig);
         let hook = profiled.then(|| (p[5], p[6], b.import_signature(hook_sig)));
-        for (step, (locs, launches)) in steps.iter().enumerate() {
-            for (k, loc) in locs.iter().enumerate() {
-                let ptr = match *loc {
-                    Loc::Input(i) => in_ptrs[i],
-                    Loc::Output(j, 0) => out_ptrs[j],
-                    Loc::Output(j, off) => b.ins().iadd_imm_s(out_ptrs[j], off as i64),
-                    Loc::Const(off) => b.ins().iadd_imm_s(base.expect("constant data"), off as i64),
-                    Loc::Arena(off) => b.ins().iadd_imm_s(workspace, off as i64),
-                };
-                b.ins().stack_store(I64, ptr, slot, (8 * k) as i32);
+        let run = Runner {
+            in_ptrs,
+            out_ptrs,
+            workspace,
+            base,
+            slot,
+            has_pool,
+            pfor: (pfor, pool, pfor_sig),
+            func_refs: &func_refs,
+            hook,
+        };
+        let mut step = 0;
+        while step < steps.len() {
+            let Some(&(_, bands)) = band_steps.iter().find(|(s, _)| *s == step) else {
+                run.step(&mut b, step, &steps[step], None);
+                step += 1;
+                continue;
+            };
+            // The three steps of a banded convolution, band by band.
+            let (head, done) = (b.create_block(), b.create_block());
+            b.append_block_param(head, I64);
+            let zero = b.ins().iconst(I64, 0);
+            b.ins().jump(head, &[zero.into()]);
+            b.switch_to_block(head);
+            let band = b.block_params(head)[0];
+            let start = b.ins().imul_imm_s(band, bands.band as i64);
+            let last = b.ins().iconst(I64, (bands.rows - bands.band) as i64);
+            let start = b.ins().umin(start, last);
+            for (k, code) in steps.iter().enumerate().skip(step).take(3) {
+                run.step(&mut b, k, code, Some(start));
             }
-            let bufs = b.ins().stack_addr(I64, slot, 0);
-            for l in launches {
-                let f = func_refs[&l.func];
-                if l.tasks == 1 {
-                    let zero = b.ins().iconst(I64, 0);
-                    b.ins().call(f, &[bufs, zero]);
-                    continue;
-                }
-                let (par, seq, done) = (b.create_block(), b.create_block(), b.create_block());
-                b.ins().brif(has_pool, par, &[], seq, &[]);
-                b.switch_to_block(par);
-                let addr = b.ins().func_addr(I64, f);
-                let n = b.ins().iconst(I64, l.tasks as i64);
-                b.ins()
-                    .call_indirect(pfor_sig, pfor, &[pool, addr, bufs, n]);
-                b.ins().jump(done, &[]);
-                b.switch_to_block(seq);
-                let head = b.create_block();
-                b.append_block_param(head, I64);
-                let zero = b.ins().iconst(I64, 0);
-                b.ins().jump(head, &[zero.into()]);
-                b.switch_to_block(head);
-                let i = b.block_params(head)[0];
-                b.ins().call(f, &[bufs, i]);
-                let i1 = b.ins().iadd_imm_s(i, 1);
-                let more = b
-                    .ins()
-                    .icmp_imm_s(IntCC::UnsignedLessThan, i1, l.tasks as i64);
-                b.ins().brif(more, head, &[i1.into()], done, &[]);
-                b.switch_to_block(done);
-            }
-            if let Some((hook, hook_ctx, sig)) = hook {
-                let k = b.ins().iconst(I64, step as i64);
-                b.ins().call_indirect(sig, hook, &[hook_ctx, k]);
-            }
+            let next = b.ins().iadd_imm_s(band, 1);
+            let more = b
+                .ins()
+                .icmp_imm_s(IntCC::UnsignedLessThan, next, bands.count as i64);
+            b.ins().brif(more, head, &[next.into()], done, &[]);
+            b.switch_to_block(done);
+            step += 3;
         }
         let ok = b.ins().iconst(I32, 0);
         b.ins().return_(&[ok]);
@@ -650,6 +680,84 @@ fn emit_entry(
     }
     queue.push(module, id, ctx);
     Ok(id)
+}
+
+/// What the entry function's steps use: its arguments, the argument slot, the thread
+/// pool and the profiling hook.
+struct Runner<'a> {
+    in_ptrs: Vec<ir::Value>,
+    out_ptrs: Vec<ir::Value>,
+    workspace: ir::Value,
+    base: Option<ir::Value>,
+    slot: ir::StackSlot,
+    has_pool: ir::Value,
+    /// `parallel_for`, its pool and its signature.
+    pfor: (ir::Value, ir::Value, ir::SigRef),
+    func_refs: &'a HashMap<FuncId, ir::FuncRef>,
+    /// `hook`, its context and its signature (the profiled entry).
+    hook: Option<(ir::Value, ir::Value, ir::SigRef)>,
+}
+
+impl Runner<'_> {
+    /// Step `step`: its arguments into the slot (`band_start` for a banded
+    /// convolution's), its launches, then the hook.
+    fn step(
+        &self,
+        b: &mut FunctionBuilder,
+        step: usize,
+        (locs, launches): &StepCode,
+        band_start: Option<ir::Value>,
+    ) {
+        for (k, loc) in locs.iter().enumerate() {
+            let ptr = match *loc {
+                Loc::Input(i) => self.in_ptrs[i],
+                Loc::Output(j, 0) => self.out_ptrs[j],
+                Loc::Output(j, off) => b.ins().iadd_imm_s(self.out_ptrs[j], off as i64),
+                Loc::Const(off) => b
+                    .ins()
+                    .iadd_imm_s(self.base.expect("constant data"), off as i64),
+                Loc::Arena(off) => b.ins().iadd_imm_s(self.workspace, off as i64),
+                Loc::BandStart => band_start.expect("a banded step"),
+            };
+            b.ins().stack_store(I64, ptr, self.slot, (8 * k) as i32);
+        }
+        let bufs = b.ins().stack_addr(I64, self.slot, 0);
+        let (pfor, pool, pfor_sig) = self.pfor;
+        for l in launches {
+            let f = self.func_refs[&l.func];
+            if l.tasks == 1 {
+                let zero = b.ins().iconst(I64, 0);
+                b.ins().call(f, &[bufs, zero]);
+                continue;
+            }
+            let (par, seq, done) = (b.create_block(), b.create_block(), b.create_block());
+            b.ins().brif(self.has_pool, par, &[], seq, &[]);
+            b.switch_to_block(par);
+            let addr = b.ins().func_addr(I64, f);
+            let n = b.ins().iconst(I64, l.tasks as i64);
+            b.ins()
+                .call_indirect(pfor_sig, pfor, &[pool, addr, bufs, n]);
+            b.ins().jump(done, &[]);
+            b.switch_to_block(seq);
+            let head = b.create_block();
+            b.append_block_param(head, I64);
+            let zero = b.ins().iconst(I64, 0);
+            b.ins().jump(head, &[zero.into()]);
+            b.switch_to_block(head);
+            let i = b.block_params(head)[0];
+            b.ins().call(f, &[bufs, i]);
+            let i1 = b.ins().iadd_imm_s(i, 1);
+            let more = b
+                .ins()
+                .icmp_imm_s(IntCC::UnsignedLessThan, i1, l.tasks as i64);
+            b.ins().brif(more, head, &[i1.into()], done, &[]);
+            b.switch_to_block(done);
+        }
+        if let Some((hook, hook_ctx, sig)) = self.hook {
+            let k = b.ins().iconst(I64, step as i64);
+            b.ins().call_indirect(sig, hook, &[hook_ctx, k]);
+        }
+    }
 }
 
 /// `{name}_run(inputs, outputs, workspace)` (single-threaded) and

@@ -1609,10 +1609,14 @@ enum Grid {
     /// unused positions (`Winograd::plane`); half the cases for an L2 of 64 KiB, which
     /// puts 4 rows of tiles in a plane row.
     Padded,
+    /// 5 to 14 rows of 8 to 12 tiles and an L3 so small that the transformed tensors go in
+    /// bands (`Winograd::band`) of up to a quarter of the rows, the last band
+    /// overlapping the one before when the height does not divide the rows.
+    Banded,
 }
 
 fn winograd_with(rng: &mut Rng, grid: Grid) -> Case {
-    let crowded = grid != Grid::Random;
+    let crowded = matches!(grid, Grid::Crowded | Grid::Padded);
     let blocked = crowded || rng.bool();
     // Grouped as AlexNet's: groups of whole blocks when blocked.
     let groups = if crowded { 1 } else { rng.pick(&[1, 1, 2, 3]) };
@@ -1636,6 +1640,7 @@ fn winograd_with(rng: &mut Rng, grid: Grid) -> Case {
             Some([rows, 32 / rows])
         }
         Grid::Padded => Some([16, 16]),
+        Grid::Banded => Some([rng.range(5, 14), rng.range(8, 12)]),
     };
     let mut attrs = Conv {
         kernel: vec![r, r],
@@ -1688,8 +1693,19 @@ fn winograd_with(rng: &mut Rng, grid: Grid) -> Case {
         b.node(Op::Conv(attrs), &ins)
     };
     let small_l2 = grid == Grid::Padded && rng.bool();
+    // Bands of up to `most` rows: an eighth of L3 holds that many rows of both
+    // transformed tensors, and all rows more than twice the rest of it.
+    let l3_bytes = match tiles {
+        Some([rows, cols]) if grid == Grid::Banded => {
+            let most = rng.range(1, (rows - 1) / 4);
+            let t = tile + r - 1;
+            8 * batch * t * t * (c + m) * cols * 4 * most + 7
+        }
+        _ => 32 << 20,
+    };
     let target = TargetInfo {
         l2_bytes: if small_l2 { 64 << 10 } else { 1 << 20 },
+        l3_bytes,
         ..TargetInfo::default()
     };
     let rewritten =
@@ -1708,6 +1724,15 @@ fn winograd_with(rng: &mut Rng, grid: Grid) -> Case {
             b.desc
         );
         b.desc += &format!(" plane={plane:?}");
+    }
+    if grid == Grid::Banded {
+        let band = b.g.node_ids().find_map(|id| match &b.g.node(id).op {
+            Op::WinogradOutput(w) => Some(w.band),
+            _ => None,
+        });
+        let band = band.expect("an output transform");
+        assert!(band > 0, "{}: not banded", b.desc);
+        b.desc += &format!(" band={band}");
     }
     let y = if blocked {
         b.reorder(y, Layout::Plain)
@@ -1730,6 +1755,13 @@ fn winograd_family() {
 fn winograd_crowded_family() {
     run_family("winograd_crowded", 60, |rng| {
         winograd_with(rng, Grid::Crowded)
+    });
+}
+
+#[test]
+fn winograd_banded_family() {
+    run_family("winograd_banded", 60, |rng| {
+        winograd_with(rng, Grid::Banded)
     });
 }
 

@@ -860,6 +860,13 @@ fn winograd_input_side(w: &crate::op::Winograd) -> Result<usize, IrError> {
         w.plane,
         tiles
     );
+    ensure!(
+        w.band == 0 || (w.band <= tiles[0] && w.plane[0] == tiles[0]),
+        "bands of {} rows need at most {} rows of tiles, one a plane row (plane {:?})",
+        w.band,
+        tiles[0],
+        w.plane
+    );
     Ok(f.t)
 }
 

@@ -194,6 +194,13 @@ pub struct Winograd {
     /// transformed tensors apart (so that a product tile's reads of every channel
     /// block do not crowd a few cache sets); nothing reads their products.
     pub plane: [usize; 2],
+    /// Rows of tiles per band, 0 for none. A banded convolution (one row of tiles per
+    /// plane row) runs its three steps (input transform, products, output transform)
+    /// a band of rows at a time, the transformed tensors holding one band's rows
+    /// (`[N, t*t*C, band, plane[1]]`) so they stay in cache between the steps. The
+    /// values are the same: only the schedule and the storage differ (the bands
+    /// overlap when they do not divide the rows: the last one ends at the last row).
+    pub band: usize,
     /// The output transform's epilogue; empty on the input transform.
     pub epilogue: Epilogue,
 }
@@ -215,6 +222,15 @@ impl Winograd {
             self.out[0].div_ceil(self.tile),
             self.out[1].div_ceil(self.tile),
         ]
+    }
+
+    /// The bands, `(count, rows each)`: one of all the rows when not banded.
+    pub fn bands(&self) -> (usize, usize) {
+        let rows = self.tiles()[0];
+        match self.band {
+            0 => (1, rows),
+            b => (rows.div_ceil(b), b),
+        }
     }
 }
 
@@ -684,6 +700,9 @@ impl fmt::Display for Attrs<'_> {
                 add("pads", Dims(&w.pads).to_string());
                 add("out", Dims(&w.out).to_string());
                 add("plane", Dims(&w.plane).to_string());
+                if w.band > 0 {
+                    add("band", w.band.to_string());
+                }
                 epilogue_items(&w.epilogue, &mut add);
             }
             Op::ConvTranspose(c) | Op::Col2Im(c) => {

@@ -2189,3 +2189,28 @@ fn located_errors_keep_their_kind() {
     assert!(!e.is_unsupported());
     assert!(matches!(e.root(), IrError::Shape(_)));
 }
+
+#[test]
+fn winograd_bands_keep_the_whole_plane() {
+    // F(2x2, 3x3) on 8x8 outputs: 4 rows of 4 tiles, in bands of 3 (the last band
+    // overlapping). The transformed tensor keeps its whole plane in the graph.
+    let wg = |plane: [usize; 2], band: usize| cnnc_ir::op::Winograd {
+        tile: 2,
+        kernel: 3,
+        pads: [1, 1],
+        out: [8, 8],
+        plane,
+        band,
+        epilogue: Default::default(),
+    };
+    let x = f32t(&[1, 4, 8, 8]);
+    let v = ok1(Op::WinogradInput(wg([4, 4], 3)), std::slice::from_ref(&x));
+    assert_eq!(v.shape, [1, 64, 4, 4]);
+    assert_eq!(wg([4, 4], 3).bands(), (2, 3));
+    assert_eq!(wg([1, 16], 0).bands(), (1, 4));
+    // Taller than the rows, or several rows of tiles a plane row.
+    for (plane, band) in [([4, 4], 5), ([1, 16], 2)] {
+        let e = shape_err(Op::WinogradInput(wg(plane, band)), std::slice::from_ref(&x));
+        assert!(e.contains("bands of"), "{e}");
+    }
+}

@@ -220,7 +220,9 @@ fn crowded(stride: usize, blocks: usize, target: &TargetInfo) -> bool {
 /// plane row then ends in a few unused positions. Power-of-two images have such
 /// planes: a U-Net at 256x256 (64x64 tiles of 64 channels, 4096 a plane) ran its
 /// transforms in 29.1 ms and that layer's products in 15.7, then 22.9 and 13.2; the
-/// model 168-182 -> 160-167 ms in two alternating runs.
+/// model 168-182 -> 160-167 ms in two alternating runs. A convolution whose
+/// transformed tensors would leave the cache goes in bands ([`band_rows`]), one row
+/// of tiles a plane row.
 fn winograd_of(conv: &Candidate, tile: usize, target: &TargetInfo) -> Winograd {
     let [c, _, h, w] = conv.shape;
     let p = &conv.attrs.pads;
@@ -230,23 +232,66 @@ fn winograd_of(conv: &Candidate, tile: usize, target: &TargetInfo) -> Winograd {
         pads: [p[0].0, p[1].0],
         out: [h, w],
         plane: [0, 0],
+        band: 0,
         epilogue: Epilogue::default(),
     };
     let [th, tw] = wg.tiles();
-    let row_bytes = c * tw * 4;
-    let fit = (target.l2_bytes / 4 / row_bytes.max(1)).max(1);
-    let rows_per_row = (1..=th)
-        .rev()
-        .find(|k| th.is_multiple_of(*k) && *k <= fit)
-        .unwrap_or(1);
-    let rows = th / rows_per_row;
+    wg.band = band_rows(&wg, conv, target);
+    let (rows, rows_per_row) = if wg.band > 0 {
+        (th, 1)
+    } else {
+        let row_bytes = c * tw * 4;
+        let fit = (target.l2_bytes / 4 / row_bytes.max(1)).max(1);
+        let rows_per_row = (1..=th)
+            .rev()
+            .find(|k| th.is_multiple_of(*k) && *k <= fit)
+            .unwrap_or(1);
+        (th / rows_per_row, rows_per_row)
+    };
+    // The channel blocks a product tile reads are a stored plane apart: one band's.
+    let stored_rows = if wg.band > 0 { wg.band } else { rows };
     let blocks = (c / conv.attrs.groups).div_ceil(target.lanes);
     let element = target.lanes * 4;
     let extra = (0..L1_SETS)
-        .find(|e| !crowded(rows * (rows_per_row * tw + e) * element, blocks, target))
+        .find(|e| {
+            !crowded(
+                stored_rows * (rows_per_row * tw + e) * element,
+                blocks,
+                target,
+            )
+        })
         .unwrap_or(0);
     wg.plane = [rows, rows_per_row * tw + extra];
     wg
+}
+
+/// Rows of tiles per band for `wg` on `conv`, 0 for none. The transformed input and
+/// products are each written by one step and read by the next; when together they
+/// would not fit half of L3 they go to memory and back between the steps (U-Net's
+/// 64-channel 256x256 layer under F(6x6): 30 MB each; its transforms ran at 2.4x the
+/// time per tile of the same layer at 64x64). In bands of at most an eighth of L3 they
+/// stay in cache, but the products read all their weights once per band: banded only
+/// when the weights read again cost fewer bytes than the transformed tensors. Among
+/// the band heights from half the largest that fits up to it, the one that computes
+/// the fewest rows in all (the last band overlaps the one before when the height does
+/// not divide the rows), the taller on a tie.
+fn band_rows(wg: &Winograd, conv: &Candidate, target: &TargetInfo) -> usize {
+    let [c, m, _, _] = conv.shape;
+    let t = wg.transform().expect("a tile with a transform").t;
+    let [th, tw] = wg.tiles();
+    let row_bytes = conv.images * t * t * (c + m) * tw * 4;
+    let (whole, budget) = (row_bytes * th, target.l3_bytes / 8);
+    let most = (budget / row_bytes.max(1)).min(th);
+    if whole <= target.l3_bytes / 2 || most == 0 {
+        return 0;
+    }
+    let weights = t * t * (c / conv.attrs.groups) * m * 4;
+    let band = (most.div_ceil(2)..=most)
+        .rev()
+        .min_by_key(|&b| th.div_ceil(b) * b)
+        .expect("a band height");
+    let again = (th.div_ceil(band) - 1) * weights;
+    if again < whole { band } else { 0 }
 }
 
 /// Nonzero entries of a `rows x cols` matrix: the operations of applying it to a

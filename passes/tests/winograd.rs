@@ -6,7 +6,7 @@
 
 mod common;
 
-use cnnc_ir::op::{Activation, Epilogue, Unary};
+use cnnc_ir::op::{Activation, Epilogue, Unary, Winograd};
 use cnnc_ir::{Graph, Op, Tensor, Value, interp};
 use cnnc_passes::TargetInfo;
 use cnnc_passes::winograd::rewrite_with;
@@ -150,20 +150,25 @@ fn alexnet_5x5_conv_becomes_winograd() {
     assert!(err <= 1e-4, "relative L2 error {err:e}");
 }
 
-/// The output tile the pass gives one 3x3 convolution from `c` to `m` channels on
-/// `hw x hw` images, padded by 1.
-fn chosen_tile(c: usize, m: usize, hw: usize) -> usize {
+/// The Winograd attributes the pass gives one 3x3 convolution from `c` to `m`
+/// channels on `hw x hw` images, padded by 1.
+fn chosen(c: usize, m: usize, hw: usize) -> Winograd {
     let mut g = Graph::new();
     let x = input(&mut g, "x", &[1, c, hw, hw]);
     let y = conv3x3(&mut g, "conv", x, m, [(1, 1); 2], None);
     g.add_output("y", y);
     prepare(PASS, &mut g);
     apply(PASS, &mut g);
-    let tile = g.node_ids().find_map(|id| match &g.node(id).op {
-        Op::WinogradOutput(w) => Some(w.tile),
+    let w = g.node_ids().find_map(|id| match &g.node(id).op {
+        Op::WinogradOutput(w) => Some(w.clone()),
         _ => None,
     });
-    tile.expect("a Winograd convolution")
+    w.expect("a Winograd convolution")
+}
+
+/// The output tile of [`chosen`].
+fn chosen_tile(c: usize, m: usize, hw: usize) -> usize {
+    chosen(c, m, hw).tile
 }
 
 #[test]
@@ -177,6 +182,24 @@ fn large_images_take_6x6_tiles_deep_layers_4x4() {
     assert_eq!(chosen_tile(256, 256, 56), 4);
     assert_eq!(chosen_tile(512, 512, 28), 4);
     assert_eq!(chosen_tile(512, 512, 14), 4);
+}
+
+#[test]
+fn large_transformed_tensors_go_in_bands() {
+    // U-Net's 256x256 layers under F(6x6) (43 rows of tiles; 30 MB of transformed
+    // input and of products at 64 channels) and VGG-19's first layer: bands within an
+    // eighth of L3, the height that computes the fewest rows (43 = 21 x 2 + 1: the last
+    // band of 2 overlaps the one before by a row).
+    for (c, m, hw, band) in [(32, 32, 256, 4), (64, 32, 256, 2), (64, 64, 224, 2)] {
+        let w = chosen(c, m, hw);
+        assert_eq!(w.band, band, "{c} -> {m} at {hw}");
+        assert_eq!(w.plane[0], w.tiles()[0], "one row of tiles a plane row");
+    }
+    // VGG-19's 128-channel layer at 112x112 (24 MB): its 4 MB of weights, read again
+    // for each of 10 bands, cost more than the transformed tensors. ResNet's 64
+    // channels at 56x56 (3.6 MB) stay in cache whole.
+    assert_eq!(chosen(128, 128, 112).band, 0);
+    assert_eq!(chosen(64, 64, 56).band, 0);
 }
 
 #[test]

@@ -55,6 +55,9 @@ pub enum ArgSource {
     Table(Table),
     /// The caller's buffer for graph output `j` (copies of inputs and constants).
     GraphOutput(usize),
+    /// The first row of tiles of the band being run, an integer in a pointer's place:
+    /// the transforms of a banded Winograd convolution (`Winograd::band`).
+    BandStart,
 }
 
 /// Writes a [`Table::Fill`]'s floats into their place.

@@ -23,7 +23,7 @@ use cranelift_codegen::ir::{InstBuilder, StackSlot, StackSlotData, StackSlotKind
 
 use super::activation::costly_span;
 use super::conv::epilogue_args;
-use super::{KernelCx, tasks_for};
+use super::{ArgSource, KernelCx, tasks_for};
 use crate::CodegenError;
 use crate::emit::{Fx, LANES};
 
@@ -425,7 +425,26 @@ fn dispatch(
     fx.b.switch_to_block(done);
 }
 
-/// The input transform: one unit of work per image, channel group and row of tiles.
+/// Positions of a stored plane of `w`'s transformed tensors, the tiles then unused
+/// ones (`Winograd::plane`): one band's rows when banded.
+fn stored_plane(w: &Winograd) -> usize {
+    match w.band {
+        0 => w.plane_len(),
+        b => b * w.plane[1],
+    }
+}
+
+/// A unit's row of tiles, from its row `local` in the band: the band's first row
+/// (the argument `start`) plus `local` when banded.
+fn global_row(fx: &mut Fx, start: Option<Value>, local: Value) -> Value {
+    match start {
+        Some(s) => fx.b.ins().iadd(s, local),
+        None => local,
+    }
+}
+
+/// The input transform: one unit of work per image, channel group and row of tiles
+/// (of the band).
 pub fn input(cx: &mut KernelCx, w: &Winograd) -> Result<(), CodegenError> {
     let f = transform_of(w)?;
     let xs = cx.inputs[0].ty.shape.clone();
@@ -434,8 +453,8 @@ pub fn input(cx: &mut KernelCx, w: &Winograd) -> Result<(), CodegenError> {
     let (n, h, wd) = (xs[0], xs[2], xs[3]);
     let (t, m) = (f.t, f.m);
     let [th_n, tw_n] = w.tiles();
-    // Positions per plane: the tiles, then unused ones (`Winograd::plane`).
-    let tiles = w.plane_len();
+    let (_, band_rows) = w.bands();
+    let tiles = stored_plane(w);
     let [pad_r, pad_c] = w.pads.map(|p| p as isize);
     // Tiles reaching padding: whole rows above and below, single tiles left and right.
     let border = |k: usize, pad: isize, len: usize| {
@@ -444,8 +463,9 @@ pub fn input(cx: &mut KernelCx, w: &Winograd) -> Result<(), CodegenError> {
     };
     let border_rows: Vec<usize> = (0..th_n).filter(|&k| border(k, pad_r, h)).collect();
     let border_cols: Vec<usize> = (0..tw_n).filter(|&k| border(k, pad_c, wd)).collect();
-    let units = n * groups * th_n;
+    let units = n * groups * band_rows;
     let (x, v) = (cx.input(0), cx.output(0));
+    let start = (w.band > 0).then(|| cx.arg(ArgSource::BandStart));
     let tasks = tasks_for(units, units * tw_n * t * t * 8);
     let plane = (h * wd) as i64 * es;
     let xi_stride = (groups * tiles) as i64 * es;
@@ -455,8 +475,9 @@ pub fn input(cx: &mut KernelCx, w: &Winograd) -> Result<(), CodegenError> {
         let stage = crowded(xi_stride, t * t).then(|| fx.stage(ty, t * t));
         let (u0, u1) = fx.task_range(task, units, tasks);
         fx.for_range(u0, u1, |fx, u| {
-            let th = fx.b.ins().urem_imm_u(u, th_n as i64);
-            let q = fx.b.ins().udiv_imm_u(u, th_n as i64);
+            let local = fx.b.ins().urem_imm_u(u, band_rows as i64);
+            let th = global_row(fx, start.map(|k| ptrs[k]), local);
+            let q = fx.b.ins().udiv_imm_u(u, band_rows as i64);
             let g = fx.b.ins().urem_imm_u(q, groups as i64);
             let img = fx.b.ins().udiv_imm_u(q, groups as i64);
             let xg = fx.addr(ptrs[x], q, plane, 0);
@@ -464,7 +485,7 @@ pub fn input(cx: &mut KernelCx, w: &Winograd) -> Result<(), CodegenError> {
             let vi = fx.b.ins().imul_imm_s(img, (t * t * groups) as i64);
             let vi = fx.b.ins().iadd(vi, g);
             let vg = fx.addr(ptrs[v], vi, tiles as i64 * es, 0);
-            let v_row = fx.addr(vg, th, (tw_n as i64) * es, 0);
+            let v_row = fx.addr(vg, local, (tw_n as i64) * es, 0);
             let mut row = |fx: &mut Fx, known: Option<usize>| {
                 // Each tile row's first element at input column 0, or None if padding.
                 let rows: Vec<Option<Value>> = (0..t)
@@ -549,7 +570,7 @@ pub fn input(cx: &mut KernelCx, w: &Winograd) -> Result<(), CodegenError> {
 }
 
 /// The output transform with bias and epilogue: one unit of work per image, channel
-/// group and row of tiles.
+/// group and row of tiles (of the band).
 pub fn output(cx: &mut KernelCx, w: &Winograd) -> Result<(), CodegenError> {
     let f = transform_of(w)?;
     let ys = cx.outputs[0].1.shape.clone();
@@ -558,16 +579,17 @@ pub fn output(cx: &mut KernelCx, w: &Winograd) -> Result<(), CodegenError> {
     let (n, oh, ow) = (ys[0], ys[2], ys[3]);
     let (t, m) = (f.t, f.m);
     let [th_n, tw_n] = w.tiles();
-    // Positions per plane: the tiles, then unused ones (`Winograd::plane`).
-    let tiles = w.plane_len();
+    let (_, band_rows) = w.bands();
+    let tiles = stored_plane(w);
     let (p, y, bias) = (cx.input(0), cx.output(0), cx.input(1));
+    let start = (w.band > 0).then(|| cx.arg(ArgSource::BandStart));
     let extra = epilogue_args(cx, &w.epilogue, ys[1])?;
     let activation = w.epilogue.activation;
     // A costly activation runs on each finished row of tiles (`m` output rows of a
     // channel block, one span), by its span function.
     let span = costly_span(cx, activation.filter(|_| blocked))?;
     let inline = activation.filter(|_| span.is_none());
-    let units = n * groups * th_n;
+    let units = n * groups * band_rows;
     let tasks = tasks_for(units, units * tw_n * t * t * 8);
     let plane = (oh * ow) as i64 * es;
     let xi_stride = (groups * tiles) as i64 * es;
@@ -579,14 +601,15 @@ pub fn output(cx: &mut KernelCx, w: &Winograd) -> Result<(), CodegenError> {
         let stage = crowded(xi_stride, t * t).then(|| fx.stage(ty, t * t));
         let (u0, u1) = fx.task_range(task, units, tasks);
         fx.for_range(u0, u1, |fx, u| {
-            let th = fx.b.ins().urem_imm_u(u, th_n as i64);
-            let q = fx.b.ins().udiv_imm_u(u, th_n as i64);
+            let local = fx.b.ins().urem_imm_u(u, band_rows as i64);
+            let th = global_row(fx, start.map(|k| ptrs[k]), local);
+            let q = fx.b.ins().udiv_imm_u(u, band_rows as i64);
             let g = fx.b.ins().urem_imm_u(q, groups as i64);
             let img = fx.b.ins().udiv_imm_u(q, groups as i64);
             let pi = fx.b.ins().imul_imm_s(img, (t * t * groups) as i64);
             let pi = fx.b.ins().iadd(pi, g);
             let pg = fx.addr(ptrs[p], pi, tiles as i64 * es, 0);
-            let p_row = fx.addr(pg, th, tw_n as i64 * es, 0);
+            let p_row = fx.addr(pg, local, tw_n as i64 * es, 0);
             let yg = fx.addr(ptrs[y], q, plane, 0);
             let y_row = fx.addr(yg, th, m as i64 * row_bytes, 0);
             let r_row = extra.residual.map(|r| {
