@@ -1609,8 +1609,8 @@ enum Grid {
     /// unused positions (`Winograd::plane`); half the cases for an L2 of 64 KiB, which
     /// puts 4 rows of tiles in a plane row.
     Padded,
-    /// 5 to 14 rows of 8 to 12 tiles and an L3 so small that the transformed tensors go in
-    /// bands (`Winograd::band`) of up to a quarter of the rows, the last band
+    /// 5 to 14 rows of 8 to 12 tiles and caches so small that the transformed tensors
+    /// go in bands (`Winograd::band`) of 1 up to all but one of the rows, the last band
     /// overlapping the one before when the height does not divide the rows.
     Banded,
 }
@@ -1693,21 +1693,19 @@ fn winograd_with(rng: &mut Rng, grid: Grid) -> Case {
         b.node(Op::Conv(attrs), &ins)
     };
     let small_l2 = grid == Grid::Padded && rng.bool();
-    // Bands of up to `most` rows: an eighth of L3 holds that many rows of both
-    // transformed tensors, and all rows more than twice the rest of it.
-    let l3_bytes = match tiles {
-        Some([rows, cols]) if grid == Grid::Banded => {
-            let most = rng.range(1, (rows - 1) / 4);
-            let t = tile + r - 1;
-            8 * batch * t * t * (c + m) * cols * 4 * most + 7
-        }
-        _ => 32 << 20,
-    };
-    let target = TargetInfo {
+    let mut target = TargetInfo {
         l2_bytes: if small_l2 { 64 << 10 } else { 1 << 20 },
-        l3_bytes,
         ..TargetInfo::default()
     };
+    // Bands of up to `most` rows: L2 holds that many rows of both transformed
+    // tensors, and all rows more than half of L3.
+    if let (Grid::Banded, Some([rows, cols])) = (grid, tiles) {
+        let most = rng.range(1, rows - 1);
+        let t = tile + r - 1;
+        let row = batch * t * t * (c + m) * cols * 4;
+        target.l2_bytes = row * most + 7;
+        target.l3_bytes = 2 * row * rows - 1;
+    }
     let rewritten =
         rewrite_with(&mut b.g, y.node, tile, &target).unwrap_or_else(|e| panic!("{}: {e}", b.desc));
     assert!(rewritten, "{}: not rewritten", b.desc);

@@ -186,19 +186,21 @@ fn large_images_take_6x6_tiles_deep_layers_4x4() {
 
 #[test]
 fn large_transformed_tensors_go_in_bands() {
-    // U-Net's 256x256 layers under F(6x6) (43 rows of tiles; 30 MB of transformed
-    // input and of products at 64 channels) and VGG-19's first layer: bands within an
-    // eighth of L3, the height that computes the fewest rows (43 = 21 x 2 + 1: the last
-    // band of 2 overlaps the one before by a row).
-    for (c, m, hw, band) in [(32, 32, 256, 4), (64, 32, 256, 2), (64, 64, 224, 2)] {
+    // U-Net's 256x256 layers and VGG-19's 224x224 and 112x112 ones: the transformed
+    // input and products together beyond half of L3, a row of tiles of both beyond
+    // L2: bands of one row.
+    for (c, m, hw) in [(32, 32, 256), (64, 32, 256), (64, 64, 224), (128, 128, 112)] {
         let w = chosen(c, m, hw);
-        assert_eq!(w.band, band, "{c} -> {m} at {hw}");
+        assert_eq!(w.band, 1, "{c} -> {m} at {hw}");
         assert_eq!(w.plane[0], w.tiles()[0], "one row of tiles a plane row");
     }
-    // VGG-19's 128-channel layer at 112x112 (24 MB): its 4 MB of weights, read again
-    // for each of 10 bands, cost more than the transformed tensors. ResNet's 64
-    // channels at 56x56 (3.6 MB) stay in cache whole.
-    assert_eq!(chosen(128, 128, 112).band, 0);
+    // 8 channels at 508x508 under F(6x6): 85 rows of tiles, 3 fit L2; bands of 2
+    // compute 86 rows (the last band overlaps the one before by a row), of 3 87.
+    let w = chosen(8, 8, 508);
+    assert_eq!((w.tile, w.band, w.bands()), (6, 2, (43, 2)));
+    // 16 MB of weights would not stay in L3 from band to band; 64 channels at 56x56
+    // (3.6 MB) stay in cache whole.
+    assert_eq!(chosen(256, 256, 112).band, 0);
     assert_eq!(chosen(64, 64, 56).band, 0);
 }
 
