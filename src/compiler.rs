@@ -359,6 +359,9 @@ impl CompiledModel {
 
     /// [`CompiledModel::run`], calling `on_step(k)` as soon as step `k` (see
     /// `info().steps`) has finished: with a clock read there, the time of each step.
+    /// The three steps of a banded Winograd convolution run band by band, so each of
+    /// theirs finishes once per band, the calls for `k`, `k + 1`, `k + 2` repeating:
+    /// sum a step's times over a run.
     /// The model must be compiled with [`Compiler::profile`].
     pub fn run_profiled(
         &self,

@@ -1,7 +1,8 @@
 //! Lowering a graph to a program: one step per node (its kernel launches), storage for
 //! every tensor (caller's input or output buffer, read-only constants, or an offset in
 //! the workspace arena from the memory plan), and the entry function that runs the
-//! steps in order.
+//! steps in order (a banded Winograd convolution's three steps in a loop over its
+//! bands, see `bands`).
 
 use std::collections::{HashMap, HashSet};
 
@@ -96,7 +97,8 @@ pub struct Lowered {
     /// `run_threaded(inputs, outputs, workspace, parallel_for, pool) -> i32`.
     pub entry: FuncId,
     /// With profiling: the same with `(hook, hook_ctx)` after `pool`, calling
-    /// `hook(hook_ctx, step)` after each step (see `abi::ProfiledRunFn`).
+    /// `hook(hook_ctx, step)` after each step (after each band of a banded
+    /// convolution's steps; see `abi::ProfiledRunFn`).
     pub profiled: Option<FuncId>,
     /// The constant data, 64-byte aligned pieces (for `Constants::Import`, under the
     /// symbol `{name}_constants`).
@@ -239,6 +241,7 @@ pub fn lower(
         let outputs = (0..node.outputs.len())
             .map(|p| (Value::new(id, p), stored(Value::new(id, p))))
             .collect();
+        // The products and the output transform are the next two steps (`schedule`).
         if let Some(b) = banded.iter().find(|b| b.input == id) {
             band_steps.push((steps.len(), *b));
         }
@@ -314,9 +317,8 @@ pub fn lower(
         });
     }
 
-    // Lifetimes of arena buffers, in steps: a buffer lives while any value in it does.
-    // The steps of a banded convolution run by turns, so a buffer live during any of
-    // them lives through all.
+    // Lifetimes of arena buffers, in steps: a buffer lives while any value in it does
+    // (through all three steps of a banded convolution when during any).
     let mut first: HashMap<Value, usize> = HashMap::new();
     let mut last: HashMap<Value, usize> = HashMap::new();
     for (s, step) in steps.iter().enumerate() {
@@ -328,14 +330,8 @@ pub fn lower(
             }
         }
     }
-    let lifetime = |(mut a, mut b): (usize, usize)| {
-        for &(s, _) in &band_steps {
-            if a <= s + 2 && b >= s {
-                (a, b) = (a.min(s), b.max(s + 2));
-            }
-        }
-        (a, b)
-    };
+    let starts: Vec<usize> = band_steps.iter().map(|&(s, _)| s).collect();
+    let lifetime = |steps| bands::lifetime(steps, &starts);
     let mut buffers: Vec<Buffer> = Vec::new();
     let mut buffer_of: HashMap<Value, usize> = HashMap::new();
     let mut scratch_of: HashMap<(usize, usize), usize> = HashMap::new();
@@ -495,7 +491,8 @@ pub fn lower(
         (name, false),
         &info,
         data,
-        (&launches, &band_steps),
+        &launches,
+        &band_steps,
         &mut queue,
     )?;
     let profiled = if profile {
@@ -506,7 +503,8 @@ pub fn lower(
             (name, true),
             &info,
             data,
-            (&launches, &band_steps),
+            &launches,
+            &band_steps,
             &mut queue,
         )?)
     } else {
@@ -554,7 +552,8 @@ fn emit_entry(
     (name, profiled): (&str, bool),
     info: &ModelInfo,
     data: Option<DataId>,
-    (steps, band_steps): (&[StepCode], &[(usize, Banded)]),
+    steps: &[StepCode],
+    band_steps: &[(usize, Banded)],
     queue: &mut Queue,
 ) -> Result<FuncId, CodegenError> {
     let call_conv = module.isa().default_call_conv();
@@ -647,7 +646,7 @@ fn emit_entry(
         };
         let mut step = 0;
         while step < steps.len() {
-            let Some(&(_, bands)) = band_steps.iter().find(|(s, _)| *s == step) else {
+            let Some(&(_, banded)) = band_steps.iter().find(|(s, _)| *s == step) else {
                 run.step(&mut b, step, &steps[step], None);
                 step += 1;
                 continue;
@@ -659,8 +658,8 @@ fn emit_entry(
             b.ins().jump(head, &[zero.into()]);
             b.switch_to_block(head);
             let band = b.block_params(head)[0];
-            let start = b.ins().imul_imm_s(band, bands.band as i64);
-            let last = b.ins().iconst(I64, (bands.rows - bands.band) as i64);
+            let start = b.ins().imul_imm_s(band, banded.band as i64);
+            let last = b.ins().iconst(I64, (banded.rows - banded.band) as i64);
             let start = b.ins().umin(start, last);
             for (k, code) in steps.iter().enumerate().skip(step).take(3) {
                 run.step(&mut b, k, code, Some(start));
@@ -668,7 +667,7 @@ fn emit_entry(
             let next = b.ins().iadd_imm_s(band, 1);
             let more = b
                 .ins()
-                .icmp_imm_s(IntCC::UnsignedLessThan, next, bands.count as i64);
+                .icmp_imm_s(IntCC::UnsignedLessThan, next, banded.count as i64);
             b.ins().brif(more, head, &[next.into()], done, &[]);
             b.switch_to_block(done);
             step += 3;
@@ -717,7 +716,7 @@ impl Runner<'_> {
                     .ins()
                     .iadd_imm_s(self.base.expect("constant data"), off as i64),
                 Loc::Arena(off) => b.ins().iadd_imm_s(self.workspace, off as i64),
-                Loc::BandStart => band_start.expect("a banded step"),
+                Loc::BandStart => band_start.expect("only banded steps (bands::find) ask"),
             };
             b.ins().stack_store(I64, ptr, self.slot, (8 * k) as i32);
         }

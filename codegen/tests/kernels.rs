@@ -1610,7 +1610,7 @@ enum Grid {
     /// puts 4 rows of tiles in a plane row.
     Padded,
     /// 5 to 14 rows of 8 to 12 tiles and caches so small that the transformed tensors
-    /// go in bands (`Winograd::band`) of 1 up to all but one of the rows, the last band
+    /// go in bands (`Winograd::band`) of 1 up to all of the rows, the last band
     /// overlapping the one before when the height does not divide the rows.
     Banded,
 }
@@ -1700,7 +1700,7 @@ fn winograd_with(rng: &mut Rng, grid: Grid) -> Case {
     // Bands of up to `most` rows: L2 holds that many rows of both transformed
     // tensors, and all rows more than half of L3.
     if let (Grid::Banded, Some([rows, cols])) = (grid, tiles) {
-        let most = rng.range(1, rows - 1);
+        let most = rng.range(1, rows);
         let t = tile + r - 1;
         let row = batch * t * t * (c + m) * cols * 4;
         target.l2_bytes = row * most + 7;

@@ -196,10 +196,11 @@ pub struct Winograd {
     pub plane: [usize; 2],
     /// Rows of tiles per band, 0 for none. A banded convolution (one row of tiles per
     /// plane row) runs its three steps (input transform, products, output transform)
-    /// a band of rows at a time, the transformed tensors holding one band's rows
-    /// (`[N, t*t*C, band, plane[1]]`) so they stay in cache between the steps. The
-    /// values are the same: only the schedule and the storage differ (the bands
-    /// overlap when they do not divide the rows: the last one ends at the last row).
+    /// a band of rows at a time, the transformed input and the products holding one
+    /// band's rows ([`Winograd::stored_plane`]) so they stay in cache between the
+    /// steps. The values are the same: only the schedule and the storage differ (the
+    /// bands overlap when they do not divide the rows: the last one ends at the last
+    /// row).
     pub band: usize,
     /// The output transform's epilogue; empty on the input transform.
     pub epilogue: Epilogue,
@@ -222,6 +223,15 @@ impl Winograd {
             self.out[0].div_ceil(self.tile),
             self.out[1].div_ceil(self.tile),
         ]
+    }
+
+    /// The plane as the transformed input and the products are stored: one band's
+    /// rows when banded.
+    pub fn stored_plane(&self) -> [usize; 2] {
+        match self.band {
+            0 => self.plane,
+            b => [b, self.plane[1]],
+        }
     }
 
     /// The bands, `(count, rows each)`: one of all the rows when not banded.

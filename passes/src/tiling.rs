@@ -147,8 +147,15 @@ fn direct_problem(graph: &Graph, id: cnnc_ir::NodeId) -> Option<DirectProblem> {
     let (Op::Conv(c), Layout::Blocked { block }) = (&node.op, node.outputs[0].ty.layout) else {
         return None;
     };
-    let (y, block) = (&node.outputs[0].ty.shape, block as usize);
-    let x = &graph.value_type(graph.inputs_of(id)[0]).shape;
+    let (mut y, block) = (node.outputs[0].ty.shape.clone(), block as usize);
+    let input = graph.inputs_of(id)[0];
+    let mut x = graph.value_type(input).shape.clone();
+    // The products of a banded Winograd convolution run on one band's rows at a time.
+    if let Op::WinogradInput(w) = &graph.node(input.node).op
+        && w.band > 0
+    {
+        (x[2], y[2]) = (w.band, w.band);
+    }
     let channels = x[1];
     let taps: usize = c.kernel.iter().product();
     let plane: usize = y[2..].iter().product();
@@ -178,7 +185,7 @@ fn direct_problem(graph: &Graph, id: cnnc_ir::NodeId) -> Option<DirectProblem> {
         },
         channels,
         weights_per_channel,
-        bytes: 4 * (elements(x) + elements(y)) + y[1] * weights_per_channel,
+        bytes: 4 * (elements(&x) + elements(&y)) + y[1] * weights_per_channel,
     })
 }
 

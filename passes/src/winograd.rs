@@ -274,7 +274,8 @@ fn winograd_of(conv: &Candidate, tile: usize, target: &TargetInfo) -> Winograd {
 /// 17.0 -> 12.3 ms, VGG-19's first 22.3 -> 17.3, in bands of one row; bands of 4 to 8
 /// rows, in L3, gained less or lost. The products read all their weights once per
 /// band, so only weights that stay in L3 between bands (a quarter of it) go in bands:
-/// 128 channels at 112x112, 4 MB of weights read 19 times, still 15.9 -> 15.3 ms.
+/// 128 channels at 112x112, 4 MB of weights read 19 times, still 15.9 -> 15.3 ms. And
+/// only where a row of tiles (of every image) stays in L3 too.
 /// Among the band heights from half the largest that fits up to it, the one that
 /// computes the fewest rows in all (the last band overlaps the one before when the
 /// height does not divide the rows), the taller on a tie.
@@ -284,7 +285,8 @@ fn band_rows(wg: &Winograd, conv: &Candidate, target: &TargetInfo) -> usize {
     let [th, tw] = wg.tiles();
     let row_bytes = conv.images * t * t * (c + m) * tw * 4;
     let weights = t * t * (c / conv.attrs.groups) * m * 4;
-    if row_bytes * th <= target.l3_bytes / 2 || weights > target.l3_bytes / 4 {
+    let stays = row_bytes <= target.l3_bytes / 4 && weights <= target.l3_bytes / 4;
+    if row_bytes * th <= target.l3_bytes / 2 || !stays {
         return 0;
     }
     let most = (target.l2_bytes / row_bytes.max(1)).clamp(1, th);

@@ -23,7 +23,8 @@ pub type RunFn = unsafe extern "C" fn(
 ) -> i32;
 
 /// Called by a profiled run after each step (the launches of one node) with the
-/// step's index.
+/// step's index; the steps of a banded Winograd convolution run by turns, so each of
+/// theirs is reported once per band.
 pub type StepHook = unsafe extern "C" fn(ctx: *mut c_void, step: usize);
 
 /// The JIT-only profiled entry point: [`RunFn`] that calls `hook(hook_ctx, step)`

@@ -85,7 +85,8 @@ impl Executable {
     }
 
     /// [`Executable::run`] through the profiled entry point, calling `on_step(step)`
-    /// after each step; `None` when the code was compiled without it.
+    /// after each step (after each band of a banded convolution's steps, see
+    /// [`abi::StepHook`]); `None` when the code was compiled without it.
     ///
     /// # Safety
     /// As for [`Executable::run`].

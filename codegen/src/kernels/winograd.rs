@@ -425,15 +425,6 @@ fn dispatch(
     fx.b.switch_to_block(done);
 }
 
-/// Positions of a stored plane of `w`'s transformed tensors, the tiles then unused
-/// ones (`Winograd::plane`): one band's rows when banded.
-fn stored_plane(w: &Winograd) -> usize {
-    match w.band {
-        0 => w.plane_len(),
-        b => b * w.plane[1],
-    }
-}
-
 /// A unit's row of tiles, from its row `local` in the band: the band's first row
 /// (the argument `start`) plus `local` when banded.
 fn global_row(fx: &mut Fx, start: Option<Value>, local: Value) -> Value {
@@ -453,8 +444,9 @@ pub fn input(cx: &mut KernelCx, w: &Winograd) -> Result<(), CodegenError> {
     let (n, h, wd) = (xs[0], xs[2], xs[3]);
     let (t, m) = (f.t, f.m);
     let [th_n, tw_n] = w.tiles();
-    let (_, band_rows) = w.bands();
-    let tiles = stored_plane(w);
+    let (_, rows_per_band) = w.bands();
+    // Positions per stored plane: the tiles, then unused ones (`Winograd::plane`).
+    let tiles = w.stored_plane().iter().product::<usize>();
     let [pad_r, pad_c] = w.pads.map(|p| p as isize);
     // Tiles reaching padding: whole rows above and below, single tiles left and right.
     let border = |k: usize, pad: isize, len: usize| {
@@ -463,7 +455,7 @@ pub fn input(cx: &mut KernelCx, w: &Winograd) -> Result<(), CodegenError> {
     };
     let border_rows: Vec<usize> = (0..th_n).filter(|&k| border(k, pad_r, h)).collect();
     let border_cols: Vec<usize> = (0..tw_n).filter(|&k| border(k, pad_c, wd)).collect();
-    let units = n * groups * band_rows;
+    let units = n * groups * rows_per_band;
     let (x, v) = (cx.input(0), cx.output(0));
     let start = (w.band > 0).then(|| cx.arg(ArgSource::BandStart));
     let tasks = tasks_for(units, units * tw_n * t * t * 8);
@@ -475,9 +467,9 @@ pub fn input(cx: &mut KernelCx, w: &Winograd) -> Result<(), CodegenError> {
         let stage = crowded(xi_stride, t * t).then(|| fx.stage(ty, t * t));
         let (u0, u1) = fx.task_range(task, units, tasks);
         fx.for_range(u0, u1, |fx, u| {
-            let local = fx.b.ins().urem_imm_u(u, band_rows as i64);
+            let local = fx.b.ins().urem_imm_u(u, rows_per_band as i64);
             let th = global_row(fx, start.map(|k| ptrs[k]), local);
-            let q = fx.b.ins().udiv_imm_u(u, band_rows as i64);
+            let q = fx.b.ins().udiv_imm_u(u, rows_per_band as i64);
             let g = fx.b.ins().urem_imm_u(q, groups as i64);
             let img = fx.b.ins().udiv_imm_u(q, groups as i64);
             let xg = fx.addr(ptrs[x], q, plane, 0);
@@ -579,8 +571,9 @@ pub fn output(cx: &mut KernelCx, w: &Winograd) -> Result<(), CodegenError> {
     let (n, oh, ow) = (ys[0], ys[2], ys[3]);
     let (t, m) = (f.t, f.m);
     let [th_n, tw_n] = w.tiles();
-    let (_, band_rows) = w.bands();
-    let tiles = stored_plane(w);
+    let (_, rows_per_band) = w.bands();
+    // Positions per stored plane: the tiles, then unused ones (`Winograd::plane`).
+    let tiles = w.stored_plane().iter().product::<usize>();
     let (p, y, bias) = (cx.input(0), cx.output(0), cx.input(1));
     let start = (w.band > 0).then(|| cx.arg(ArgSource::BandStart));
     let extra = epilogue_args(cx, &w.epilogue, ys[1])?;
@@ -589,7 +582,7 @@ pub fn output(cx: &mut KernelCx, w: &Winograd) -> Result<(), CodegenError> {
     // channel block, one span), by its span function.
     let span = costly_span(cx, activation.filter(|_| blocked))?;
     let inline = activation.filter(|_| span.is_none());
-    let units = n * groups * band_rows;
+    let units = n * groups * rows_per_band;
     let tasks = tasks_for(units, units * tw_n * t * t * 8);
     let plane = (oh * ow) as i64 * es;
     let xi_stride = (groups * tiles) as i64 * es;
@@ -601,9 +594,9 @@ pub fn output(cx: &mut KernelCx, w: &Winograd) -> Result<(), CodegenError> {
         let stage = crowded(xi_stride, t * t).then(|| fx.stage(ty, t * t));
         let (u0, u1) = fx.task_range(task, units, tasks);
         fx.for_range(u0, u1, |fx, u| {
-            let local = fx.b.ins().urem_imm_u(u, band_rows as i64);
+            let local = fx.b.ins().urem_imm_u(u, rows_per_band as i64);
             let th = global_row(fx, start.map(|k| ptrs[k]), local);
-            let q = fx.b.ins().udiv_imm_u(u, band_rows as i64);
+            let q = fx.b.ins().udiv_imm_u(u, rows_per_band as i64);
             let g = fx.b.ins().urem_imm_u(q, groups as i64);
             let img = fx.b.ins().udiv_imm_u(q, groups as i64);
             let pi = fx.b.ins().imul_imm_s(img, (t * t * groups) as i64);
