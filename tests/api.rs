@@ -203,3 +203,73 @@ fn a_graph_built_in_code_is_optimized_and_compiled() {
     let want: Vec<f32> = data.iter().map(|v| (0.5 - v).max(0.0)).collect();
     assert_eq!(out[0].view::<f32>().unwrap(), &want[..]);
 }
+
+/// A convolution whose Winograd transforms would not fit the cache runs band by band
+/// (`Winograd::band`): the profiled entry reports its three steps once per band, in
+/// turn, every other step once, and the per-layer profile sums them into one entry
+/// per step.
+#[test]
+fn banded_winograd_steps_report_once_per_band() {
+    use cnnc::ir::op::Conv;
+    use cnnc::ir::{Graph, Op, TensorType};
+
+    // 16 channels at 512x512: 60 MB of transformed input and products under F(6x6),
+    // beyond half of any L3 below 120 MB.
+    let (c, hw) = (16, 512);
+    let mut g = Graph::new();
+    let x = g
+        .add_input("x", TensorType::f32(vec![1, c, hw, hw]))
+        .unwrap();
+    let w: Vec<f32> = (0..c * c * 9)
+        .map(|i| ((i % 7) as f32 - 3.0) / 8.0)
+        .collect();
+    let w = g.add_const("w", Tensor::from_vec(vec![c, c, 3, 3], w).unwrap());
+    let b = g.add_const("b", Tensor::from_vec(vec![c], vec![0.25; c]).unwrap());
+    let conv = Op::Conv(Conv {
+        kernel: vec![3, 3],
+        strides: vec![1, 1],
+        dilations: vec![1, 1],
+        pads: vec![(1, 1), (1, 1)],
+        groups: 1,
+        epilogue: Default::default(),
+    });
+    let y = g.add("conv", conv, &[x, w, b]).unwrap();
+    g.add_output("y", y);
+    let compiler = Compiler::new().profile(true);
+    let (optimized, _) = compiler.optimize_graph(g).unwrap();
+    let ready = compiler.codegen_ready(optimized).unwrap();
+    let bands = ready.node_ids().find_map(|id| match &ready.node(id).op {
+        Op::WinogradOutput(w) if w.band > 0 => Some(w.bands().0),
+        _ => None,
+    });
+    let bands = bands.expect("a banded Winograd convolution");
+    assert!(bands > 1, "{bands} bands");
+    let compiled = compiler.compile_graph(&ready).unwrap();
+    let data: Vec<f32> = (0..c * hw * hw).map(|i| (i % 13) as f32 / 13.0).collect();
+    let input = Tensor::from_vec(vec![1, c, hw, hw], data).unwrap();
+    let mut seen = Vec::new();
+    let out = compiled
+        .run_profiled(std::slice::from_ref(&input), &mut |k| seen.push(k))
+        .unwrap();
+    assert!(out[0].bitwise_eq(&compiled.run(std::slice::from_ref(&input)).unwrap()[0]));
+    let steps = &compiled.info().steps;
+    let first = steps
+        .iter()
+        .position(|s| s.op == "winograd_input")
+        .expect("the input transform's step");
+    for (k, step) in steps.iter().enumerate() {
+        let times = seen.iter().filter(|&&s| s == k).count();
+        let want = if (first..first + 3).contains(&k) {
+            bands
+        } else {
+            1
+        };
+        assert_eq!(times, want, "step {k} ({})", step.name);
+    }
+    assert_eq!(
+        seen[first..first + 6],
+        [first, first + 1, first + 2].repeat(2)
+    );
+    let layers = cnnc::profile::per_layer(&compiled, &ready, &[input], 0, 1).unwrap();
+    assert_eq!(layers.len(), steps.len());
+}
