@@ -652,24 +652,14 @@ fn emit_entry(
                 continue;
             };
             // The three steps of a banded convolution, band by band.
-            let (head, done) = (b.create_block(), b.create_block());
-            b.append_block_param(head, I64);
-            let zero = b.ins().iconst(I64, 0);
-            b.ins().jump(head, &[zero.into()]);
-            b.switch_to_block(head);
-            let band = b.block_params(head)[0];
-            let start = b.ins().imul_imm_s(band, banded.band as i64);
-            let last = b.ins().iconst(I64, (banded.rows - banded.band) as i64);
-            let start = b.ins().umin(start, last);
-            for (k, code) in steps.iter().enumerate().skip(step).take(3) {
-                run.step(&mut b, k, code, Some(start));
-            }
-            let next = b.ins().iadd_imm_s(band, 1);
-            let more = b
-                .ins()
-                .icmp_imm_s(IntCC::UnsignedLessThan, next, banded.count as i64);
-            b.ins().brif(more, head, &[next.into()], done, &[]);
-            b.switch_to_block(done);
+            counted_loop(&mut b, banded.count, |b, band| {
+                let start = b.ins().imul_imm_s(band, banded.band as i64);
+                let last = b.ins().iconst(I64, (banded.rows - banded.band) as i64);
+                let start = b.ins().umin(start, last);
+                for (k, code) in steps.iter().enumerate().skip(step).take(3) {
+                    run.step(b, k, code, Some(start));
+                }
+            });
             step += 3;
         }
         let ok = b.ins().iconst(I32, 0);
@@ -738,18 +728,10 @@ impl Runner<'_> {
                 .call_indirect(pfor_sig, pfor, &[pool, addr, bufs, n]);
             b.ins().jump(done, &[]);
             b.switch_to_block(seq);
-            let head = b.create_block();
-            b.append_block_param(head, I64);
-            let zero = b.ins().iconst(I64, 0);
-            b.ins().jump(head, &[zero.into()]);
-            b.switch_to_block(head);
-            let i = b.block_params(head)[0];
-            b.ins().call(f, &[bufs, i]);
-            let i1 = b.ins().iadd_imm_s(i, 1);
-            let more = b
-                .ins()
-                .icmp_imm_s(IntCC::UnsignedLessThan, i1, l.tasks as i64);
-            b.ins().brif(more, head, &[i1.into()], done, &[]);
+            counted_loop(b, l.tasks, |b, i| {
+                b.ins().call(f, &[bufs, i]);
+            });
+            b.ins().jump(done, &[]);
             b.switch_to_block(done);
         }
         if let Some((hook, hook_ctx, sig)) = self.hook {
@@ -757,6 +739,25 @@ impl Runner<'_> {
             b.ins().call_indirect(sig, hook, &[hook_ctx, k]);
         }
     }
+}
+
+/// `body(b, i)` for `i` in `0..n` (`n` at least 1), a loop continuing in a new block.
+fn counted_loop(
+    b: &mut FunctionBuilder,
+    n: usize,
+    mut body: impl FnMut(&mut FunctionBuilder, ir::Value),
+) {
+    let (head, exit) = (b.create_block(), b.create_block());
+    b.append_block_param(head, I64);
+    let zero = b.ins().iconst(I64, 0);
+    b.ins().jump(head, &[zero.into()]);
+    b.switch_to_block(head);
+    let i = b.block_params(head)[0];
+    body(b, i);
+    let next = b.ins().iadd_imm_s(i, 1);
+    let more = b.ins().icmp_imm_s(IntCC::UnsignedLessThan, next, n as i64);
+    b.ins().brif(more, head, &[next.into()], exit, &[]);
+    b.switch_to_block(exit);
 }
 
 /// `{name}_run(inputs, outputs, workspace)` (single-threaded) and
