@@ -85,6 +85,16 @@ impl Geometry {
                 < self.input[a]
     }
 
+    /// The outputs of axis `a` that read every kernel tap inside the input: a range,
+    /// empty when padding reaches every output.
+    pub fn interior(&self, a: usize) -> std::ops::Range<usize> {
+        (0..self.kernel[a])
+            .map(|k| self.valid(a, k))
+            .fold(0..self.output[a], |r, (lo, hi)| {
+                r.start.max(lo)..r.end.min(hi)
+            })
+    }
+
     /// The outputs `o` of axis `a` whose input index `o * stride + k * dilation - pad`
     /// is inside the input.
     fn valid(&self, a: usize, k: usize) -> (usize, usize) {
@@ -331,4 +341,35 @@ pub fn emit(cx: &mut KernelCx, c: &Conv) -> Result<(), CodegenError> {
         });
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Geometry;
+
+    /// A 2-D geometry of one channel whose rows are `input` long.
+    fn rows(input: usize, kernel: usize, stride: usize, pad: (usize, usize)) -> Geometry {
+        let output = (input + pad.0 + pad.1 - kernel) / stride + 1;
+        Geometry {
+            batch: 1,
+            cin: 1,
+            cout: 1,
+            groups: 1,
+            input: [1, input, 1],
+            output: [1, output, 1],
+            kernel: [1, kernel, 1],
+            stride: [1, stride, 1],
+            dilation: [1; 3],
+            pad: [0, pad.0, 0],
+        }
+    }
+
+    #[test]
+    fn the_interior_rows_read_every_tap() {
+        assert_eq!(rows(8, 3, 1, (0, 0)).interior(1), 0..6);
+        assert_eq!(rows(8, 3, 1, (1, 1)).interior(1), 1..7);
+        // The last of 5 outputs at stride 2 reads rows 7 to 9, past the end.
+        assert_eq!(rows(8, 3, 2, (1, 2)).interior(1), 1..4);
+        assert!(rows(2, 3, 1, (1, 1)).interior(1).is_empty());
+    }
 }
