@@ -183,6 +183,7 @@ mod tests {
             out: [8, 8],
             plane: [4, 4],
             band: 2,
+            plain_products: None,
             epilogue: Epilogue::default(),
         };
         let wi = match fault {

@@ -1586,6 +1586,48 @@ fn pointwise_family() {
     run_family("pointwise", 300, pointwise_case);
 }
 
+/// A pointwise convolution on plain tensors whose planes are 1 to 4 vectors, without
+/// bias or epilogue: the plane kernel (`plane_products.rs`), with any channel counts
+/// (tiles of fewer rows, an odd last input channel), groups and images.
+fn plane_products_case(rng: &mut Rng) -> Case {
+    let groups = rng.pick(&[1, 1, 2, 3, 36]);
+    let (c, m) = (groups * rng.range(1, 20), groups * rng.range(1, 20));
+    let hw = rng.pick(&[
+        [1, 4],
+        [2, 2],
+        [2, 4],
+        [4, 2],
+        [3, 4],
+        [2, 6],
+        [4, 4],
+        [1, 16],
+    ]);
+    let batch = rng.range(1, 2);
+    let attrs = Conv {
+        kernel: vec![1, 1],
+        strides: vec![1, 1],
+        dilations: vec![1, 1],
+        pads: vec![(0, 0); 2],
+        groups,
+        epilogue: Epilogue::default(),
+    };
+    let mut b = B::new(format!(
+        "x=[{batch}, {c}, {}, {}] pointwise to {m} in {groups} groups, plain",
+        hw[0], hw[1]
+    ));
+    let x = rng.tensor(&[batch, c, hw[0], hw[1]]);
+    let x = b.input(x);
+    let w = b.constant(rng.tensor(&[m, c / groups, 1, 1]));
+    let y = b.node(Op::Conv(attrs), &[x, w]);
+    b.out(y);
+    b.done(RTOL, ATOL)
+}
+
+#[test]
+fn plane_products_family() {
+    run_family("plane_products", 200, plane_products_case);
+}
+
 // ---------------------------------------------------------------------------------
 // Winograd: a 3x3 or 5x5 stride-1 convolution, grouped or not, rewritten into input
 // transform, grouped pointwise products and output transform (with bias and
@@ -1613,11 +1655,15 @@ enum Grid {
     /// go in bands (`Winograd::band`) of 1 up to all of the rows, the last band
     /// overlapping the one before when the height does not divide the rows.
     Banded,
+    /// 1 to 4 rows of 4 tiles, blocked, and an L2 so small that every transform
+    /// position's weights exceed half of it: plain products
+    /// (`Winograd::plain_products`), the transforms converting to and from blocks.
+    Plain,
 }
 
 fn winograd_with(rng: &mut Rng, grid: Grid) -> Case {
     let crowded = matches!(grid, Grid::Crowded | Grid::Padded);
-    let blocked = crowded || rng.bool();
+    let blocked = crowded || grid == Grid::Plain || rng.bool();
     // Grouped as AlexNet's: groups of whole blocks when blocked.
     let groups = if crowded { 1 } else { rng.pick(&[1, 1, 2, 3]) };
     let (c, m) = if grid == Grid::Padded {
@@ -1641,6 +1687,7 @@ fn winograd_with(rng: &mut Rng, grid: Grid) -> Case {
         }
         Grid::Padded => Some([16, 16]),
         Grid::Banded => Some([rng.range(5, 14), rng.range(8, 12)]),
+        Grid::Plain => Some([rng.range(1, 4), 4]),
     };
     let mut attrs = Conv {
         kernel: vec![r, r],
@@ -1694,7 +1741,11 @@ fn winograd_with(rng: &mut Rng, grid: Grid) -> Case {
     };
     let small_l2 = grid == Grid::Padded && rng.bool();
     let mut target = TargetInfo {
-        l2_bytes: if small_l2 { 64 << 10 } else { 1 << 20 },
+        l2_bytes: match grid {
+            Grid::Plain => 64,
+            _ if small_l2 => 64 << 10,
+            _ => 1 << 20,
+        },
         ..TargetInfo::default()
     };
     // Bands of up to `most` rows: L2 holds that many rows of both transformed
@@ -1723,6 +1774,11 @@ fn winograd_with(rng: &mut Rng, grid: Grid) -> Case {
         );
         b.desc += &format!(" plane={plane:?}");
     }
+    let plain = b
+        .g
+        .node_ids()
+        .any(|id| matches!(&b.g.node(id).op, Op::WinogradInput(w) if w.plain_products.is_some()));
+    assert_eq!(plain, grid == Grid::Plain, "{}: plain products", b.desc);
     if grid == Grid::Banded {
         let band = b.g.node_ids().find_map(|id| match &b.g.node(id).op {
             Op::WinogradOutput(w) => Some(w.band),
@@ -1761,6 +1817,11 @@ fn winograd_banded_family() {
     run_family("winograd_banded", 60, |rng| {
         winograd_with(rng, Grid::Banded)
     });
+}
+
+#[test]
+fn winograd_plain_family() {
+    run_family("winograd_plain", 60, |rng| winograd_with(rng, Grid::Plain));
 }
 
 #[test]

@@ -1,22 +1,25 @@
-//! The micro-kernel (`cnnc_codegen::microkernel`): every register tile the tiling pass
+//! The micro-kernels (`cnnc_codegen::microkernel`): every register tile the tiling pass
 //! can choose (up to 12 pixels by 4 vectors, 2 or 4 channels per step, within the 16
-//! xmm registers of x86-64)
+//! xmm registers of x86-64), and the plane tile of each plane of plain products,
 //! compiles without spilling a vector register to the stack, and the code of the
 //! common shapes is snapshotted, so a change in what Cranelift makes of them shows in
 //! review.
 
-use cnnc_codegen::microkernel::{TileShape, tile_listing};
+use cnnc_codegen::microkernel::{PlaneTile, TileShape, plane_tile_listing, tile_listing};
 use cnnc_codegen::target::{Linking, isa};
 
 /// The tile compiled for x86-64-v3 (FMA and AVX): the same code on every host.
 fn listing(shape: TileShape) -> String {
-    let isa = isa(
+    tile_listing(shape, &*x86_64_v3()).unwrap()
+}
+
+fn x86_64_v3() -> std::sync::Arc<dyn cranelift_codegen::isa::TargetIsa> {
+    isa(
         Some("x86_64-unknown-linux-gnu"),
         Some("x86-64-v3"),
         Linking::Object,
     )
-    .unwrap();
-    tile_listing(shape, &*isa).unwrap()
+    .unwrap()
 }
 
 /// Lines that move a vector register to or from the stack frame.
@@ -119,4 +122,39 @@ fn a_narrow_tile_adds_into_independent_partial_sums() {
     let s = TileShape::of(5, 1, 2);
     assert_eq!((s.unroll, s.split), (2, 2));
     assert_eq!(TileShape::of(6, 1, 2).split, 1);
+}
+
+/// Every plane of plain products (1 to 4 vectors) takes a tile that fits the
+/// registers: one FMA per accumulator and unrolled channel, each on a register it
+/// overwrites (no copies of the broadcasts, no FMA memory operands), and no spill.
+#[test]
+fn no_plane_tile_spills() {
+    let isa = x86_64_v3();
+    let tiles: Vec<PlaneTile> = (1..=4).map(|v| PlaneTile::of(v, 512)).collect();
+    let shapes: Vec<_> = tiles
+        .iter()
+        .map(|t| (t.rows, t.vectors, t.unroll))
+        .collect();
+    assert_eq!(shapes, [(6, 1, 1), (4, 2, 1), (3, 3, 1), (2, 4, 2)]);
+    for tile in tiles {
+        let code = plane_tile_listing(tile, &*isa).unwrap();
+        let s = spills(&code);
+        assert!(s.is_empty(), "{tile:?} spills:\n{}", s.join("\n"));
+        let fmas: Vec<&str> = code.lines().filter(|l| l.contains("vfmadd")).collect();
+        assert_eq!(
+            fmas.len(),
+            tile.unroll * tile.rows * tile.vectors,
+            "{tile:?}"
+        );
+        assert!(
+            fmas.iter()
+                .all(|l| l.contains("vfmadd213ps") && !l.contains('(')),
+            "{tile:?}: {fmas:?}"
+        );
+        if tile.vectors == 4 {
+            insta::assert_snapshot!("plane_tile_2x4u2", code);
+        }
+    }
+    // Fewer output channels than a tile's rows: one tile of them all.
+    assert_eq!(PlaneTile::of(4, 1).rows, 1);
 }

@@ -6,7 +6,7 @@
 
 use crate::op::{Activation, Binary, Epilogue, LayoutRule, Op, Unary};
 use crate::types::checked_numel;
-use crate::{DType, IrError, TensorType, ensure};
+use crate::{DType, IrError, Layout, TensorType, ensure};
 
 fn err<T>(msg: impl Into<String>) -> Result<T, IrError> {
     Err(IrError::shape(msg))
@@ -232,6 +232,16 @@ impl Op {
         ) && let (Some(x), [y]) = (inputs.first(), out.as_mut_slice())
         {
             y.layout = x.layout;
+        }
+        // Plain products: the transforms convert (see `Winograd::plain_products`).
+        match (self, out.as_mut_slice()) {
+            (Op::WinogradInput(w), [y]) if w.plain_products.is_some() => y.layout = Layout::Plain,
+            (Op::WinogradOutput(w), [y]) => {
+                if let Some(block) = w.plain_products {
+                    y.layout = Layout::Blocked { block };
+                }
+            }
+            _ => {}
         }
         Ok(out)
     }

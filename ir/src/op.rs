@@ -202,6 +202,13 @@ pub struct Winograd {
     /// bands overlap when they do not divide the rows: the last one ends at the last
     /// row).
     pub band: usize,
+    /// `Some(block)`: the transformed input and the products are plain (each channel's
+    /// plane of tiles contiguous, the tiles innermost) while the convolution's input
+    /// and output are blocked, `block` channels a vector; the input transform converts
+    /// to plain and the output transform back. The products then run on the kernel for
+    /// small planes (`plane_products.rs` in `cnnc-codegen`), which reads each weight
+    /// once for the whole plane. `None`: both in the convolution's layout.
+    pub plain_products: Option<u32>,
     /// The output transform's epilogue; empty on the input transform.
     pub epilogue: Epilogue,
 }
@@ -712,6 +719,9 @@ impl fmt::Display for Attrs<'_> {
                 add("plane", Dims(&w.plane).to_string());
                 if w.band > 0 {
                     add("band", w.band.to_string());
+                }
+                if w.plain_products.is_some() {
+                    add("products", "plain".to_string());
                 }
                 epilogue_items(&w.epilogue, &mut add);
             }

@@ -104,6 +104,29 @@ fn check_layouts(
     };
     let bad = |what: &str| Err(IrError::invalid(format!("layouts: {what}")));
     let out = &outputs[0].ty;
+    // Plain products: the input transform converts blocked to plain, the output
+    // transform plain to blocked (its bias plain, its residual the output's).
+    if let Op::WinogradInput(w) | Op::WinogradOutput(w) = op
+        && let Some(block) = w.plain_products
+    {
+        let conv_side = Layout::Blocked { block };
+        let (data, conv) = match op {
+            Op::WinogradInput(_) => (out, ins[0]),
+            _ => (ins[0], out),
+        };
+        // The output transform's parameters: the bias, then the residual and the
+        // PRelu slope of its epilogue.
+        let params_ok = ins.iter().enumerate().skip(1).all(|(i, t)| {
+            let residual = i == 2 && w.epilogue.residual;
+            t.layout == if residual { conv_side } else { Layout::Plain }
+        });
+        if data.layout != Layout::Plain || conv.layout != conv_side || padded(conv) || !params_ok {
+            return bad(
+                "plain products: the transformed tensors plain, the convolution's side blocked in whole blocks",
+            );
+        }
+        return Ok(());
+    }
     match op.layout_rule() {
         LayoutRule::Converts => Ok(()),
         LayoutRule::Plain => {

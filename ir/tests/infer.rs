@@ -2201,6 +2201,7 @@ fn winograd_bands_keep_the_whole_plane() {
         out: [8, 8],
         plane,
         band,
+        plain_products: None,
         epilogue: Default::default(),
     };
     let x = f32t(&[1, 4, 8, 8]);
@@ -2213,4 +2214,39 @@ fn winograd_bands_keep_the_whole_plane() {
         let e = shape_err(Op::WinogradInput(wg(plane, band)), std::slice::from_ref(&x));
         assert!(e.contains("bands of"), "{e}");
     }
+}
+
+#[test]
+fn plain_products_convert_between_blocked_and_plain() {
+    // F(2x2, 3x3) on 8x8 outputs of 4 blocked channels, the transformed tensors plain:
+    // the input transform writes plain, the output transform blocked; the verifier
+    // holds each side to its layout.
+    let wg = cnnc_ir::op::Winograd {
+        tile: 2,
+        kernel: 3,
+        pads: [1, 1],
+        out: [8, 8],
+        plane: [1, 16],
+        band: 0,
+        plain_products: Some(4),
+        epilogue: Default::default(),
+    };
+    let mut g = cnnc_ir::Graph::new();
+    let x = g.add_input("x", f32t(&[1, 4, 8, 8])).unwrap();
+    let blocked = Layout::Blocked { block: 4 };
+    let xb = g.add("xb", Op::Reorder { to: blocked }, &[x]).unwrap();
+    let v = g.add("v", Op::WinogradInput(wg.clone()), &[xb]).unwrap();
+    assert_eq!(g.value_type(v).layout, Layout::Plain);
+    let bias = g.add_const("b", Tensor::from_vec(vec![4], vec![0f32; 4]).unwrap());
+    let y = g.add("y", Op::WinogradOutput(wg), &[v, bias]).unwrap();
+    assert_eq!(g.value_type(y).layout, blocked);
+    let yp = g
+        .add("yp", Op::Reorder { to: Layout::Plain }, &[y])
+        .unwrap();
+    g.add_output("out", yp);
+    cnnc_ir::verify(&g).unwrap();
+    // A blocked transformed input is not plain products.
+    g.node_mut(v.node).outputs[0].ty.layout = blocked;
+    let e = cnnc_ir::verify(&g).unwrap_err().to_string();
+    assert!(e.contains("plain products"), "{e}");
 }

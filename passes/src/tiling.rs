@@ -98,6 +98,13 @@ fn problem(graph: &Graph, id: cnnc_ir::NodeId) -> Option<Problem> {
     let x = &graph.value_type(inputs[0]).shape;
     let y = &node.outputs[0].ty.shape;
     match &node.op {
+        // Plain Winograd products: the plane kernel, which has no tile.
+        Op::Conv(_)
+            if matches!(&graph.node(inputs[0].node).op,
+                Op::WinogradInput(w) if w.plain_products.is_some()) =>
+        {
+            None
+        }
         Op::Conv(c) => Some(conv_problem(c, x, y)),
         // One row with `[N, K]` weights: the matrix-vector kernel, which has no tile.
         Op::Gemm(g) if g.trans_b && y[0] == 1 => None,

@@ -233,9 +233,15 @@ fn winograd_of(conv: &Candidate, tile: usize, target: &TargetInfo) -> Winograd {
         out: [h, w],
         plane: [0, 0],
         band: 0,
+        plain_products: None,
         epilogue: Epilogue::default(),
     };
     let [th, tw] = wg.tiles();
+    if let Some(plane) = plain_plane(&wg, conv, target) {
+        wg.plain_products = conv.block.map(|b| b as u32);
+        wg.plane = [1, plane];
+        return wg;
+    }
     wg.band = band_rows(&wg, conv, target);
     let (rows, rows_per_row) = if wg.band > 0 {
         (th, 1)
@@ -263,6 +269,32 @@ fn winograd_of(conv: &Candidate, tile: usize, target: &TargetInfo) -> Winograd {
         .unwrap_or(0);
     wg.plane = [rows, rows_per_row * tw + extra];
     wg
+}
+
+/// Most tiles a plane of plain products holds: the plane kernel's register tile covers
+/// the whole plane, four tiles a vector (`plane_products.rs` in `cnnc-codegen`).
+pub const PLAIN_PLANE: usize = 16;
+
+/// The plane (tiles) of plain products for `wg` on `conv`, if they pay (see
+/// `Winograd::plain_products`): on blocked tensors, planes of at most
+/// [`PLAIN_PLANE`] tiles in rows of whole vectors whose weights per transform position
+/// do not fit half of L2. The blocked products run such a plane in two register tiles
+/// of 8 pixels, each over all of a vector group's weights: the first brings them from
+/// beyond L2 in a burst, the second reads them from L1. The plane kernel reads each
+/// weight once, evenly, but its own code reaches about 75% of the FMA peak where the
+/// blocked kernel reaches 80% on weights from L2: VGG-19's 512 channels at 14x14 (1 MB
+/// a position) 6.35 -> 5.62 ms, ResNet-50's 512 at 7x7 under F(2x2) 2.83 -> 2.70, but
+/// its 256 at 14x14 (256 KB) 1.30 -> 1.47.
+fn plain_plane(wg: &Winograd, conv: &Candidate, target: &TargetInfo) -> Option<usize> {
+    let [c, m, _, _] = conv.shape;
+    wg.transform()?;
+    let [th, tw] = wg.tiles();
+    // One transform position's weights (a group's products).
+    let weights = (c / conv.attrs.groups) * (m / conv.attrs.groups) * 4;
+    // Rows of whole vectors: the transforms move a row's tiles a vector at a time.
+    let whole = tw.is_multiple_of(target.lanes);
+    (conv.block.is_some() && whole && th * tw <= PLAIN_PLANE && weights > target.l2_bytes / 2)
+        .then_some(th * tw)
 }
 
 /// Rows of tiles per band for `wg` on `conv`, 0 for none. The transformed input and
@@ -464,7 +496,7 @@ fn rewrite(
         Op::Conv(products),
         &[v, u],
     )?;
-    if let Some(block) = conv.block {
+    if let (Some(block), None) = (conv.block, wg.plain_products) {
         graph.node_mut(p.node).outputs[0].ty.layout = Layout::Blocked {
             block: block as u32,
         };

@@ -185,6 +185,24 @@ fn large_images_take_6x6_tiles_deep_layers_4x4() {
 }
 
 #[test]
+fn small_planes_of_large_weights_take_plain_products() {
+    // VGG-19's 512 channels at 14x14 (4x4 tiles of F(4x4), 1 MB of weights a
+    // position) and ResNet-50's at 7x7 (F(2x2)): plain, one plane row of 16 tiles.
+    for hw in [14, 7] {
+        let w = chosen(512, 512, hw);
+        assert_eq!(w.plain_products, Some(4), "512 channels at {hw}");
+        assert_eq!((w.plane, w.band), ([1, 16], 0), "512 channels at {hw}");
+    }
+    // ResNet-50's 256 at 14x14: its 256 KB a position stay in L2, where the blocked
+    // products run faster.
+    assert_eq!(chosen(256, 256, 14).plain_products, None);
+    // 49 tiles at 28x28 are more than a register tile; 3 tiles a row at 12x12 are not
+    // a whole vector.
+    assert_eq!(chosen(512, 512, 28).plain_products, None);
+    assert_eq!(chosen(512, 512, 12).plain_products, None);
+}
+
+#[test]
 fn large_transformed_tensors_go_in_bands() {
     // U-Net's 256x256 layers and VGG-19's 224x224 and 112x112 ones: the transformed
     // input and products together beyond half of L3, a row of tiles of both beyond

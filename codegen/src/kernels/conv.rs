@@ -245,6 +245,9 @@ pub fn emit(cx: &mut KernelCx, c: &Conv) -> Result<(), CodegenError> {
     if let Layout::Blocked { block } = cx.outputs[0].1.layout {
         return super::direct_conv::emit(cx, c, block as usize);
     }
+    if super::plane_products::applies(cx, c) {
+        return super::plane_products::emit(cx, c);
+    }
     let g = Geometry::of(c, &cx.inputs[0].ty.shape, &cx.outputs[0].1.shape);
     let (x, w, out) = (cx.input(0), cx.input(1), cx.output(0));
     let extra = epilogue_args(cx, &c.epilogue, g.cout)?;

@@ -1,23 +1,26 @@
-//! The register tile of the blocked convolution: `pixels` output pixels by `vectors`
-//! vectors of output channels, the micro-kernel the loop nests of `direct_conv.rs`
-//! (and the Winograd products, which are pointwise convolutions) are built around.
-//! The loop nest hands it pointers and accumulators and gets the accumulators back,
-//! so it does not care how a step is produced; a wider ISA changes this file only.
+//! The register tiles of the convolutions: [`TileShape`], on blocked channels,
+//! `pixels` output pixels by `vectors` vectors of output channels, the micro-kernel the
+//! loop nests of `direct_conv.rs` (and the Winograd products, which are pointwise
+//! convolutions) are built around; and [`PlaneTile`], on small plain planes (the
+//! plain Winograd products of `plane_products.rs`), output channels by the whole
+//! plane. The loop nests hand them pointers (and the blocked tile its accumulators)
+//! and get the results back, so they do not care how a step is produced; a wider ISA
+//! changes this file only.
 //!
-//! [`tile_listing`] compiles one tile shape as a function of its own for the tests:
-//! its disassembly is snapshotted per shape, and a tile that spills a vector register
-//! to the stack fails them.
+//! [`tile_listing`] and [`plane_tile_listing`] compile one tile as a function of its
+//! own for the tests: the disassembly is snapshotted per shape, and a tile that spills
+//! a vector register to the stack fails them.
 
 use cnnc_ir::op::partial_sums;
 use cranelift_codegen::Context;
 use cranelift_codegen::control::ControlPlane;
-use cranelift_codegen::ir::types::{F32, F32X4, I64};
+use cranelift_codegen::ir::types::{F32, F32X4, I32X4, I64};
 use cranelift_codegen::ir::{AbiParam, Function, InstBuilder, Signature, UserFuncName, Value};
 use cranelift_codegen::isa::TargetIsa;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 
 use crate::CodegenError;
-use crate::emit::{Fx, LANES};
+use crate::emit::{Fx, LANES, bitcast_flags};
 use crate::target::Features;
 
 /// Vector registers a tile may hold: x86-64's sixteen xmm (AArch64's 32 leave room).
@@ -195,10 +198,137 @@ impl Fx<'_> {
     }
 }
 
+/// The register tile of the products on a small plain plane (`plane_products.rs`):
+/// `rows` output channels by `vectors` vectors of pixels (the whole plane), `unroll`
+/// input channels a step. Per channel, each row's weight is broadcast once and each
+/// FMA takes a fresh load of its pixel vector, whose register then takes the result:
+/// Cranelift's x86 FMA overwrites a multiplicand, and a vector load as a multiplicand
+/// would be folded into the FMA as its memory operand, leaving the broadcast to be
+/// overwritten (a copy per FMA); loaded as integers and bitcast, it is not. Each row
+/// reads the pixels through its own copy of the pointer, or the equal loads of the
+/// rows would be merged into one value with several uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PlaneTile {
+    pub rows: usize,
+    pub vectors: usize,
+    pub unroll: usize,
+}
+
+impl PlaneTile {
+    /// Registers the tile holds: the accumulators, every broadcast of a step (all
+    /// loaded before the first FMA: Cranelift's elaboration goes depth-first from each
+    /// accumulator) and the loaded pixel vector an FMA overwrites, with one to spare.
+    fn live(rows: usize, vectors: usize, unroll: usize) -> usize {
+        rows * vectors + unroll * rows + 2
+    }
+
+    /// The tile for planes of `vectors` vectors and `channels` output channels: eight
+    /// or nine accumulators (enough FMA chains for two pipes of latency 4) or as many
+    /// as fit, two input channels a step where their broadcasts fit too.
+    pub fn of(vectors: usize, channels: usize) -> Self {
+        let rows = (1..=9 / vectors)
+            .rev()
+            .find(|&r| Self::live(r, vectors, 1) < VECTOR_REGISTERS)
+            .unwrap_or(1)
+            .min(channels.max(1));
+        let unroll = if Self::live(rows, vectors, 2) < VECTOR_REGISTERS {
+            2
+        } else {
+            1
+        };
+        PlaneTile {
+            rows,
+            vectors,
+            unroll,
+        }
+    }
+}
+
+impl Fx<'_> {
+    /// One plane tile over `channels` input channels, from the input's planes at `x`
+    /// (each `vectors` vectors) and the tile's packed weights at `w` (per channel, one
+    /// weight a row), stored to the output's planes at `y`.
+    pub(super) fn plane_tile(
+        &mut self,
+        tile: PlaneTile,
+        channels: usize,
+        x: Value,
+        w: Value,
+        y: Value,
+    ) {
+        let PlaneTile {
+            rows,
+            vectors,
+            unroll,
+        } = tile;
+        let plane = (vectors * LANES * 4) as i64;
+        let n = rows * vectors;
+        // Accumulators, then the weights pointer and a copy of the input's per row.
+        let zero = self.splat_const(0.0);
+        let mut carried = vec![zero; n];
+        carried.push(w);
+        carried.extend(std::iter::repeat_n(x, rows));
+        let step = |fx: &mut Fx, c: &[Value], lanes: usize| {
+            let (w, xs) = (c[n], &c[n + 1..]);
+            let mut acc = c[..n].to_vec();
+            for u in 0..lanes {
+                for (r, &xr) in xs.iter().enumerate() {
+                    let ws = fx.load_fixed(F32, w, (4 * (u * rows + r)) as i32);
+                    let wv = fx.b.ins().splat(F32X4, ws);
+                    for v in 0..vectors {
+                        let at = (u as i64 * plane + 16 * v as i64) as i32;
+                        let pv = fx.load_fixed(I32X4, xr, at);
+                        let pv = fx.b.ins().bitcast(F32X4, bitcast_flags(), pv);
+                        acc[r * vectors + v] = fx.fma(pv, wv, acc[r * vectors + v]);
+                    }
+                }
+            }
+            acc.push(fx.b.ins().iadd_imm_s(w, (4 * lanes * rows) as i64));
+            for &xr in xs {
+                acc.push(fx.b.ins().iadd_imm_s(xr, lanes as i64 * plane));
+            }
+            acc
+        };
+        let mut out = self.for_n_carry((channels / unroll) as u64, &carried, |fx, _, c| {
+            step(fx, c, unroll)
+        });
+        if !channels.is_multiple_of(unroll) {
+            out = step(self, &out, channels % unroll);
+        }
+        for (k, &a) in out[..n].iter().enumerate() {
+            let (r, v) = (k / vectors, k % vectors);
+            self.store(a, y, (r as i64 * plane + 16 * v as i64) as i32);
+        }
+    }
+}
+
+/// The disassembly of `tile` compiled alone for `isa` as `fn(x, w, y)` over 64 input
+/// channels.
+pub fn plane_tile_listing(tile: PlaneTile, isa: &dyn TargetIsa) -> Result<String, CodegenError> {
+    listing(isa, |fx, p| fx.plane_tile(tile, 64, p[0], p[1], p[2]))
+}
+
 /// The disassembly of `shape` compiled alone for `isa` as `fn(x, w, y)`: zeroed
 /// accumulators, the tile's loop over 64 steps (pixels 16 bytes apart, as at stride
 /// 1), the accumulators stored to `y`.
 pub fn tile_listing(shape: TileShape, isa: &dyn TargetIsa) -> Result<String, CodegenError> {
+    listing(isa, |fx, p| {
+        let ws = vec![p[1]; shape.pixels];
+        let zero = fx.splat_const(0.0);
+        let acc = vec![zero; shape.accumulators()];
+        let walk = Walk::unrolled(shape);
+        let acc = fx.tile_loop(shape, 64, walk, p[0], 16, &ws, &acc);
+        for (k, a) in acc.into_iter().enumerate() {
+            fx.store(a, p[2], (16 * k) as i32);
+        }
+    })
+}
+
+/// The disassembly of `fn(x, w, y)` with the body `body` makes, compiled for `isa`.
+fn listing(
+    isa: &dyn TargetIsa,
+    body: impl FnOnce(&mut Fx, &[Value]),
+) -> Result<String, CodegenError> {
     let mut sig = Signature::new(isa.default_call_conv());
     sig.params.extend([AbiParam::new(I64); 3]);
     let mut ctx =
@@ -213,14 +343,7 @@ pub fn tile_listing(shape: TileShape, isa: &dyn TargetIsa) -> Result<String, Cod
         fx.b.append_block_params_for_function_params(entry);
         fx.b.switch_to_block(entry);
         let p = fx.b.block_params(entry).to_vec();
-        let ws = vec![p[1]; shape.pixels];
-        let zero = fx.splat_const(0.0);
-        let acc = vec![zero; shape.accumulators()];
-        let walk = Walk::unrolled(shape);
-        let acc = fx.tile_loop(shape, 64, walk, p[0], 16, &ws, &acc);
-        for (k, a) in acc.into_iter().enumerate() {
-            fx.store(a, p[2], (16 * k) as i32);
-        }
+        body(&mut fx, &p);
         fx.b.ins().return_(&[]);
         fx.b.seal_all_blocks();
         fx.b.finalize(isa.frontend_config());

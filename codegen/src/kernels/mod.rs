@@ -19,6 +19,7 @@ pub mod microkernel;
 mod movement;
 mod nest;
 mod norm;
+mod plane_products;
 mod pool;
 mod reduce;
 mod resize;

@@ -15,17 +15,18 @@
 //! A row's tiles go in runs of `RUN` (see [`steps`]); where a tile's values would
 //! crowd a cache set ([`crowded`]) a run's values pass through a stack buffer.
 
+use cnnc_ir::Layout;
 use cnnc_ir::op::Winograd;
 use cnnc_ir::winograd::Transform;
 use cranelift_codegen::ir::condcodes::IntCC;
-use cranelift_codegen::ir::types::{F32, F32X4, I64};
+use cranelift_codegen::ir::types::{F32, F32X4, I8X16, I64};
 use cranelift_codegen::ir::{InstBuilder, StackSlot, StackSlotData, StackSlotKind, Type, Value};
 
 use super::activation::costly_span;
 use super::conv::epilogue_args;
 use super::{ArgSource, KernelCx, tasks_for};
 use crate::CodegenError;
-use crate::emit::{Fx, LANES};
+use crate::emit::{Fx, LANES, bitcast_flags};
 
 /// A tile's `t*t` values live a whole plane apart in the transformed tensors. When
 /// that stride is a multiple of 4 KiB, or nearly, they share a few L1 cache sets
@@ -219,6 +220,94 @@ fn transform_of(w: &Winograd) -> Result<&'static Transform, CodegenError> {
     })
 }
 
+/// Which way a staged run is copied: from the stack buffer to the transformed
+/// tensor (the input transform) or back (the output transform).
+#[derive(Clone, Copy)]
+enum Direction {
+    ToTensor,
+    FromTensor,
+}
+
+/// How a transform's runs of tiles move between its stack buffer (`[value][tile]`,
+/// `RUN` tiles) and the transformed tensor, whose `values` planes are `stride` bytes
+/// apart: as they are, elements of `es` bytes; or, for plain products, each plane's
+/// four tiles' vectors (one per tile, a channel block's lanes) transposed into the
+/// block's channels' planes (one vector of the four tiles each), `lane` bytes apart.
+#[derive(Clone, Copy)]
+struct Staging {
+    plain: bool,
+    ty: Type,
+    /// Bytes from one tile to the next in the transformed tensor.
+    tile_bytes: i64,
+    lane: i64,
+    stride: i64,
+    values: usize,
+}
+
+impl Staging {
+    fn new(
+        plain: bool,
+        (ty, es): (Type, i64),
+        tiles: usize,
+        (stride, values): (i64, usize),
+    ) -> Self {
+        Staging {
+            plain,
+            ty,
+            tile_bytes: if plain { 4 } else { es },
+            lane: 4 * tiles as i64,
+            stride,
+            values,
+        }
+    }
+
+    /// Copies the run of `tiles` tiles from tile `run0` of the tensor's row at `row`
+    /// between the stack buffer `stage` and the tensor.
+    fn copy(
+        self,
+        fx: &mut Fx,
+        direction: Direction,
+        stage: Value,
+        (row, run0, tiles): (Value, Value, usize),
+    ) {
+        let at = fx.addr(row, run0, self.tile_bytes, 0);
+        let (tensor, staged) = ((at, self.stride), (stage, RUN as i64 * self.tile_bytes));
+        match (self.plain, direction) {
+            (true, _) => {
+                fx.transpose_runs(direction, stage, (at, self.stride, self.lane), self.values)
+            }
+            (false, Direction::ToTensor) => {
+                fx.copy_runs(self.ty, staged, tensor, self.values, tiles)
+            }
+            (false, Direction::FromTensor) => {
+                fx.copy_runs(self.ty, tensor, staged, self.values, tiles)
+            }
+        }
+    }
+}
+
+/// Whether `w`'s transformed tensors are plain beside a blocked convolution
+/// (`Winograd::plain_products`), checked against the layout of the transformed tensor
+/// (`transformed`) and of the convolution's side (blocked or not).
+fn plain_products(w: &Winograd, blocked: bool, transformed: Layout) -> Result<bool, CodegenError> {
+    let plain = w.plain_products.is_some();
+    let ok = match (plain, blocked) {
+        // Rows of whole runs: each run's tiles are one vector of the plain tensors.
+        (true, true) => transformed == Layout::Plain && w.tiles()[1].is_multiple_of(RUN),
+        (true, false) => false,
+        (false, true) => transformed != Layout::Plain,
+        (false, false) => transformed == Layout::Plain,
+    };
+    if !ok {
+        return Err(CodegenError::Unsupported(format!(
+            "Winograd transforms between a {} convolution and {transformed:?} transformed tensors{}",
+            if blocked { "blocked" } else { "plain" },
+            if plain { " (plain products)" } else { "" }
+        )));
+    }
+    Ok(plain)
+}
+
 impl Fx<'_> {
     /// `y = L x` for a `rows x x.len()` matrix `L` of constants, `None` for a value
     /// known to be zero. Two kinds of sharing, both from the symmetric points `p` and
@@ -393,6 +482,32 @@ impl Fx<'_> {
         }
     }
 
+    /// A run's `values` staged vectors (`[value][tile]`, a channel block's lanes each)
+    /// to or from the plain tensor at `at` (value `v` at `v * stride`, channel `l` of
+    /// the block `l * lane` bytes on, the run's tiles in one vector): each value's
+    /// four vectors transposed (`Winograd::plain_products`; a run is four tiles).
+    fn transpose_runs(
+        &mut self,
+        direction: Direction,
+        stage: Value,
+        (at, stride, lane): (Value, i64, i64),
+        values: usize,
+    ) {
+        let run = (RUN * LANES * 4) as i64;
+        for v in 0..values as i64 {
+            let (staged, plain) = (self.add(stage, v * run), self.add(at, v * stride));
+            let (from, step, to, to_step) = match direction {
+                Direction::ToTensor => (staged, 16, plain, lane),
+                Direction::FromTensor => (plain, lane, staged, 16),
+            };
+            let rows = [0, 1, 2, 3].map(|k| self.load(I8X16, from, (k * step) as i32));
+            for (k, x) in self.transpose4(rows).into_iter().enumerate() {
+                let x = self.b.ins().bitcast(F32X4, bitcast_flags(), x);
+                self.store(x, to, (k as i64 * to_step) as i32);
+            }
+        }
+    }
+
     /// A stack slot of `elements` values of `ty`, 16-byte aligned.
     fn stack_buffer(&mut self, ty: Type, elements: usize) -> StackSlot {
         self.b.create_sized_stack_slot(StackSlotData::new(
@@ -439,8 +554,9 @@ fn global_row(fx: &mut Fx, start: Option<Value>, local: Value) -> Value {
 pub fn input(cx: &mut KernelCx, w: &Winograd) -> Result<(), CodegenError> {
     let f = transform_of(w)?;
     let xs = cx.inputs[0].ty.shape.clone();
-    let blocked = cx.inputs[0].ty.layout != cnnc_ir::Layout::Plain;
+    let blocked = cx.inputs[0].ty.layout != Layout::Plain;
     let (ty, es, groups) = element(blocked, xs[1]);
+    let plain = plain_products(w, blocked, cx.outputs[0].1.layout)?;
     let (n, h, wd) = (xs[0], xs[2], xs[3]);
     let (t, m) = (f.t, f.m);
     let [th_n, tw_n] = w.tiles();
@@ -462,9 +578,11 @@ pub fn input(cx: &mut KernelCx, w: &Winograd) -> Result<(), CodegenError> {
     let plane = (h * wd) as i64 * es;
     let xi_stride = (groups * tiles) as i64 * es;
     let row_bytes = wd as i64 * es;
+    let staging = Staging::new(plain, (ty, es), tiles, (xi_stride, t * t));
+    let tile_bytes = staging.tile_bytes;
     cx.launch(tasks, |fx, task, ptrs| {
         let slot = fx.stack_buffer(ty, t * t);
-        let stage = crowded(xi_stride, t * t).then(|| fx.stage(ty, t * t));
+        let stage = (plain || crowded(xi_stride, t * t)).then(|| fx.stage(ty, t * t));
         let (u0, u1) = fx.task_range(task, units, tasks);
         fx.for_range(u0, u1, |fx, u| {
             let local = fx.b.ins().urem_imm_u(u, rows_per_band as i64);
@@ -477,7 +595,7 @@ pub fn input(cx: &mut KernelCx, w: &Winograd) -> Result<(), CodegenError> {
             let vi = fx.b.ins().imul_imm_s(img, (t * t * groups) as i64);
             let vi = fx.b.ins().iadd(vi, g);
             let vg = fx.addr(ptrs[v], vi, tiles as i64 * es, 0);
-            let v_row = fx.addr(vg, local, (tw_n as i64) * es, 0);
+            let v_row = fx.addr(vg, local, tw_n as i64 * tile_bytes, 0);
             let mut row = |fx: &mut Fx, known: Option<usize>| {
                 // Each tile row's first element at input column 0, or None if padding.
                 let rows: Vec<Option<Value>> = (0..t)
@@ -520,12 +638,12 @@ pub fn input(cx: &mut KernelCx, w: &Winograd) -> Result<(), CodegenError> {
                 // apart.
                 let place = |fx: &mut Fx, tw: Value, k: Value| match stage {
                     Some(s) => (fx.addr(s, k, es, 0), RUN as i64 * es),
-                    None => (fx.addr(v_row, tw, es, 0), xi_stride),
+                    None => (fx.addr(v_row, tw, tile_bytes, 0), xi_stride),
                 };
                 let flush = |fx: &mut Fx, run0: Value, tiles: usize| {
                     if let Some(s) = stage {
-                        let at = fx.addr(v_row, run0, es, 0);
-                        fx.copy_runs(ty, (s, RUN as i64 * es), (at, xi_stride), t * t, tiles);
+                        let run = (v_row, run0, tiles);
+                        staging.copy(fx, Direction::ToTensor, s, run);
                     }
                 };
                 // `len` interior tiles from `tw0`, the `k0`-th of their run onwards.
@@ -566,8 +684,9 @@ pub fn input(cx: &mut KernelCx, w: &Winograd) -> Result<(), CodegenError> {
 pub fn output(cx: &mut KernelCx, w: &Winograd) -> Result<(), CodegenError> {
     let f = transform_of(w)?;
     let ys = cx.outputs[0].1.shape.clone();
-    let blocked = cx.outputs[0].1.layout != cnnc_ir::Layout::Plain;
+    let blocked = cx.outputs[0].1.layout != Layout::Plain;
     let (ty, es, groups) = element(blocked, ys[1]);
+    let plain = plain_products(w, blocked, cx.inputs[0].ty.layout)?;
     let (n, oh, ow) = (ys[0], ys[2], ys[3]);
     let (t, m) = (f.t, f.m);
     let [th_n, tw_n] = w.tiles();
@@ -589,9 +708,11 @@ pub fn output(cx: &mut KernelCx, w: &Winograd) -> Result<(), CodegenError> {
     let row_bytes = ow as i64 * es;
     let partial_row = (oh % m != 0).then_some(th_n - 1);
     let full_cols = ow / m;
+    let staging = Staging::new(plain, (ty, es), tiles, (xi_stride, t * t));
+    let tile_bytes = staging.tile_bytes;
     cx.launch(tasks, |fx, task, ptrs| {
         let slot = fx.stack_buffer(ty, t * t);
-        let stage = crowded(xi_stride, t * t).then(|| fx.stage(ty, t * t));
+        let stage = (plain || crowded(xi_stride, t * t)).then(|| fx.stage(ty, t * t));
         let (u0, u1) = fx.task_range(task, units, tasks);
         fx.for_range(u0, u1, |fx, u| {
             let local = fx.b.ins().urem_imm_u(u, rows_per_band as i64);
@@ -602,7 +723,7 @@ pub fn output(cx: &mut KernelCx, w: &Winograd) -> Result<(), CodegenError> {
             let pi = fx.b.ins().imul_imm_s(img, (t * t * groups) as i64);
             let pi = fx.b.ins().iadd(pi, g);
             let pg = fx.addr(ptrs[p], pi, tiles as i64 * es, 0);
-            let p_row = fx.addr(pg, local, tw_n as i64 * es, 0);
+            let p_row = fx.addr(pg, local, tw_n as i64 * tile_bytes, 0);
             let yg = fx.addr(ptrs[y], q, plane, 0);
             let y_row = fx.addr(yg, th, m as i64 * row_bytes, 0);
             let r_row = extra.residual.map(|r| {
@@ -647,12 +768,12 @@ pub fn output(cx: &mut KernelCx, w: &Winograd) -> Result<(), CodegenError> {
                 // Where tile `tw`, the `k`-th of its run, finds its products.
                 let place = |fx: &mut Fx, tw: Value, k: Value| match stage {
                     Some(s) => (fx.addr(s, k, es, 0), RUN as i64 * es),
-                    None => (fx.addr(p_row, tw, es, 0), xi_stride),
+                    None => (fx.addr(p_row, tw, tile_bytes, 0), xi_stride),
                 };
                 let fill = |fx: &mut Fx, run0: Value, tiles: usize| {
                     if let Some(s) = stage {
-                        let at = fx.addr(p_row, run0, es, 0);
-                        fx.copy_runs(ty, (at, xi_stride), (s, RUN as i64 * es), t * t, tiles);
+                        let run = (p_row, run0, tiles);
+                        staging.copy(fx, Direction::FromTensor, s, run);
                     }
                 };
                 // `len` tiles from `tw0`, the `k0`-th of their run onwards, `cols`
