@@ -1586,7 +1586,7 @@ fn pointwise_family() {
     run_family("pointwise", 300, pointwise_case);
 }
 
-/// A pointwise convolution on plain tensors whose planes are 1 to 4 vectors, without
+/// A pointwise convolution on plain tensors whose planes are 1 to 13 vectors, without
 /// bias or epilogue: the plane kernel (`plane_products.rs`), with any channel counts
 /// (tiles of fewer rows, an odd last input channel), groups and images.
 fn plane_products_case(rng: &mut Rng) -> Case {
@@ -1601,6 +1601,13 @@ fn plane_products_case(rng: &mut Rng) -> Case {
         [2, 6],
         [4, 4],
         [1, 16],
+        [5, 4],
+        [4, 7],
+        [6, 6],
+        [4, 11],
+        [6, 8],
+        [4, 13],
+        [2, 26],
     ]);
     let batch = rng.range(1, 2);
     let attrs = Conv {
@@ -1651,23 +1658,33 @@ enum Grid {
     /// unused positions (`Winograd::plane`); half the cases for an L2 of 64 KiB, which
     /// puts 4 rows of tiles in a plane row.
     Padded,
-    /// 5 to 14 rows of 8 to 12 tiles and caches so small that the transformed tensors
+    /// 7 to 14 rows of 8 to 12 tiles (more than a plane of plain products holds) and
+    /// caches so small that the transformed tensors
     /// go in bands (`Winograd::band`) of 1 up to all of the rows, the last band
     /// overlapping the one before when the height does not divide the rows.
     Banded,
-    /// 1 to 4 rows of 4 tiles, blocked, and an L2 so small that every transform
-    /// position's weights exceed half of it: plain products
-    /// (`Winograd::plain_products`), the transforms converting to and from blocks.
+    /// Blocked, plain products (`Winograd::plain_products`, the transforms converting
+    /// to and from blocks): 13 to 16 tiles and an L2 so small that every transform
+    /// position's weights exceed half of it, or 30 to 49 tiles of 128 channels (rows
+    /// that end inside a vector, planes padded to whole vectors).
     Plain,
 }
 
 fn winograd_with(rng: &mut Rng, grid: Grid) -> Case {
     let crowded = matches!(grid, Grid::Crowded | Grid::Padded);
     let blocked = crowded || grid == Grid::Plain || rng.bool();
+    // Plain products on a single row of output channels: 128 channels.
+    let wide = grid == Grid::Plain && rng.bool();
     // Grouped as AlexNet's: groups of whole blocks when blocked.
-    let groups = if crowded { 1 } else { rng.pick(&[1, 1, 2, 3]) };
+    let groups = if crowded || wide {
+        1
+    } else {
+        rng.pick(&[1, 1, 2, 3])
+    };
     let (c, m) = if grid == Grid::Padded {
         (64, rng.pick(&[4, 8]))
+    } else if wide {
+        (128, 128)
     } else if crowded {
         (rng.pick(&[64, 128]), rng.pick(&[64, 128]))
     } else if blocked {
@@ -1678,16 +1695,18 @@ fn winograd_with(rng: &mut Rng, grid: Grid) -> Case {
     let batch = rng.range(1, 2);
     let (tile, r) = rng.pick(&[(2, 3), (4, 3), (6, 3), (3, 4), (2, 5), (4, 5)]);
     // Tiles by rows and columns: 2 KiB / 16 bytes / 16 or 32 blocks = 8 or 4, times
-    // 4 for either transform's planes (of `c` or `m` channels).
+    // 8 for either transform's planes (of `c` or `m` channels), and more than a plane
+    // of plain products holds.
     let tiles = match grid {
         Grid::Random => None,
         Grid::Crowded => {
             let rows = rng.pick(&[1, 2, 4, 8]);
-            Some([rows, 32 / rows])
+            Some([rows, 64 / rows])
         }
         Grid::Padded => Some([16, 16]),
-        Grid::Banded => Some([rng.range(5, 14), rng.range(8, 12)]),
-        Grid::Plain => Some([rng.range(1, 4), 4]),
+        Grid::Banded => Some([rng.range(7, 14), rng.range(8, 12)]),
+        Grid::Plain if wide => Some([rng.range(5, 7), rng.range(6, 7)]),
+        Grid::Plain => Some(rng.pick(&[[4, 4], [2, 8], [1, 16], [3, 5], [2, 7], [1, 13]])),
     };
     let mut attrs = Conv {
         kernel: vec![r, r],
@@ -1703,7 +1722,13 @@ fn winograd_with(rng: &mut Rng, grid: Grid) -> Case {
     let mut xs = vec![batch, c];
     let mut out = vec![batch, m];
     for axis in 0..2 {
-        let (pb, pe) = (rng.range(0, r - 1), rng.range(0, r - 1));
+        // Plain grids keep their tiles: padding within the window's reach.
+        let most = if grid == Grid::Plain {
+            (r - 1) / 2
+        } else {
+            r - 1
+        };
+        let (pb, pe) = (rng.range(0, most), rng.range(0, most));
         let least = r.saturating_sub(pb + pe).max(1);
         let len = match tiles {
             // The last tile whole or not.
@@ -1778,7 +1803,11 @@ fn winograd_with(rng: &mut Rng, grid: Grid) -> Case {
         .g
         .node_ids()
         .any(|id| matches!(&b.g.node(id).op, Op::WinogradInput(w) if w.plain_products.is_some()));
-    assert_eq!(plain, grid == Grid::Plain, "{}: plain products", b.desc);
+    // Random grids go either way (plain from 17 to 52 tiles); the others test one.
+    if grid != Grid::Random {
+        assert_eq!(plain, grid == Grid::Plain, "{}: plain products", b.desc);
+    }
+    b.desc += &format!(" plain={plain}");
     if grid == Grid::Banded {
         let band = b.g.node_ids().find_map(|id| match &b.g.node(id).op {
             Op::WinogradOutput(w) => Some(w.band),

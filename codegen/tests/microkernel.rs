@@ -124,18 +124,20 @@ fn a_narrow_tile_adds_into_independent_partial_sums() {
     assert_eq!(TileShape::of(6, 1, 2).split, 1);
 }
 
-/// Every plane of plain products (1 to 4 vectors) takes a tile that fits the
+/// Every plane of plain products (1 to 13 vectors) takes a tile that fits the
 /// registers: one FMA per accumulator and unrolled channel, each on a register it
 /// overwrites (no copies of the broadcasts, no FMA memory operands), and no spill.
 #[test]
 fn no_plane_tile_spills() {
     let isa = x86_64_v3();
-    let tiles: Vec<PlaneTile> = (1..=4).map(|v| PlaneTile::of(v, 512)).collect();
+    let tiles: Vec<PlaneTile> = (1..=13).map(|v| PlaneTile::of(v, 512)).collect();
     let shapes: Vec<_> = tiles
         .iter()
         .map(|t| (t.rows, t.vectors, t.unroll))
         .collect();
-    assert_eq!(shapes, [(6, 1, 1), (4, 2, 1), (3, 3, 1), (2, 4, 2)]);
+    let mut want = vec![(6, 1, 1), (4, 2, 1), (3, 3, 1), (2, 4, 2)];
+    want.extend((5..=13).map(|v| (1, v, if v <= 11 { 2 } else { 1 })));
+    assert_eq!(shapes, want);
     for tile in tiles {
         let code = plane_tile_listing(tile, &*isa).unwrap();
         let s = spills(&code);

@@ -52,6 +52,7 @@ impl Pass for WinogradConv {
             if let Some((cycles, wg)) = best_winograd(&conv, target)
                 && cycles * MARGIN < direct
             {
+                let wg = with_plain_products(wg, &conv, target);
                 rewrite(graph, id, &conv, wg, &mut names)?;
                 changes += 1;
             }
@@ -105,7 +106,7 @@ pub fn rewrite_with(
             conv.r()
         )));
     }
-    let wg = winograd_of(&conv, tile, target);
+    let wg = with_plain_products(winograd_of(&conv, tile, target), &conv, target);
     rewrite(graph, id, &conv, wg, &mut Names::of(graph))?;
     Ok(true)
 }
@@ -237,11 +238,6 @@ fn winograd_of(conv: &Candidate, tile: usize, target: &TargetInfo) -> Winograd {
         epilogue: Epilogue::default(),
     };
     let [th, tw] = wg.tiles();
-    if let Some(plane) = plain_plane(&wg, conv, target) {
-        wg.plain_products = conv.block.map(|b| b as u32);
-        wg.plane = [1, plane];
-        return wg;
-    }
     wg.band = band_rows(&wg, conv, target);
     let (rows, rows_per_row) = if wg.band > 0 {
         (th, 1)
@@ -272,29 +268,62 @@ fn winograd_of(conv: &Candidate, tile: usize, target: &TargetInfo) -> Winograd {
 }
 
 /// Most tiles a plane of plain products holds: the plane kernel's register tile covers
-/// the whole plane, four tiles a vector (`plane_products.rs` in `cnnc-codegen`).
-pub const PLAIN_PLANE: usize = 16;
+/// the whole plane, four tiles a vector, up to 13 vectors (`PlaneTile` in
+/// `cnnc-codegen`'s `microkernel.rs`).
+pub const PLAIN_PLANE: usize = 52;
 
-/// The plane (tiles) of plain products for `wg` on `conv`, if they pay (see
-/// `Winograd::plain_products`): on blocked tensors, planes of at most
-/// [`PLAIN_PLANE`] tiles in rows of whole vectors whose weights per transform position
-/// do not fit half of L2. The blocked products run such a plane in two register tiles
-/// of 8 pixels, each over all of a vector group's weights: the first brings them from
-/// beyond L2 in a burst, the second reads them from L1. The plane kernel reads each
-/// weight once, evenly, but its own code reaches about 75% of the FMA peak where the
-/// blocked kernel reaches 80% on weights from L2: VGG-19's 512 channels at 14x14 (1 MB
-/// a position) 6.35 -> 5.62 ms, ResNet-50's 512 at 7x7 under F(2x2) 2.83 -> 2.70, but
-/// its 256 at 14x14 (256 KB) 1.30 -> 1.47.
+/// Fewest channels (in and out, per group) for plain products on a plane of a single
+/// row of output channels.
+const PLAIN_CHANNELS: usize = 128;
+
+/// The plane (tiles, in whole vectors) of plain products for `wg` on `conv`, if they
+/// pay (see `Winograd::plain_products`), on blocked tensors. The blocked products run
+/// a plane in register tiles of 8 to 12 pixels, each over all of a vector group's
+/// weights: the first brings them from beyond L2 in a burst, the others read them
+/// from L1. The plane kernel reads each weight once, evenly, but its transforms cost
+/// about twice the blocked ones (every run of tiles transposed). So:
+/// - planes of 8 to 13 vectors (29 to 52 tiles), where its tile is a single row of
+///   output channels (one broadcast per input channel feeding an FMA per vector, at
+///   86-90% of the FMA peak), with at least [`PLAIN_CHANNELS`] channels in and out
+///   for the products to outweigh the transforms: VGG-19's 28x28 layers (512 channels
+///   on 49 tiles, products at 69-75% blocked) 88 -> 81 ms, ZFNet-512's conv2 phases
+///   7.3 -> 6.5; Inception v1's 28x28 layers of 96 to 128 channels gained in the
+///   products what they lost in the transforms, AlexNet's conv2 (48 to 128 a group)
+///   lost 0.3 ms. Fewer vectors are fewer FMA chains than the latency wants, and more
+///   of the plane padding: 128 channels on 25 tiles (28 computed) ran 0.23 -> 0.27 ms;
+/// - planes of 4 vectors (13 to 16 tiles; tiles of 2 rows by the plane, about 75% of
+///   the peak, below the blocked tile's 80-85% on weights from L2) whose weights per
+///   transform position do not fit half of L2: VGG-19's 512 channels at 14x14 (1 MB a
+///   position) 6.35 -> 5.62 ms of products, ResNet-50's 512 at 7x7 under F(2x2) 2.83 ->
+///   2.70, but its 256 at 14x14 (256 KB) 1.30 -> 1.47; planes of 3 vectors (ZFNet-512's
+///   9 tiles at 12x12, padded to 12) 3.6 -> 5.3.
 fn plain_plane(wg: &Winograd, conv: &Candidate, target: &TargetInfo) -> Option<usize> {
     let [c, m, _, _] = conv.shape;
     wg.transform()?;
     let [th, tw] = wg.tiles();
-    // One transform position's weights (a group's products).
-    let weights = (c / conv.attrs.groups) * (m / conv.attrs.groups) * 4;
-    // Rows of whole vectors: the transforms move a row's tiles a vector at a time.
-    let whole = tw.is_multiple_of(target.lanes);
-    (conv.block.is_some() && whole && th * tw <= PLAIN_PLANE && weights > target.l2_bytes / 2)
-        .then_some(th * tw)
+    let plane = (th * tw).next_multiple_of(target.lanes);
+    let vectors = plane / target.lanes;
+    let (cg, mg) = (c / conv.attrs.groups, m / conv.attrs.groups);
+    let pays = match vectors {
+        4 => cg * mg * 4 > target.l2_bytes / 2,
+        8.. => cg.min(mg) >= PLAIN_CHANNELS,
+        _ => false,
+    };
+    (conv.block.is_some() && plane <= PLAIN_PLANE && pays).then_some(plane)
+}
+
+/// `wg` (as the cost model chose it, on blocked products) with plain products where
+/// they pay ([`plain_plane`]).
+fn with_plain_products(wg: Winograd, conv: &Candidate, target: &TargetInfo) -> Winograd {
+    match plain_plane(&wg, conv, target) {
+        Some(plane) => Winograd {
+            plain_products: conv.block.map(|b| b as u32),
+            plane: [1, plane],
+            band: 0,
+            ..wg
+        },
+        None => wg,
+    }
 }
 
 /// Rows of tiles per band for `wg` on `conv`, 0 for none. The transformed input and

@@ -193,12 +193,19 @@ fn small_planes_of_large_weights_take_plain_products() {
         assert_eq!(w.plain_products, Some(4), "512 channels at {hw}");
         assert_eq!((w.plane, w.band), ([1, 16], 0), "512 channels at {hw}");
     }
+    // VGG-19's 28x28 layers: 49 tiles, padded to 13 vectors, a single row of output
+    // channels a register tile; ResNet-50's 128 channels there too.
+    for c in [512, 256, 128] {
+        let w = chosen(c, 512.max(c), 28);
+        assert_eq!((w.plain_products, w.plane), (Some(4), [1, 52]), "{c} at 28");
+    }
     // ResNet-50's 256 at 14x14: its 256 KB a position stay in L2, where the blocked
-    // products run faster.
+    // products run faster. 64 channels at 28x28: the transforms would cost more than
+    // the products gain. 196 tiles at 56x56 are more than a register tile, 9 at 12x12
+    // three vectors, whose tile runs slower than the blocked one.
     assert_eq!(chosen(256, 256, 14).plain_products, None);
-    // 49 tiles at 28x28 are more than a register tile; 3 tiles a row at 12x12 are not
-    // a whole vector.
-    assert_eq!(chosen(512, 512, 28).plain_products, None);
+    assert_eq!(chosen(64, 64, 28).plain_products, None);
+    assert_eq!(chosen(256, 256, 56).plain_products, None);
     assert_eq!(chosen(512, 512, 12).plain_products, None);
 }
 

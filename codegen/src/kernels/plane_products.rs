@@ -1,5 +1,5 @@
 //! A pointwise convolution, grouped or not, on plain tensors whose planes are small
-//! and a whole number of vectors: the products of a Winograd convolution on a small
+//! (up to 13 vectors) and a whole number of vectors: the products of a Winograd convolution on a small
 //! image (`Winograd::plain_products`), each group a transform position. A register
 //! tile is `rows` output channels by the whole plane: per input channel, a broadcast
 //! of each row's weight times each vector of the plane's pixels. So each weight is
@@ -22,8 +22,8 @@ use super::{KernelCx, f32_constant, on_every_core, tasks_for, wanted_tasks};
 use crate::CodegenError;
 use crate::emit::LANES;
 
-/// Most pixels a plane may have: four vectors, all in one register tile.
-pub const PLANE: usize = 16;
+/// Most pixels a plane may have: 13 vectors, all in one register tile (`PlaneTile`).
+pub const PLANE: usize = 52;
 
 /// Whether this kernel computes the convolution `c` of the node in `cx`: pointwise,
 /// plain, its plane (the product of the spatial sizes) a whole number of vectors up to

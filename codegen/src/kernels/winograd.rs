@@ -274,7 +274,8 @@ impl Staging {
         let (tensor, staged) = ((at, self.stride), (stage, RUN as i64 * self.tile_bytes));
         match (self.plain, direction) {
             (true, _) => {
-                fx.transpose_runs(direction, stage, (at, self.stride, self.lane), self.values)
+                let plain = (at, self.stride, self.lane);
+                fx.transpose_runs(direction, stage, plain, (self.values, tiles))
             }
             (false, Direction::ToTensor) => {
                 fx.copy_runs(self.ty, staged, tensor, self.values, tiles)
@@ -292,8 +293,7 @@ impl Staging {
 fn plain_products(w: &Winograd, blocked: bool, transformed: Layout) -> Result<bool, CodegenError> {
     let plain = w.plain_products.is_some();
     let ok = match (plain, blocked) {
-        // Rows of whole runs: each run's tiles are one vector of the plain tensors.
-        (true, true) => transformed == Layout::Plain && w.tiles()[1].is_multiple_of(RUN),
+        (true, true) => transformed == Layout::Plain,
         (true, false) => false,
         (false, true) => transformed != Layout::Plain,
         (false, false) => transformed == Layout::Plain,
@@ -491,7 +491,7 @@ impl Fx<'_> {
         direction: Direction,
         stage: Value,
         (at, stride, lane): (Value, i64, i64),
-        values: usize,
+        (values, tiles): (usize, usize),
     ) {
         let run = (RUN * LANES * 4) as i64;
         for v in 0..values as i64 {
@@ -500,10 +500,22 @@ impl Fx<'_> {
                 Direction::ToTensor => (staged, 16, plain, lane),
                 Direction::FromTensor => (plain, lane, staged, 16),
             };
+            // A shorter run (a row's last) reads whole vectors (in the stack buffer, or
+            // the next row's tiles or the plane's unused positions), but writes only
+            // its own tiles' lanes: the next row may be another task's.
             let rows = [0, 1, 2, 3].map(|k| self.load(I8X16, from, (k * step) as i32));
             for (k, x) in self.transpose4(rows).into_iter().enumerate() {
                 let x = self.b.ins().bitcast(F32X4, bitcast_flags(), x);
-                self.store(x, to, (k as i64 * to_step) as i32);
+                let at = (k as i64 * to_step) as i32;
+                match direction {
+                    Direction::ToTensor if tiles < RUN => {
+                        for l in 0..tiles {
+                            let e = self.b.ins().extractlane(x, l as u8);
+                            self.store(e, to, at + 4 * l as i32);
+                        }
+                    }
+                    _ => self.store(x, to, at),
+                }
             }
         }
     }
