@@ -172,7 +172,25 @@ impl Conv {
             && self.strides.iter().all(|&s| s == 1)
             && self.pads.iter().all(|&p| p == (0, 0))
     }
+
+    /// Whether the plane kernel (`plane_products.rs` in `cnnc-codegen`) runs this
+    /// convolution of an input of shape `x`, plain, with `inputs` inputs: pointwise,
+    /// without bias or epilogue, on planes (the spatial sizes' product) of whole
+    /// vectors of `lanes` up to [`PLANE_PIXELS`]. The plain Winograd products are such
+    /// convolutions (`Winograd::plain_products`); the tiling pass gives these no tile.
+    pub fn on_plane_kernel(&self, x: &[usize], inputs: usize, lanes: usize) -> bool {
+        let plane: usize = x.iter().skip(2).product();
+        self.is_pointwise()
+            && x.len() >= 3
+            && inputs == 2
+            && self.epilogue.is_empty()
+            && plane.is_multiple_of(lanes)
+            && (lanes..=PLANE_PIXELS).contains(&plane)
+    }
 }
+
+/// Most pixels a plane of the plane kernel holds: 13 vectors of 4, one register tile.
+pub const PLANE_PIXELS: usize = 52;
 
 /// An `r x r` stride-1 2-D convolution computed by Winograd's F(m x m, r x r): the
 /// input transform, one matrix product per position of the `t x t` transformed tile (a

@@ -9,8 +9,8 @@ use cnnc_ir::infer::{
     broadcast_shapes, broadcasts_to, matmul_shape, transposed_output, window_output,
 };
 use cnnc_ir::op::{
-    Binary, Conv, ConvTranspose, CoordMode, DepthToSpaceMode, Gemm, Lrn, NearestMode, PadMode,
-    Pool, PoolKind, ReduceKind, Resize, ResizeMode, SliceAxis, Unary,
+    Activation, Binary, Conv, ConvTranspose, CoordMode, DepthToSpaceMode, Epilogue, Gemm, Lrn,
+    NearestMode, PadMode, Pool, PoolKind, ReduceKind, Resize, ResizeMode, SliceAxis, Unary,
 };
 use cnnc_ir::{DType, IrError, Layout, Op, Scalar, Tensor, TensorType};
 
@@ -2249,4 +2249,31 @@ fn plain_products_convert_between_blocked_and_plain() {
     g.node_mut(v.node).outputs[0].ty.layout = blocked;
     let e = cnnc_ir::verify(&g).unwrap_err().to_string();
     assert!(e.contains("plain products"), "{e}");
+}
+
+#[test]
+fn the_plane_kernel_takes_small_pointwise_planes() {
+    let conv = |kernel: usize, epilogue: Epilogue| Conv {
+        kernel: vec![kernel, kernel],
+        strides: vec![1, 1],
+        dilations: vec![1, 1],
+        pads: vec![(0, 0); 2],
+        groups: 2,
+        epilogue,
+    };
+    let plain = conv(1, Epilogue::default());
+    // Planes of 1 to 13 vectors of 4, weights but no bias.
+    for x in [[1, 8, 1, 4], [2, 8, 4, 4], [1, 8, 4, 13], [1, 8, 1, 52]] {
+        assert!(plain.on_plane_kernel(&x, 2, 4), "{x:?}");
+    }
+    // Not whole vectors, too large, with a bias, an epilogue or a 3x3 kernel.
+    assert!(!plain.on_plane_kernel(&[1, 8, 7, 7], 2, 4));
+    assert!(!plain.on_plane_kernel(&[1, 8, 1, 56], 2, 4));
+    assert!(!plain.on_plane_kernel(&[1, 8, 4, 4], 3, 4));
+    let relu = Epilogue {
+        activation: Some(Activation::Unary(Unary::Relu)),
+        ..Epilogue::default()
+    };
+    assert!(!conv(1, relu).on_plane_kernel(&[1, 8, 4, 4], 2, 4));
+    assert!(!conv(3, Epilogue::default()).on_plane_kernel(&[1, 8, 4, 4], 2, 4));
 }

@@ -63,7 +63,7 @@ impl Pass for Tiling {
         for id in graph.topo_order()? {
             let tile = if let Some(d) = direct_problem(graph, id) {
                 choose_direct_tile(d, target)
-            } else if let Some(problem) = problem(graph, id) {
+            } else if let Some(problem) = problem(graph, id, target) {
                 choose_tile(problem, target)
             } else {
                 continue;
@@ -89,7 +89,7 @@ fn conv_problem(c: &Conv, x: &[usize], y: &[usize]) -> Problem {
 }
 
 /// The product node `id` computes, if it is a convolution or matrix product.
-fn problem(graph: &Graph, id: cnnc_ir::NodeId) -> Option<Problem> {
+fn problem(graph: &Graph, id: cnnc_ir::NodeId, target: &TargetInfo) -> Option<Problem> {
     let node = graph.node(id);
     if !matches!(node.op, Op::Conv(_) | Op::Gemm(_) | Op::MatMul { .. }) {
         return None;
@@ -98,10 +98,10 @@ fn problem(graph: &Graph, id: cnnc_ir::NodeId) -> Option<Problem> {
     let x = &graph.value_type(inputs[0]).shape;
     let y = &node.outputs[0].ty.shape;
     match &node.op {
-        // Plain Winograd products: the plane kernel, which has no tile.
-        Op::Conv(_)
-            if matches!(&graph.node(inputs[0].node).op,
-                Op::WinogradInput(w) if w.plain_products.is_some()) =>
+        // The plane kernel (the plain Winograd products), which has no tile.
+        Op::Conv(c)
+            if node.outputs[0].ty.layout == Layout::Plain
+                && c.on_plane_kernel(x, inputs.len(), target.lanes) =>
         {
             None
         }

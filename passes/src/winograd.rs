@@ -270,7 +270,7 @@ fn winograd_of(conv: &Candidate, tile: usize, target: &TargetInfo) -> Winograd {
 /// Most tiles a plane of plain products holds: the plane kernel's register tile covers
 /// the whole plane, four tiles a vector, up to 13 vectors (`PlaneTile` in
 /// `cnnc-codegen`'s `microkernel.rs`).
-pub const PLAIN_PLANE: usize = 52;
+pub const PLAIN_PLANE: usize = cnnc_ir::op::PLANE_PIXELS;
 
 /// Fewest channels (in and out, per group) for plain products on a plane of a single
 /// row of output channels.
@@ -293,7 +293,7 @@ const PLAIN_CHANNELS: usize = 128;
 ///   of the plane padding: 128 channels on 25 tiles (28 computed) ran 0.23 -> 0.27 ms;
 /// - planes of 4 vectors (13 to 16 tiles; tiles of 2 rows by the plane, about 75% of
 ///   the peak, below the blocked tile's 80-85% on weights from L2) whose weights per
-///   transform position do not fit half of L2: VGG-19's 512 channels at 14x14 (1 MB a
+///   transform position (a group's) do not fit half of L2: VGG-19's 512 channels at 14x14 (1 MB a
 ///   position) 6.35 -> 5.62 ms of products, ResNet-50's 512 at 7x7 under F(2x2) 2.83 ->
 ///   2.70, but its 256 at 14x14 (256 KB) 1.30 -> 1.47; planes of 3 vectors (ZFNet-512's
 ///   9 tiles at 12x12, padded to 12) 3.6 -> 5.3.

@@ -223,9 +223,9 @@ impl PlaneTile {
     }
 
     /// The tile for planes of `vectors` vectors (up to 13) and `channels` output
-    /// channels: eight or nine accumulators (enough FMA chains for two pipes of
-    /// latency 4), or one row of the whole plane, two input channels a step where
-    /// their broadcasts fit too. A single row of 13 vectors (512 channels on 52
+    /// channels: up to nine accumulators (eight chains for two FMA pipes of latency 4,
+    /// six on a plane of one vector), or one row of the whole plane; two input
+    /// channels a step where their broadcasts fit too (2 x 4, and rows of up to 11). A single row of 13 vectors (512 channels on 52
     /// pixels) ran at 90% of the FMA peak, rows of 2 by 4 vectors at about 75%.
     pub fn of(vectors: usize, channels: usize) -> Self {
         let rows = (1..=9 / vectors)

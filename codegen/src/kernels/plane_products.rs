@@ -22,23 +22,13 @@ use super::{KernelCx, f32_constant, on_every_core, tasks_for, wanted_tasks};
 use crate::CodegenError;
 use crate::emit::LANES;
 
-/// Most pixels a plane may have: 13 vectors, all in one register tile (`PlaneTile`).
-pub const PLANE: usize = 52;
-
-/// Whether this kernel computes the convolution `c` of the node in `cx`: pointwise,
-/// plain, its plane (the product of the spatial sizes) a whole number of vectors up to
-/// [`PLANE`], constant weights, no bias and no epilogue.
+/// Whether this kernel computes the convolution `c` of the node in `cx`: plain,
+/// with constant weights, and of the shapes `Conv::on_plane_kernel` names (the plain
+/// Winograd products, and any other pointwise convolution of such planes).
 pub fn applies(cx: &KernelCx, c: &Conv) -> bool {
-    let xs = &cx.inputs[0].ty.shape;
-    let plane: usize = xs.iter().skip(2).product();
     cx.outputs[0].1.layout == Layout::Plain
-        && c.is_pointwise()
-        && xs.len() >= 3
-        && plane.is_multiple_of(LANES)
-        && (LANES..=PLANE).contains(&plane)
-        && cx.inputs.len() == 2
         && cx.inputs[1].constant.is_some()
-        && c.epilogue.is_empty()
+        && c.on_plane_kernel(&cx.inputs[0].ty.shape, cx.inputs.len(), LANES)
 }
 
 /// `w` (`[groups * mg, cg]`) into `out`: per group, the tiles of `rows` output

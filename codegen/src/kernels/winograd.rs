@@ -19,7 +19,7 @@ use cnnc_ir::Layout;
 use cnnc_ir::op::Winograd;
 use cnnc_ir::winograd::Transform;
 use cranelift_codegen::ir::condcodes::IntCC;
-use cranelift_codegen::ir::types::{F32, F32X4, I8X16, I64};
+use cranelift_codegen::ir::types::{F32, F32X4, F64, F64X2, I8X16, I64};
 use cranelift_codegen::ir::{InstBuilder, StackSlot, StackSlotData, StackSlotKind, Type, Value};
 
 use super::activation::costly_span;
@@ -293,7 +293,8 @@ impl Staging {
 fn plain_products(w: &Winograd, blocked: bool, transformed: Layout) -> Result<bool, CodegenError> {
     let plain = w.plain_products.is_some();
     let ok = match (plain, blocked) {
-        (true, true) => transformed == Layout::Plain,
+        // The transposes move a block of `LANES` channels (and a run of as many tiles).
+        (true, true) => transformed == Layout::Plain && w.plain_products == Some(LANES as u32),
         (true, false) => false,
         (false, true) => transformed != Layout::Plain,
         (false, false) => transformed == Layout::Plain,
@@ -500,10 +501,16 @@ impl Fx<'_> {
                 Direction::ToTensor => (staged, 16, plain, lane),
                 Direction::FromTensor => (plain, lane, staged, 16),
             };
-            // A shorter run (a row's last) reads whole vectors (in the stack buffer, or
-            // the next row's tiles or the plane's unused positions), but writes only
-            // its own tiles' lanes: the next row may be another task's.
-            let rows = [0, 1, 2, 3].map(|k| self.load(I8X16, from, (k * step) as i32));
+            // A shorter run (a row's last) reads and writes only its own tiles' lanes
+            // in the tensor: the next row may be another task's, and the last row's
+            // vector would reach past the plane (a row of 6 tiles in a plane of 36).
+            let rows = [0, 1, 2, 3].map(|k| {
+                let at = (k * step) as i32;
+                match direction {
+                    Direction::FromTensor if tiles < RUN => self.load_lanes(from, at, tiles),
+                    _ => self.load(I8X16, from, at),
+                }
+            });
             for (k, x) in self.transpose4(rows).into_iter().enumerate() {
                 let x = self.b.ins().bitcast(F32X4, bitcast_flags(), x);
                 let at = (k as i64 * to_step) as i32;
@@ -518,6 +525,26 @@ impl Fx<'_> {
                 }
             }
         }
+    }
+
+    /// The first `n` (1 to 3) floats at `at + offset` as the first lanes of a vector
+    /// (i8x16), the others zero: two by one 8-byte load.
+    fn load_lanes(&mut self, at: Value, offset: i32, n: usize) -> Value {
+        let v = if n >= 2 {
+            let pair = self.load(F64, at, offset);
+            let v = self.b.ins().scalar_to_vector(F64X2, pair);
+            self.b.ins().bitcast(F32X4, bitcast_flags(), v)
+        } else {
+            let x = self.load(F32, at, offset);
+            self.b.ins().scalar_to_vector(F32X4, x)
+        };
+        let v = if n == 3 {
+            let x = self.load(F32, at, offset + 8);
+            self.b.ins().insertlane(v, x, 2)
+        } else {
+            v
+        };
+        self.b.ins().bitcast(I8X16, bitcast_flags(), v)
     }
 
     /// A stack slot of `elements` values of `ty`, 16-byte aligned.
