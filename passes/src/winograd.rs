@@ -20,7 +20,7 @@
 //! kernel by [`MARGIN`], so the model's error never picks the slower kernel for a small
 //! gain, and an 8x8 one the best smaller one by [`LARGE_TILE_MARGIN`].
 
-use cnnc_ir::op::{Conv, Epilogue, Winograd};
+use cnnc_ir::op::{Conv, Epilogue, PLANE_PIXELS, Winograd};
 use cnnc_ir::window::Axis;
 use cnnc_ir::winograd::{Transform, transform, transforms_for};
 use cnnc_ir::{Graph, IrError, Layout, NodeId, Op, Tensor, Value};
@@ -267,11 +267,6 @@ fn winograd_of(conv: &Candidate, tile: usize, target: &TargetInfo) -> Winograd {
     wg
 }
 
-/// Most tiles a plane of plain products holds: the plane kernel's register tile covers
-/// the whole plane, four tiles a vector, up to 13 vectors (`PlaneTile` in
-/// `cnnc-codegen`'s `microkernel.rs`).
-pub const PLAIN_PLANE: usize = cnnc_ir::op::PLANE_PIXELS;
-
 /// Fewest channels (in and out, per group) for plain products on a plane of a single
 /// row of output channels.
 const PLAIN_CHANNELS: usize = 128;
@@ -299,7 +294,6 @@ const PLAIN_CHANNELS: usize = 128;
 ///   9 tiles at 12x12, padded to 12) 3.6 -> 5.3.
 fn plain_plane(wg: &Winograd, conv: &Candidate, target: &TargetInfo) -> Option<usize> {
     let [c, m, _, _] = conv.shape;
-    wg.transform()?;
     let [th, tw] = wg.tiles();
     let plane = (th * tw).next_multiple_of(target.lanes);
     let vectors = plane / target.lanes;
@@ -309,7 +303,8 @@ fn plain_plane(wg: &Winograd, conv: &Candidate, target: &TargetInfo) -> Option<u
         8.. => cg.min(mg) >= PLAIN_CHANNELS,
         _ => false,
     };
-    (conv.block.is_some() && plane <= PLAIN_PLANE && pays).then_some(plane)
+    // The plane kernel's register tile covers the whole plane (`PlaneTile`).
+    (conv.block.is_some() && plane <= PLANE_PIXELS && pays).then_some(plane)
 }
 
 /// `wg` (as the cost model chose it, on blocked products) with plain products where
