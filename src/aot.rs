@@ -104,7 +104,7 @@ pub fn build(
     dir: &Path,
 ) -> Result<(PathBuf, ModelInfo), Error> {
     let obj = compiler.object(model, "model")?;
-    write(&dir.join("model.o"), &obj.bytes)?;
+    obj.write(dir.join("model.o"))?;
     write(&dir.join("model.h"), obj.header.as_bytes())?;
     write(
         &dir.join("driver.c"),

@@ -1,10 +1,12 @@
 //! The compilation pipeline and its results: JIT-compiled models and object files.
 
+use std::fs::File;
+use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::sync::Mutex;
 
 use cnnc_codegen::target::{self, Linking};
-use cnnc_codegen::{Listing, ListingKind, ModelInfo, TensorInfo};
+use cnnc_codegen::{Listing, ListingKind, ModelInfo, ObjectCode, TensorInfo};
 use cnnc_passes::{OptLevel, PassRecord, Pipeline, TargetInfo};
 use cnnc_runtime::{AlignedBuffer, Executable, ThreadPool};
 use serde::Serialize;
@@ -50,12 +52,32 @@ impl Default for Compiler {
 
 /// An object file and what goes beside it.
 pub struct ObjectFile {
-    pub bytes: Vec<u8>,
+    code: ObjectCode,
     /// The C header declaring the entry points.
     pub header: String,
     /// The same metadata as JSON, for tools.
     pub json: String,
     pub info: ModelInfo,
+}
+
+impl ObjectFile {
+    /// The object file's bytes.
+    pub fn bytes(&self) -> Result<Vec<u8>, Error> {
+        Ok(self.code.to_bytes()?)
+    }
+
+    /// Writes the object file to `path`, encoding it straight into the file (no copy
+    /// of the whole file in memory first: VGG-19's is 819 MB).
+    pub fn write(&self, path: impl AsRef<Path>) -> Result<(), Error> {
+        let path = path.as_ref();
+        let io = |source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut file = BufWriter::new(File::create(path).map_err(io)?);
+        self.code.write_to(&mut file).map_err(io)?;
+        file.flush().map_err(io)
+    }
 }
 
 #[derive(Serialize)]
@@ -218,12 +240,12 @@ impl Compiler {
         &self,
         graph: &Graph,
         default_name: &str,
-    ) -> Result<(ModelInfo, Vec<u8>, String), Error> {
+    ) -> Result<(ModelInfo, ObjectCode, String), Error> {
         let isa = target::isa(self.target.as_deref(), self.cpu.as_deref(), Linking::Object)?;
         let triple = isa.triple().to_string();
-        let (info, bytes) =
+        let (info, code) =
             cnnc_codegen::compile_object(graph, isa, &self.symbol(default_name), None)?;
-        Ok((info, bytes, triple))
+        Ok((info, code, triple))
     }
 
     fn symbol(&self, default: &str) -> String {
@@ -254,7 +276,7 @@ impl Compiler {
     /// Compiles to an object file with its header and metadata.
     pub fn object(&self, model: &Model, default_name: &str) -> Result<ObjectFile, Error> {
         let graph = self.graph(model)?;
-        let (info, bytes, triple) = self.object_of(&graph, default_name)?;
+        let (info, code, triple) = self.object_of(&graph, default_name)?;
         let header = cnnc_codegen::header::c_header(&info, &triple);
         let n = &info.name;
         let json = JsonModel {
@@ -278,7 +300,7 @@ impl Compiler {
         };
         let json = serde_json::to_string_pretty(&json).expect("plain data serializes");
         Ok(ObjectFile {
-            bytes,
+            code,
             header,
             json,
             info,
@@ -291,7 +313,7 @@ impl Compiler {
         let path = path.as_ref();
         let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("model");
         let obj = self.object(model, stem)?;
-        write(path, &obj.bytes)?;
+        obj.write(path)?;
         write(&path.with_extension("h"), obj.header.as_bytes())?;
         write(&path.with_extension("json"), obj.json.as_bytes())?;
         Ok(obj.info)

@@ -319,7 +319,7 @@ fn compile(args: CompileArgs) -> Result<ExitCode, Error> {
             source,
         })
     };
-    write(&out, &obj.bytes)?;
+    obj.write(&out)?;
     let header = args
         .header
         .unwrap_or_else(|| out.with_file_name(format!("{}.h", obj.info.name)));

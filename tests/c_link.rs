@@ -203,7 +203,7 @@ fn object_bytes(triple: &str, cpu: Option<&str>) -> Vec<u8> {
     if let Some(cpu) = cpu {
         c = c.cpu(cpu);
     }
-    c.object(&lenet(), "net").unwrap().bytes
+    c.object(&lenet(), "net").unwrap().bytes().unwrap()
 }
 
 #[test]
@@ -289,4 +289,16 @@ fn unknown_targets_and_cpus_are_errors() {
         .expect("an error");
     assert!(e.to_string().contains("not-a-cpu"), "{e}");
     assert!(e.is_user_error());
+}
+
+#[test]
+fn a_written_object_is_its_bytes_and_a_failed_write_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let obj = Compiler::new().object(&lenet(), "net").unwrap();
+    let path = dir.path().join("net.o");
+    obj.write(&path).unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), obj.bytes().unwrap());
+    let missing = dir.path().join("no-such-dir/net.o");
+    let e = obj.write(&missing).expect_err("an error");
+    assert!(e.to_string().contains("no-such-dir"), "{e}");
 }

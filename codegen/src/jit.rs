@@ -47,7 +47,9 @@ pub fn compile_jit(
         profile,
         listing,
     )?;
-    let constants = lowered.constants;
+    let constants = lowered
+        .constants
+        .ok_or_else(|| CodegenError::Internal("no constant data for the JIT".into()))?;
     constants_at.store(constants.as_ptr() as usize, Ordering::Release);
     module.finalize_definitions()?;
     let code = module.get_finalized_function(lowered.entry);

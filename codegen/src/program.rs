@@ -100,9 +100,9 @@ pub struct Lowered {
     /// `hook(hook_ctx, step)` after each step (after each band of a banded
     /// convolution's steps; see `abi::ProfiledRunFn`).
     pub profiled: Option<FuncId>,
-    /// The constant data, 64-byte aligned pieces (for `Constants::Import`, under the
-    /// symbol `{name}_constants`).
-    pub constants: ConstMemory,
+    /// For `Constants::Import`, the constant data (64-byte aligned pieces) to map to
+    /// the symbol `{name}_constants`; `None` where the module holds it.
+    pub constants: Option<ConstMemory>,
 }
 
 struct Step {
@@ -442,14 +442,23 @@ pub fn lower(
             Constants::Define => Linkage::Local,
             Constants::Import => Linkage::Import,
         };
-        let id = module.declare_data(&constants_symbol, linkage, false, false)?;
-        if constants == Constants::Define {
+        Some(module.declare_data(&constants_symbol, linkage, false, false)?)
+    };
+    let blob = match (constants, data) {
+        (Constants::Define, Some(id)) => {
+            // The module copies the bytes into its section: the blob goes before that,
+            // so that a large model's constants are not held three times over (VGG-19:
+            // 818 MB).
+            let bytes: Box<[u8]> = blob.as_slice().into();
+            drop(blob);
             let mut desc = DataDescription::new();
             desc.set_align(ALIGN as u64);
-            desc.define(blob.as_slice().into());
+            desc.define(bytes);
             module.define_data(id, &desc)?;
+            None
         }
-        Some(id)
+        (Constants::Define, None) => None,
+        (Constants::Import, _) => Some(blob),
     };
     let info = ModelInfo {
         name: name.to_string(),
