@@ -1668,7 +1668,8 @@ enum Grid {
     /// Blocked, plain products (`Winograd::plain_products`, the transforms converting
     /// to and from blocks): 13 to 16 tiles and an L2 so small that every transform
     /// position's weights exceed half of it, or 30 to 49 tiles of 128 channels (rows
-    /// that end inside a vector, planes padded to whole vectors).
+    /// that end inside a vector, planes padded to whole vectors); a third of them
+    /// pointwise convolutions under F(1x1, 1x1).
     Plain,
 }
 
@@ -1695,7 +1696,12 @@ fn winograd_with(rng: &mut Rng, grid: Grid) -> Case {
         (groups * rng.range(1, 5), groups * rng.range(1, 5))
     };
     let batch = rng.range(1, 2);
-    let (tile, r) = rng.pick(&[(2, 3), (4, 3), (6, 3), (3, 4), (2, 5), (4, 5)]);
+    // F(1x1, 1x1) makes plain products of pointwise convolutions: a third of those.
+    let (tile, r) = if grid == Grid::Plain && chance(rng, 3) {
+        (1, 1)
+    } else {
+        rng.pick(&[(1, 1), (2, 3), (4, 3), (6, 3), (3, 4), (2, 5), (4, 5)])
+    };
     // Tiles by rows and columns: 2 KiB / 16 bytes / 16 or 32 blocks = 8 or 4, times
     // 8 for either transform's planes (of `c` or `m` channels), and more than a plane
     // of plain products holds.
@@ -1769,7 +1775,7 @@ fn winograd_with(rng: &mut Rng, grid: Grid) -> Case {
     let small_l2 = grid == Grid::Padded && rng.bool();
     let mut target = TargetInfo {
         l2_bytes: match grid {
-            Grid::Plain => 64,
+            Grid::Plain => 32,
             _ if small_l2 => 64 << 10,
             _ => 1 << 20,
         },

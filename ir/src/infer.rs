@@ -850,7 +850,7 @@ impl Op {
 fn winograd_input_side(w: &crate::op::Winograd) -> Result<usize, IrError> {
     let Some(f) = w.transform() else {
         return Err(IrError::shape(format!(
-            "no Winograd transform with {0}x{0} output tiles for {1}x{1} kernels (2 or 4 for 3x3, 3 for 4x4, 2 for 5x5)",
+            "no Winograd transform with {0}x{0} output tiles for {1}x{1} kernels (1 for 1x1; 2, 4 or 6 for 3x3; 3 for 4x4; 2 or 4 for 5x5)",
             w.tile, w.kernel
         )));
     };

@@ -197,10 +197,12 @@ pub const PLANE_PIXELS: usize = 52;
 /// 1x1 convolution with `t*t` groups), the output transform.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Winograd {
-    /// Output tile side `m` (2 or 4 for 3x3 kernels, 3 for 4x4, 2 for 5x5); input tiles are
-    /// `m + r - 1` wide.
+    /// Output tile side `m` (2, 4 or 6 for 3x3 kernels, 3 for 4x4, 2 or 4 for 5x5, 1 for
+    /// 1x1); input tiles are `m + r - 1` wide.
     pub tile: usize,
-    /// Kernel side `r` (3, 4 or 5).
+    /// Kernel side `r` (1, 3, 4 or 5). F(1x1, 1x1) is the identity: a pointwise
+    /// convolution through plain products (`plain_products`), whose transforms only
+    /// convert between blocks and planes.
     pub kernel: usize,
     /// Zero padding above the first row and left of the first column.
     pub pads: [usize; 2],

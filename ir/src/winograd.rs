@@ -202,15 +202,29 @@ const F6: Transform = Transform {
     ],
 };
 
+/// F(1x1, 1x1): the identity. A pointwise convolution of a small plane goes through
+/// the steps of Winograd's with plain products (`Winograd::plain_products`): its input
+/// into planes of whole vectors, the plane kernel, back with the epilogue.
+#[rustfmt::skip]
+const F1: Transform = Transform {
+    m: 1,
+    r: 1,
+    t: 1,
+    bt: &[1.0],
+    g: &[1.0],
+    at: &[1.0],
+};
+
 /// The transform with output tiles of `m x m` for an `r x r` kernel, if there is one:
-/// F(2x2), F(4x4) and F(6x6) for 3x3, F(3x3) for 4x4, F(2x2) and F(4x4) for 5x5.
+/// F(1x1) for 1x1, F(2x2), F(4x4) and F(6x6) for 3x3, F(3x3) for 4x4, F(2x2) and F(4x4)
+/// for 5x5.
 pub fn transform(m: usize, r: usize) -> Option<&'static Transform> {
     transforms_for(r).find(|f| f.m == m)
 }
 
 /// Every transform for an `r x r` kernel.
 pub fn transforms_for(r: usize) -> impl Iterator<Item = &'static Transform> {
-    [&F2, &F4, &F6, &F3_4, &F2_5, &F4_5]
+    [&F1, &F2, &F4, &F6, &F3_4, &F2_5, &F4_5]
         .into_iter()
         .filter(move |f| f.r == r)
 }

@@ -1,6 +1,7 @@
 //! Winograd convolution: a blocked 3x3, 4x4 or 5x5 stride-1 convolution becomes Winograd's
 //! F(m x m, r x r) (see `cnnc_ir::winograd`) when the cost model says it is faster than
-//! the direct kernel:
+//! the direct kernel, and a blocked pointwise one of a small plane F(1x1, 1x1) (the
+//! identity) where plain products pay ([`plain_plane`]):
 //!
 //! `x -> WinogradInput -> Conv 1x1 (t*t per group, transformed weights) -> WinogradOutput`
 //!
@@ -48,6 +49,15 @@ impl Pass for WinogradConv {
             let Some(conv) = candidate(graph, id, target).filter(|c| c.block.is_some()) else {
                 continue;
             };
+            if conv.r() == 1 {
+                // F(1x1, 1x1) saves no multiply: only for the plain products.
+                let wg = with_plain_products(winograd_of(&conv, 1, target), &conv, target);
+                if wg.plain_products.is_some() {
+                    rewrite(graph, id, &conv, wg, &mut names)?;
+                    changes += 1;
+                }
+                continue;
+            }
             let direct = direct_cycles(&conv, target);
             if let Some((cycles, wg)) = best_winograd(&conv, target)
                 && cycles * MARGIN < direct
@@ -90,7 +100,7 @@ pub(crate) fn best_winograd(conv: &Candidate, target: &TargetInfo) -> Option<(f6
 
 /// Rewrites convolution `id` with `tile`, whatever the cost model would choose and on
 /// plain tensors too (which the pass leaves to the plain kernels); false if it is not
-/// a 3x3, 4x4 or 5x5 stride-1 convolution this applies to. For tests and benchmarks.
+/// a 1x1, 3x3, 4x4 or 5x5 stride-1 convolution this applies to. For tests and benchmarks.
 pub fn rewrite_with(
     graph: &mut Graph,
     id: NodeId,
@@ -131,7 +141,7 @@ impl Candidate {
     }
 }
 
-/// `id` as a Winograd candidate: a 2-D 3x3, 4x4 or 5x5 convolution with stride and
+/// `id` as a Winograd candidate: a 2-D 1x1, 3x3, 4x4 or 5x5 convolution with stride and
 /// dilation 1 and constant weights, on plain tensors or blocked ones whose groups fill
 /// whole channel blocks.
 fn candidate(graph: &Graph, id: NodeId, target: &TargetInfo) -> Option<Candidate> {
@@ -145,8 +155,9 @@ fn candidate(graph: &Graph, id: NodeId, target: &TargetInfo) -> Option<Candidate
         Layout::Plain => None,
     };
     let whole = |n: usize| block.is_none_or(|b| b == target.lanes && n.is_multiple_of(b));
-    let square =
-        c.kernel.len() == 2 && c.kernel[0] == c.kernel[1] && (3..=5).contains(&c.kernel[0]);
+    let square = c.kernel.len() == 2
+        && c.kernel[0] == c.kernel[1]
+        && (c.kernel[0] == 1 || (3..=5).contains(&c.kernel[0]));
     let fits = square
         && c.strides == [1, 1]
         && c.dilations == [1, 1]
@@ -292,17 +303,27 @@ const PLAIN_CHANNELS: usize = 128;
 ///   position) 6.35 -> 5.62 ms of products, ResNet-50's 512 at 7x7 under F(2x2) 2.83 ->
 ///   2.70, but its 256 at 14x14 (256 KB) 1.30 -> 1.47; planes of 3 vectors (ZFNet-512's
 ///   9 tiles at 12x12, padded to 12) 3.6 -> 5.3.
+///
+/// A pointwise convolution (F(1x1, 1x1): its transforms only convert between blocks
+/// and planes) takes them where its weights do not fit L2 either: the blocked kernel
+/// then brings them from L3 or memory for its first tile of each vector group.
+/// ResNet-50's last stage (7x7, 2 to 8 MB of weights: blocked at 74-82% of the FMA
+/// peak, plain products at 88-92%) 104.6-104.7 -> 103.5-104.4 ms (1 thread). Where
+/// the weights fit L2 the transforms take what the products gain: MobileNet-v2's 160
+/// -> 960 channels (614 KB) 0.256 -> 0.263 ms, EfficientNet-B0's 7x7 stage with all
+/// its pointwise layers plain 5.16 -> 5.13 ms, with those beyond L2 only 5.11.
 fn plain_plane(wg: &Winograd, conv: &Candidate, target: &TargetInfo) -> Option<usize> {
     let [c, m, _, _] = conv.shape;
     let [th, tw] = wg.tiles();
     let plane = (th * tw).next_multiple_of(target.lanes);
     let vectors = plane / target.lanes;
     let (cg, mg) = (c / conv.attrs.groups, m / conv.attrs.groups);
+    let weights = cg * mg * 4;
     let pays = match vectors {
-        4 => cg * mg * 4 > target.l2_bytes / 2,
+        4 => weights > target.l2_bytes / 2,
         8.. => cg.min(mg) >= PLAIN_CHANNELS,
         _ => false,
-    };
+    } && (conv.r() > 1 || weights > target.l2_bytes);
     // The plane kernel's register tile covers the whole plane (`PlaneTile`).
     (conv.block.is_some() && plane <= PLANE_PIXELS && pays).then_some(plane)
 }
@@ -406,6 +427,7 @@ fn weight_stream_cycles(bytes: usize, target: &TargetInfo) -> f64 {
 fn transformed_weights(f: &Transform, w: &Tensor, c: usize, m: usize) -> Result<Tensor, IrError> {
     let w = w.view::<f32>()?;
     let u = match (f.t, f.r) {
+        (1, 1) => weights_of::<1, 1>(f.g, &w, c, m),
         (4, 3) => weights_of::<4, 3>(f.g, &w, c, m),
         (6, 3) => weights_of::<6, 3>(f.g, &w, c, m),
         (8, 3) => weights_of::<8, 3>(f.g, &w, c, m),

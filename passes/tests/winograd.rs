@@ -1,5 +1,6 @@
 //! winograd: blocked 3x3, 4x4 and 5x5 stride-1 convolutions that the cost model prices
-//! below the direct kernel become input transform, grouped pointwise products and
+//! below the direct kernel (and pointwise ones of small planes whose weights do not fit
+//! L2, through plain products) become input transform, grouped pointwise products and
 //! output transform (with the bias and epilogue); the result stays within a relative
 //! L2 error of 1e-4 of the convolution on every geometry and grouping, every tile size,
 //! plain and blocked.
@@ -209,6 +210,46 @@ fn small_planes_of_large_weights_take_plain_products() {
     assert_eq!(chosen(512, 512, 12).plain_products, None);
 }
 
+/// The Winograd attributes the pass gives a pointwise convolution from `c` to `m`
+/// channels on `hw x hw` images with a residual, if it rewrites it.
+fn chosen_pointwise(c: usize, m: usize, hw: usize) -> Option<Winograd> {
+    let mut g = Graph::new();
+    let x = input(&mut g, "x", &[1, c, hw, hw]);
+    let r = input(&mut g, "r", &[1, m, hw, hw]);
+    let y = grouped_conv(&mut g, "conv", x, [m, 1, 1], [(0, 0); 2], Some(r));
+    g.add_output("y", y);
+    prepare(PASS, &mut g);
+    apply(PASS, &mut g);
+    g.node_ids().find_map(|id| match &g.node(id).op {
+        Op::WinogradOutput(w) => Some(w.clone()),
+        _ => None,
+    })
+}
+
+#[test]
+fn pointwise_convs_of_small_planes_with_large_weights_take_plain_products() {
+    // ResNet-50's last stage (7x7: 49 pixels in 13 vectors, 2 to 8 MB of weights) and
+    // EfficientNet-B0's 320 -> 1280: F(1x1, 1x1), one plane row, the residual and the
+    // activation in the output transform.
+    for (c, m) in [(1024, 2048), (2048, 512), (512, 2048), (320, 1280)] {
+        let w = chosen_pointwise(c, m, 7).expect("rewritten");
+        assert_eq!((w.tile, w.kernel), (1, 1), "{c} -> {m}");
+        assert_eq!(
+            (w.plain_products, w.plane),
+            (Some(4), [1, 52]),
+            "{c} -> {m}"
+        );
+        assert!(w.epilogue.residual, "{c} -> {m}");
+    }
+    // Weights that fit L2 (MobileNet-v2's 160 -> 960: 614 KB), planes beyond a
+    // register tile (14x14) or too small for the plane kernel's single row (5x5: 7
+    // vectors), too few channels: the blocked kernel.
+    assert_eq!(chosen_pointwise(160, 960, 7), None);
+    assert_eq!(chosen_pointwise(1024, 1024, 14), None);
+    assert_eq!(chosen_pointwise(1024, 2048, 5), None);
+    assert_eq!(chosen_pointwise(64, 8192, 7), None);
+}
+
 #[test]
 fn large_transformed_tensors_go_in_bands() {
     // U-Net's 256x256 layers and VGG-19's 224x224 and 112x112 ones: the transformed
@@ -273,8 +314,8 @@ fn print_of(g: &Graph) -> String {
 #[test]
 fn every_geometry_stays_within_the_error_bound() {
     // Random channels (blocked: whole blocks; plain: any), sizes from 1x1 up, every
-    // asymmetric padding the window allows, every tile of 3x3, 4x4 and 5x5; batch 1
-    // or 2.
+    // asymmetric padding the window allows, every tile of 1x1, 3x3, 4x4 and 5x5; batch
+    // 1 or 2.
     let mut rng = Rng::new(7);
     let mut pick = |n: usize| ((rng.unit() + 1.0) / 2.0 * n as f32) as usize % n;
     for case in 0..160 {
@@ -286,7 +327,7 @@ fn every_geometry_stays_within_the_error_bound() {
             (groups * (1 + pick(12)), groups * (1 + pick(12)))
         };
         let batch = 1 + pick(2);
-        let (tile, r) = [(2, 3), (4, 3), (6, 3), (3, 4), (2, 5), (4, 5)][pick(6)];
+        let (tile, r) = [(1, 1), (2, 3), (4, 3), (6, 3), (3, 4), (2, 5), (4, 5)][pick(7)];
         let mut pads = [(0, 0); 2];
         let mut hw = [0; 2];
         for a in 0..2 {
