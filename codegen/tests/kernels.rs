@@ -3091,6 +3091,38 @@ fn gemm_beta_zero() {
     check_all(vec![b.done(0.0, 0.0)]);
 }
 
+/// The matrix-vector kernel sums every row in the same order, whichever of its loops
+/// takes the row (two groups side by side, a group alone, the last rows): rows alike
+/// give outputs alike to the bit. AlexNet's conformance data needs it: logits near
+/// 4e12 (ulps of 2.6e5) all equal, whose softmax any difference would skew.
+#[test]
+fn gemv_rows_alike_give_outputs_alike() {
+    let mut rng = Rng(5);
+    // 257 groups of four rows and three more; 8 * 65 + 3 columns (a tail of three).
+    let (n, k) = (4 * 257 + 3, 523);
+    let row = rng.tensor(&[k]);
+    let row = row.view::<f32>().unwrap().to_vec();
+    let bm: Vec<f32> = (0..n).flat_map(|_| row.iter().copied()).collect();
+    let g = Gemm {
+        alpha: 1.0,
+        beta: 1.0,
+        trans_a: false,
+        trans_b: true,
+        epilogue: Default::default(),
+    };
+    let mut b = B::new(format!("{g:?} n={n} k={k}, equal rows"));
+    let a = b.input(rng.tensor(&[1, k]));
+    let bm = b.constant(Tensor::from_vec(vec![n, k], bm).unwrap());
+    let y = b.node(Op::Gemm(g), &[a, bm]);
+    b.out(y);
+    let case = b.done(RTOL, ATOL);
+    let (info, exe) = common::compile(&case.graph);
+    let y = &common::run(&info, &exe, &case.inputs, None)[0];
+    let y = y.view::<f32>().unwrap();
+    let unlike: Vec<usize> = (0..n).filter(|&j| y[j].to_bits() != y[0].to_bits()).collect();
+    assert!(unlike.is_empty(), "rows {unlike:?} differ from row 0");
+}
+
 /// A 1x1 convolution with padding only at the end has more output pixels than input
 /// pixels: it is no pointwise product over the input as it lies. Found by the
 /// `fused_products` family (seed 8407464158642665049).

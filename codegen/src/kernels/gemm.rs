@@ -663,9 +663,16 @@ pub fn emit_gemm(cx: &mut KernelCx, g: &Gemm) -> Result<(), CodegenError> {
     })
 }
 
-/// Rows of B per step of the matrix-vector kernel, each with two accumulators (eight
-/// FMA chains hide the latency).
+/// Rows of B per step of the matrix-vector kernel.
 const GEMV_ROWS: usize = 4;
+
+/// Groups of [`GEMV_ROWS`] rows the matrix-vector kernel reads side by side, each a
+/// stream of B from its own part of the task's rows, with one accumulator per row
+/// (eight FMA chains hide the latency). Against one stream, at 1 and 2 threads: AlexNet's 9216 x 4096 layer 4.06-4.16 -> 3.58-3.60 and
+/// 2.15-2.16 -> 1.71-1.77 ms, VGG-19's 25088 x 4096 12.2-13.0 -> 11.0-11.5 and 6.5-6.9
+/// -> 5.6-5.9 ms (ONNX Runtime: 12.4 and 5.9); three streams measured the same as
+/// two, four slower (16 accumulators).
+const GEMV_STREAMS: usize = 2;
 
 /// A constant `[N, K]` B for the matrix-vector kernel, into `out` (`N * K` floats) with
 /// its rows interleaved so that the kernel reads one stream in memory order: each group
@@ -709,7 +716,8 @@ fn interleave_group(dst: &mut [u8], src: &[u8], row: usize) {
 /// would read short pieces of many rows. A constant B is interleaved at compile time
 /// ([`interleave_rows`]): one stream of addresses instead of one per row of a group,
 /// which the hardware prefetcher follows further ahead (a 9216 x 4096 layer 5.6 -> 4.7
-/// ms, 4096 x 4096 2.85 -> 1.9 ms; eight rows per group measured no faster).
+/// ms, 4096 x 4096 2.85 -> 1.9 ms; eight rows per group measured no faster). Two
+/// groups from distant rows go side by side ([`GEMV_STREAMS`]): two such streams.
 fn emit_gemv(
     cx: &mut KernelCx,
     g: &Gemm,
@@ -740,11 +748,19 @@ fn emit_gemv(
         let groups = n / GEMV_ROWS;
         // Task ranges over groups of rows; the last task also takes the rest.
         let (lo, hi) = fx.task_range(task, groups, tasks);
-        let dot = |fx: &mut Fx, j0: Value, rows: usize| {
-            let b0 = fx.addr(ptrs[b], j0, 4 * k as i64, 0);
+        // The dot products of `rows` rows from each group starting at `j0s` (one
+        // stream of B each), one accumulator per row: every row sums in the same order
+        // whichever loop takes it, so equal rows give equal outputs (a softmax of
+        // logits near 4e12, ulps of 2.6e5, turns any difference into a wrong answer).
+        let dot = |fx: &mut Fx, j0s: &[Value], rows: usize| {
+            let streams = j0s.len();
+            let n_acc = streams * rows;
             let zero = fx.splat_const(0.0);
-            let mut carried = vec![zero; 2 * rows];
-            carried.extend([ptrs[a], b0]);
+            let mut carried = vec![zero; n_acc];
+            carried.push(ptrs[a]);
+            for &j0 in j0s {
+                carried.push(fx.addr(ptrs[b], j0, 4 * k as i64, 0));
+            }
             // Bytes from one row's values to the next row's, and per step of the loop.
             let (row_step, b_step) = if packed {
                 (32, 32 * rows as i64)
@@ -752,72 +768,93 @@ fn emit_gemv(
                 (4 * k, 32)
             };
             let out = fx.for_n_carry(vecs as u64, &carried, |fx, _, c| {
-                let (pa, pb) = (c[2 * rows], c[2 * rows + 1]);
+                let pa = c[n_acc];
                 let x0 = fx.load_fixed(F32X4, pa, 0);
                 let x1 = fx.load_fixed(F32X4, pa, 16);
                 let mut next = Vec::with_capacity(c.len());
-                for r in 0..rows {
-                    let row = (row_step * r) as i32;
-                    let w0 = fx.load_fixed(F32X4, pb, row);
-                    let w1 = fx.load_fixed(F32X4, pb, row + 16);
-                    next.push(fx.fma(w0, x0, c[2 * r]));
-                    next.push(fx.fma(w1, x1, c[2 * r + 1]));
+                for (st, &pb) in c[n_acc + 1..].iter().enumerate() {
+                    for r in 0..rows {
+                        let row = (row_step * r) as i32;
+                        let w0 = fx.load_fixed(F32X4, pb, row);
+                        let w1 = fx.load_fixed(F32X4, pb, row + 16);
+                        let v = fx.fma(w0, x0, c[st * rows + r]);
+                        next.push(fx.fma(w1, x1, v));
+                    }
                 }
                 next.push(fx.b.ins().iadd_imm_s(pa, 32));
-                next.push(fx.b.ins().iadd_imm_s(pb, b_step));
+                for &pb in &c[n_acc + 1..] {
+                    next.push(fx.b.ins().iadd_imm_s(pb, b_step));
+                }
                 next
             });
-            for r in 0..rows {
-                let v = fx.b.ins().fadd(out[2 * r], out[2 * r + 1]);
-                let mut y = fx.hsum(v);
-                // The last K % 8 products, one at a time.
-                let main = vecs * 2 * LANES;
-                // Where column `main` of row `r` would be: interleaved, the row's tail
-                // follows the group's steps and the tails of the rows before it.
-                let tail = if packed {
-                    4 * (rows * main + r * (k - main)) as i64 - 4 * main as i64
-                } else {
-                    (4 * k * r) as i64
-                };
-                let row = fx.addr(ptrs[b], j0, 4 * k as i64, tail);
-                for t in main..k {
-                    let xa = fx.load(F32, ptrs[a], (4 * t) as i32);
-                    let wb = fx.load(F32, row, (4 * t) as i32);
-                    y = fx.fma(xa, wb, y);
+            for (st, &j0) in j0s.iter().enumerate() {
+                for r in 0..rows {
+                    let mut y = fx.hsum(out[st * rows + r]);
+                    // The last K % 8 products, one at a time.
+                    let main = vecs * 2 * LANES;
+                    // Where column `main` of row `r` would be: interleaved, the row's tail
+                    // follows the group's steps and the tails of the rows before it.
+                    let tail = if packed {
+                        4 * (rows * main + r * (k - main)) as i64 - 4 * main as i64
+                    } else {
+                        (4 * k * r) as i64
+                    };
+                    let row = fx.addr(ptrs[b], j0, 4 * k as i64, tail);
+                    for t in main..k {
+                        let xa = fx.load(F32, ptrs[a], (4 * t) as i32);
+                        let wb = fx.load(F32, row, (4 * t) as i32);
+                        y = fx.fma(xa, wb, y);
+                    }
+                    if alpha != 1.0 {
+                        let al = fx.f32(alpha);
+                        y = fx.b.ins().fmul(y, al);
+                    }
+                    let j = fx.b.ins().iadd_imm_s(j0, r as i64);
+                    if let Some((c, col)) = cin {
+                        // Even with beta = 0, as ONNX defines Gemm: 0 * inf is NaN.
+                        let at = fx.addr(ptrs[c], j, 4 * col, 0);
+                        let c0 = fx.load(F32, at, 0);
+                        let bt = fx.f32(beta);
+                        y = fx.fma(c0, bt, y);
+                    }
+                    if let Some(res) = residual {
+                        let at = fx.addr(ptrs[res], j, 4, 0);
+                        let rv = fx.load(F32, at, 0);
+                        y = fx.b.ins().fadd(y, rv);
+                    }
+                    if let Some(act) = activation {
+                        y = fx.activate(act, y, None);
+                    }
+                    let at = fx.addr(ptrs[y_arg], j, 4, 0);
+                    fx.store(y, at, 0);
                 }
-                if alpha != 1.0 {
-                    let al = fx.f32(alpha);
-                    y = fx.b.ins().fmul(y, al);
-                }
-                let j = fx.b.ins().iadd_imm_s(j0, r as i64);
-                if let Some((c, col)) = cin {
-                    // Even with beta = 0, as ONNX defines Gemm: 0 * inf is NaN.
-                    let at = fx.addr(ptrs[c], j, 4 * col, 0);
-                    let c0 = fx.load(F32, at, 0);
-                    let bt = fx.f32(beta);
-                    y = fx.fma(c0, bt, y);
-                }
-                if let Some(res) = residual {
-                    let at = fx.addr(ptrs[res], j, 4, 0);
-                    let rv = fx.load(F32, at, 0);
-                    y = fx.b.ins().fadd(y, rv);
-                }
-                if let Some(act) = activation {
-                    y = fx.activate(act, y, None);
-                }
-                let at = fx.addr(ptrs[y_arg], j, 4, 0);
-                fx.store(y, at, 0);
             }
         };
-        fx.for_range(lo, hi, |fx, grp| {
+        // The task's groups in `GEMV_STREAMS` equal parts read side by side, then the
+        // few left over one at a time.
+        let count = fx.b.ins().isub(hi, lo);
+        let part = fx.b.ins().udiv_imm_u(count, GEMV_STREAMS as i64);
+        let side_by_side = fx.b.ins().iadd(lo, part);
+        fx.for_range(lo, side_by_side, |fx, grp| {
+            let mut j0s = Vec::with_capacity(GEMV_STREAMS);
+            let mut g = grp;
+            for _ in 0..GEMV_STREAMS {
+                j0s.push(fx.b.ins().imul_imm_s(g, GEMV_ROWS as i64));
+                g = fx.b.ins().iadd(g, part);
+            }
+            dot(fx, &j0s, GEMV_ROWS);
+        });
+        let paired = fx.b.ins().imul_imm_s(part, GEMV_STREAMS as i64);
+        let rest = fx.b.ins().iadd(lo, paired);
+        fx.for_range(rest, hi, |fx, grp| {
             let j0 = fx.b.ins().imul_imm_s(grp, GEMV_ROWS as i64);
-            dot(fx, j0, GEMV_ROWS);
+            dot(fx, &[j0], GEMV_ROWS);
         });
         if !n.is_multiple_of(GEMV_ROWS) {
             let last = fx.b.ins().icmp_imm_s(IntCC::Equal, task, tasks as i64 - 1);
             fx.if_then(last, |fx| {
                 let j0 = fx.iconst((groups * GEMV_ROWS) as i64);
-                dot(fx, j0, n % GEMV_ROWS);
+                dot(fx, &[j0], n % GEMV_ROWS);
             });
         }
         Ok(())
