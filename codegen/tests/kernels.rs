@@ -3119,7 +3119,9 @@ fn gemv_rows_alike_give_outputs_alike() {
     let (info, exe) = common::compile(&case.graph);
     let y = &common::run(&info, &exe, &case.inputs, None)[0];
     let y = y.view::<f32>().unwrap();
-    let unlike: Vec<usize> = (0..n).filter(|&j| y[j].to_bits() != y[0].to_bits()).collect();
+    let unlike: Vec<usize> = (0..n)
+        .filter(|&j| y[j].to_bits() != y[0].to_bits())
+        .collect();
     assert!(unlike.is_empty(), "rows {unlike:?} differ from row 0");
 }
 

@@ -259,16 +259,7 @@ pub fn emit_global(cx: &mut KernelCx, kind: PoolKind) -> Result<(), CodegenError
             let (lo, hi) = fx.task_range(task, planes, tasks);
             fx.for_range(lo, hi, |fx, p| {
                 let src = fx.addr(ptrs[x], p, 16 * plane as i64, 0);
-                let init = fx.splat_const(if max { f32::NEG_INFINITY } else { 0.0 });
-                let v = fx.for_n_carry(plane as u64, &[init], |fx, i, acc| {
-                    let at = fx.addr(src, i, 16, 0);
-                    let v = fx.load(F32X4, at, 0);
-                    vec![if max {
-                        fx.max_nan(acc[0], v)
-                    } else {
-                        fx.b.ins().fadd(acc[0], v)
-                    }]
-                })[0];
+                let v = fx.fold_vectors(src, plane, max);
                 let v = if max {
                     v
                 } else {
@@ -300,21 +291,60 @@ pub fn emit_global(cx: &mut KernelCx, kind: PoolKind) -> Result<(), CodegenError
     })
 }
 
+/// Independent chains of [`Fx::fold_vectors`]: enough for the add latency at two a
+/// cycle, and registers to spare.
+const FOLD_CHAINS: usize = 8;
+
 impl Fx<'_> {
+    /// Lanewise sum (or NaN-propagating maximum) of `n` consecutive vectors at `src`,
+    /// in [`FOLD_CHAINS`] chains a step and the rest one at a time. With one chain
+    /// every vector waited for the add before it: EfficientNet-B0's squeeze-and-excite
+    /// global pools (16 of them over 0.1 to 1.6 MB just written) took 0.28 ms.
+    pub fn fold_vectors(&mut self, src: Value, n: usize, max: bool) -> Value {
+        let init = self.splat_const(if max { f32::NEG_INFINITY } else { 0.0 });
+        let fold = |fx: &mut Self, a: Value, b: Value| {
+            if max {
+                fx.max_nan(a, b)
+            } else {
+                fx.b.ins().fadd(a, b)
+            }
+        };
+        let steps = n / FOLD_CHAINS;
+        let chains = self.for_n_carry(steps as u64, &[init; FOLD_CHAINS], |fx, i, acc| {
+            let at = fx.addr(src, i, (16 * FOLD_CHAINS) as i64, 0);
+            acc.iter()
+                .enumerate()
+                .map(|(k, &a)| {
+                    let v = fx.load(F32X4, at, 16 * k as i32);
+                    fold(fx, a, v)
+                })
+                .collect()
+        });
+        let mut acc = chains;
+        while acc.len() > 1 {
+            acc = acc
+                .chunks(2)
+                .map(|pair| match pair {
+                    [a, b] => fold(self, *a, *b),
+                    [a] => *a,
+                    _ => unreachable!("chunks of two"),
+                })
+                .collect();
+        }
+        let rest = self.iconst((steps * FOLD_CHAINS * 16) as i64);
+        let rest = self.b.ins().iadd(src, rest);
+        let mut v = acc[0];
+        for k in 0..n % FOLD_CHAINS {
+            let x = self.load(F32X4, rest, 16 * k as i32);
+            v = fold(self, v, x);
+        }
+        v
+    }
+
     /// Sum (or NaN-propagating maximum) of `n` consecutive floats at `src`.
     pub fn reduce_plane(&mut self, src: Value, n: usize, max: bool) -> Value {
-        let init = if max { f32::NEG_INFINITY } else { 0.0 };
-        let v0 = self.splat_const(init);
         let vecs = n / LANES;
-        let acc = self.for_n_carry(vecs as u64, &[v0], |fx, i, acc| {
-            let at = fx.addr(src, i, 16, 0);
-            let v = fx.load(F32X4, at, 0);
-            vec![if max {
-                fx.max_nan(acc[0], v)
-            } else {
-                fx.b.ins().fadd(acc[0], v)
-            }]
-        })[0];
+        let acc = self.fold_vectors(src, vecs, max);
         let mut s = if max { self.hmax(acc) } else { self.hsum(acc) };
         for k in vecs * LANES..n {
             let v = self.load(F32, src, (4 * k) as i32);
