@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use cnnc_codegen::target::{self, Linking};
-use cnnc_codegen::{Listing, ListingKind, ModelInfo, ObjectCode, TensorInfo};
+use cnnc_codegen::{Listing, ListingKind, ModelInfo, ObjectCode, TensorInfo, WriteError};
 use cnnc_passes::{OptLevel, PassRecord, Pipeline, TargetInfo};
 use cnnc_runtime::{AlignedBuffer, Executable, ThreadPool};
 use serde::Serialize;
@@ -67,7 +67,8 @@ impl ObjectFile {
     }
 
     /// Writes the object file to `path`, encoding it straight into the file (no copy
-    /// of the whole file in memory first: VGG-19's is 819 MB).
+    /// of the whole file in memory first: VGG-19's is 819 MB). A regular file left
+    /// half written by a failure is removed, so no build tool takes it for current.
     pub fn write(&self, path: impl AsRef<Path>) -> Result<(), Error> {
         let path = path.as_ref();
         let io = |source| Error::Io {
@@ -75,8 +76,16 @@ impl ObjectFile {
             source,
         };
         let mut file = BufWriter::new(File::create(path).map_err(io)?);
-        self.code.write_to(&mut file).map_err(io)?;
-        file.flush().map_err(io)
+        let written = match self.code.write_to(&mut file) {
+            Ok(()) => file.flush().map_err(io),
+            Err(WriteError::Io(e)) => Err(io(e)),
+            Err(WriteError::Encoding(e)) => Err(e.into()),
+        };
+        drop(file);
+        if written.is_err() && std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+            let _ = std::fs::remove_file(path);
+        }
+        written
     }
 }
 

@@ -301,4 +301,10 @@ fn a_written_object_is_its_bytes_and_a_failed_write_names_the_file() {
     let missing = dir.path().join("no-such-dir/net.o");
     let e = obj.write(&missing).expect_err("an error");
     assert!(e.to_string().contains("no-such-dir"), "{e}");
+    // A device that takes no bytes: the error comes from the streaming write.
+    if cfg!(target_os = "linux") {
+        let e = obj.write("/dev/full").expect_err("an error");
+        assert!(e.to_string().contains("/dev/full"), "{e}");
+        assert!(std::path::Path::new("/dev/full").exists());
+    }
 }

@@ -24,7 +24,7 @@ use cranelift_module::ModuleError;
 
 pub use jit::compile_jit;
 pub use kernels::microkernel;
-pub use object::{ObjectCode, compile_object};
+pub use object::{ObjectCode, WriteError, compile_object};
 pub use program::{ModelInfo, TensorInfo};
 
 /// What `--emit` asks for besides the code itself.

@@ -14,15 +14,24 @@ use crate::{CodegenError, Listing};
 /// section to the writer without a second buffer of the whole file.
 pub struct ObjectCode(ObjectProduct);
 
+/// Why [`ObjectCode::write_to`] failed: the writer's error, or the encoding's (a bug).
+#[derive(Debug)]
+pub enum WriteError {
+    Io(io::Error),
+    Encoding(CodegenError),
+}
+
 impl ObjectCode {
     /// Writes the object file to `out`.
-    pub fn write_to(&self, out: impl Write) -> io::Result<()> {
+    pub fn write_to(&self, out: impl Write) -> Result<(), WriteError> {
         self.0
             .object
             .write_stream(out)
             .map_err(|e| match e.downcast::<io::Error>() {
-                Ok(e) => *e,
-                Err(e) => io::Error::other(format!("encoding the object: {e}")),
+                Ok(e) => WriteError::Io(*e),
+                Err(e) => WriteError::Encoding(CodegenError::Cranelift(format!(
+                    "writing the object: {e}"
+                ))),
             })
     }
 

@@ -1668,8 +1668,8 @@ enum Grid {
     /// Blocked, plain products (`Winograd::plain_products`, the transforms converting
     /// to and from blocks): 13 to 16 tiles and an L2 so small that every transform
     /// position's weights exceed half of it, or 30 to 49 tiles of 128 channels (rows
-    /// that end inside a vector, planes padded to whole vectors); a third of them
-    /// pointwise convolutions under F(1x1, 1x1).
+    /// that end inside a vector, planes padded to whole vectors); a third of them (and a
+    /// seventh of the rest) pointwise convolutions under F(1x1, 1x1).
     Plain,
 }
 
@@ -1696,7 +1696,8 @@ fn winograd_with(rng: &mut Rng, grid: Grid) -> Case {
         (groups * rng.range(1, 5), groups * rng.range(1, 5))
     };
     let batch = rng.range(1, 2);
-    // F(1x1, 1x1) makes plain products of pointwise convolutions: a third of those.
+    // F(1x1, 1x1) makes plain products of pointwise convolutions: a third of the plain
+    // cases take it, the rest any transform.
     let (tile, r) = if grid == Grid::Plain && chance(rng, 3) {
         (1, 1)
     } else {

@@ -13,6 +13,8 @@
 //! choices, whose error for float32 stays within a few 1e-6 relative (the 8x8 tiles'
 //! about twice the 6x6 ones'). The 4x4 kernels are those of strided stems split into
 //! their phases (`space_to_depth`), which also makes 3x3 ones of 5x5/2 convolutions.
+//! F(1x1, 1x1), the identity, saves nothing: it takes pointwise convolutions through
+//! the same steps to the plain products' kernel (`Winograd::plain_products`).
 
 /// The transform matrices of one F(m x m, r x r), row-major.
 #[derive(Debug)]
@@ -269,7 +271,7 @@ mod tests {
 
     #[test]
     fn every_transform_computes_the_correlation() {
-        for (m, r) in [(2, 3), (4, 3), (6, 3), (3, 4), (2, 5), (4, 5)] {
+        for (m, r) in [(1, 1), (2, 3), (4, 3), (6, 3), (3, 4), (2, 5), (4, 5)] {
             let f = transform(m, r).unwrap();
             let t = f.t;
             assert_eq!(t, m + r - 1);

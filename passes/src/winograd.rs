@@ -89,7 +89,10 @@ pub(crate) fn best_winograd(conv: &Candidate, target: &TargetInfo) -> Option<(f6
             1.0
         }
     };
+    // F(1x1, 1x1) saves no multiply (see `run`): never the cheaper kernel, nor a reason
+    // for `space_to_depth` to split a convolution whose phases are 1x1.
     transforms_for(conv.r())
+        .filter(|f| f.r > 1)
         .map(|f| {
             let wg = winograd_of(conv, f.m, target);
             (winograd_cycles(&wg, conv, target), margin(f), wg)
@@ -308,7 +311,8 @@ const PLAIN_CHANNELS: usize = 128;
 /// and planes) takes them where its weights do not fit L2 either: the blocked kernel
 /// then brings them from L3 or memory for its first tile of each vector group.
 /// ResNet-50's last stage (7x7, 2 to 8 MB of weights: blocked at 74-82% of the FMA
-/// peak, plain products at 88-92%) 104.6-104.7 -> 103.5-104.4 ms (1 thread). Where
+/// peak, plain products at 88-92%): the model about 1% faster at 1 thread (five
+/// alternating pairs, 104.6-108.5 -> 103.5-107.9 ms, one pair even). Where
 /// the weights fit L2 the transforms take what the products gain: MobileNet-v2's 160
 /// -> 960 channels (614 KB) 0.256 -> 0.263 ms, EfficientNet-B0's 7x7 stage with all
 /// its pointwise layers plain 5.16 -> 5.13 ms, with those beyond L2 only 5.11.

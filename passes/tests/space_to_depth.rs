@@ -147,3 +147,21 @@ fn unstrided_or_small_convolutions_are_left_alone() {
         rewrite_prepared_plain(PASS, g).assert_unchanged();
     }
 }
+
+#[test]
+fn convolutions_whose_phases_would_be_pointwise_are_left_alone() {
+    // Patchifying stems (4x4/4, 2x2/2) and 1x1/2 convolutions: their phases would be
+    // 1x1, which Winograd's F(1x1, 1x1) computes with no fewer multiplies.
+    let cases = [
+        ([1, 64, 56, 56], strided(2, 2, [(0, 0); 2]), 256),
+        ([1, 64, 56, 56], strided(4, 4, [(0, 0); 2]), 256),
+        ([1, 128, 28, 28], strided(1, 2, [(0, 0); 2]), 256),
+    ];
+    for (shape, conv, m) in cases {
+        let mut g = Graph::new();
+        let x = input(&mut g, "x", &shape);
+        let y = add_conv(&mut g, "conv", x, m, Op::Conv(conv), true);
+        g.add_output("y", y);
+        rewrite_prepared_plain(PASS, g).assert_unchanged();
+    }
+}

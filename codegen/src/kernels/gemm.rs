@@ -668,9 +668,10 @@ const GEMV_ROWS: usize = 4;
 
 /// Groups of [`GEMV_ROWS`] rows the matrix-vector kernel reads side by side, each a
 /// stream of B from its own part of the task's rows, with one accumulator per row
-/// (eight FMA chains hide the latency). Against one stream, at 1 and 2 threads: AlexNet's 9216 x 4096 layer 4.06-4.16 -> 3.58-3.60 and
-/// 2.15-2.16 -> 1.71-1.77 ms, VGG-19's 25088 x 4096 12.2-13.0 -> 11.0-11.5 and 6.5-6.9
-/// -> 5.6-5.9 ms (ONNX Runtime: 12.4 and 5.9); three streams measured the same as
+/// (eight FMA chains hide the latency). Against one stream, at 1 and 2 threads:
+/// AlexNet's 9216 x 4096 layer 4.06-4.16 -> 3.58-3.60 and 2.15-2.16 -> 1.71-1.77 ms,
+/// VGG-19's 25088 x 4096 12.2-13.0 -> 11.0-11.5 and 6.5-6.9 -> 5.6-5.9 ms (ONNX
+/// Runtime: 12.4 and 5.9); three streams measured the same as
 /// two, four slower (16 accumulators).
 const GEMV_STREAMS: usize = 2;
 

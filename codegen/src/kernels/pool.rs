@@ -291,9 +291,10 @@ pub fn emit_global(cx: &mut KernelCx, kind: PoolKind) -> Result<(), CodegenError
     })
 }
 
-/// Independent chains of [`Fx::fold_vectors`]: enough for the add latency at two a
-/// cycle, and registers to spare.
+/// Independent chains of [`Fx::fold_vectors`] (a power of two, halved pairwise at the
+/// end): enough for the add latency at two a cycle, and registers to spare.
 const FOLD_CHAINS: usize = 8;
+const _: () = assert!(FOLD_CHAINS.is_power_of_two());
 
 impl Fx<'_> {
     /// Lanewise sum (or NaN-propagating maximum) of `n` consecutive vectors at `src`,
@@ -311,30 +312,30 @@ impl Fx<'_> {
             }
         };
         let steps = n / FOLD_CHAINS;
-        let chains = self.for_n_carry(steps as u64, &[init; FOLD_CHAINS], |fx, i, acc| {
-            let at = fx.addr(src, i, (16 * FOLD_CHAINS) as i64, 0);
-            acc.iter()
-                .enumerate()
-                .map(|(k, &a)| {
-                    let v = fx.load(F32X4, at, 16 * k as i32);
-                    fold(fx, a, v)
-                })
-                .collect()
-        });
-        let mut acc = chains;
-        while acc.len() > 1 {
-            acc = acc
-                .chunks(2)
-                .map(|pair| match pair {
-                    [a, b] => fold(self, *a, *b),
-                    [a] => *a,
-                    _ => unreachable!("chunks of two"),
-                })
-                .collect();
+        let mut v = init;
+        if steps > 0 {
+            let mut acc = self.for_n_carry(steps as u64, &[init; FOLD_CHAINS], |fx, i, acc| {
+                let at = fx.addr(src, i, (16 * FOLD_CHAINS) as i64, 0);
+                acc.iter()
+                    .enumerate()
+                    .map(|(k, &a)| {
+                        let v = fx.load(F32X4, at, 16 * k as i32);
+                        fold(fx, a, v)
+                    })
+                    .collect()
+            });
+            while acc.len() > 1 {
+                let half = acc.split_off(acc.len() / 2);
+                for (a, h) in acc.iter_mut().zip(half) {
+                    *a = fold(self, *a, h);
+                }
+            }
+            v = acc[0];
         }
-        let rest = self.iconst((steps * FOLD_CHAINS * 16) as i64);
-        let rest = self.b.ins().iadd(src, rest);
-        let mut v = acc[0];
+        let rest = self
+            .b
+            .ins()
+            .iadd_imm_s(src, (steps * FOLD_CHAINS * 16) as i64);
         for k in 0..n % FOLD_CHAINS {
             let x = self.load(F32X4, rest, 16 * k as i32);
             v = fold(self, v, x);
