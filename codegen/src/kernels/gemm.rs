@@ -671,8 +671,8 @@ const GEMV_ROWS: usize = 4;
 /// (eight FMA chains hide the latency). Against one stream, at 1 and 2 threads:
 /// AlexNet's 9216 x 4096 layer 4.06-4.16 -> 3.58-3.60 and 2.15-2.16 -> 1.71-1.77 ms,
 /// VGG-19's 25088 x 4096 12.2-13.0 -> 11.0-11.5 and 6.5-6.9 -> 5.6-5.9 ms (ONNX
-/// Runtime: 12.4 and 5.9); three streams measured the same as
-/// two, four slower (16 accumulators).
+/// Runtime: 12.4 and 5.9); three streams measured the same as two, four slower (16
+/// accumulators).
 const GEMV_STREAMS: usize = 2;
 
 /// A constant `[N, K]` B for the matrix-vector kernel, into `out` (`N * K` floats) with
@@ -788,11 +788,11 @@ fn emit_gemv(
                 }
                 next
             });
+            // The last K % 8 products, one at a time, from column `main`.
+            let main = vecs * 2 * LANES;
             for (st, &j0) in j0s.iter().enumerate() {
                 for r in 0..rows {
                     let mut y = fx.hsum(out[st * rows + r]);
-                    // The last K % 8 products, one at a time.
-                    let main = vecs * 2 * LANES;
                     // Where column `main` of row `r` would be: interleaved, the row's tail
                     // follows the group's steps and the tails of the rows before it.
                     let tail = if packed {
