@@ -395,7 +395,7 @@ impl Fx<'_> {
     /// `e^-x` then stays a normal float: one power of two scales it, by computing `2p`
     /// (doubled coefficients, exact) times `2^(n-1)`, which overflows to inf exactly
     /// where `e^-x` does.
-    fn one_plus_exp_neg(&mut self, x: Value) -> Value {
+    pub(crate) fn one_plus_exp_neg(&mut self, x: Value) -> Value {
         let ty = self.ty(x);
         let x = self.clamp(x, -89.0, 86.5);
         // n = round(-x / ln 2) as in `exp`.
@@ -426,9 +426,10 @@ impl Fx<'_> {
         let e = self.b.ins().isub(t, bias);
         let e = self.b.ins().ishl_imm_u(e, 23);
         let scale = self.b.ins().bitcast(ty, bitcast_flags(), e);
-        let e = self.b.ins().fmul(p, scale);
+        // 1 + 2p 2^(n-1) in one FMA: the product is exact (a normal float, or beyond the
+        // largest where e^-x overflows), so its one rounding is the addition's.
         let one = self.fconst(ty, 1.0);
-        self.b.ins().fadd(one, e)
+        self.fma(p, scale, one)
     }
 
     /// e^x - 1, accurate near 0 (Kahan: (u - 1) * x / log u with u = e^x).

@@ -1502,6 +1502,38 @@ fn costly_activations_run_four_chains_side_by_side() {
     assert!(code.contains("call"), "{code}");
 }
 
+#[test]
+fn silu_reads_its_input_again_to_divide() {
+    // SiLU's span function divides each input vector by its chain's result. Held
+    // through the four chains, the inputs took registers the chains needed and were
+    // spilled to the stack; loaded again for the divides, nothing touches the stack.
+    let mut rng = Rng(7);
+    let mut b = B::new("silu".to_string());
+    let x = b.input(rng.tensor(&[1, 8, 16, 16]));
+    let w = b.param(rng.tensor(&[8, 8, 1, 1]), false);
+    let conv = Conv {
+        kernel: vec![1, 1],
+        strides: vec![1, 1],
+        dilations: vec![1, 1],
+        pads: vec![(0, 0); 2],
+        groups: 1,
+        epilogue: Epilogue {
+            residual: false,
+            activation: Some(Activation::Silu),
+        },
+    };
+    let y = b.node(Op::Conv(conv), &[x, w]);
+    b.out(y);
+    let code = x86_64_v3_listing(&b.g);
+    let listing = format!("\n{code}");
+    let span = listing
+        .split("\n; ")
+        .find(|f| f.starts_with("m_act_Silu\n"))
+        .unwrap_or_else(|| panic!("no span function for SiLU:\n{code}"));
+    assert_eq!(span.matches("vdivps").count(), 4 + 1 + 2 + 3, "{span}");
+    assert!(!span.contains("(%rsp)"), "SiLU's chains spill:\n{span}");
+}
+
 /// Blocked depthwise convolutions on rows long enough for several tiles of every
 /// width the kernel uses (eight pixels), a costly activation then running on each row.
 fn blocked_depthwise_case(rng: &mut Rng) -> Case {

@@ -65,7 +65,19 @@ fn span_body(fx: &mut Fx, a: Activation, (src, dst, count): (Value, Value, Value
     let run = |fx: &mut Fx, at: Value, n: usize| {
         let (s, d) = (fx.addr(src, at, 16, 0), fx.addr(dst, at, 16, 0));
         let xs: Vec<_> = (0..n).map(|k| fx.load(F32X4, s, 16 * k as i32)).collect();
-        let ys = fx.interleaved(n, |fx, k| fx.activate(a, xs[k], None));
+        let ys = match a {
+            // SiLU (`Fx::silu`) divides x by its chain's result: x is loaded again for the
+            // division instead of living through the chains, where four of them spill.
+            Activation::Silu => {
+                let denominators = fx.interleaved(n, |fx, k| fx.one_plus_exp_neg(xs[k]));
+                let divide = |(k, d)| {
+                    let x = fx.load(F32X4, s, 16 * k as i32);
+                    fx.b.ins().fdiv(x, d)
+                };
+                denominators.into_iter().enumerate().map(divide).collect()
+            }
+            _ => fx.interleaved(n, |fx, k| fx.activate(a, xs[k], None)),
+        };
         for (k, y) in ys.into_iter().enumerate() {
             fx.store(y, d, 16 * k as i32);
         }
