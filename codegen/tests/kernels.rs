@@ -1383,6 +1383,18 @@ fn blocked_conv_3d_family() {
     run_family("blocked_conv_3d", 400, |rng| blocked_case(rng, 3));
 }
 
+/// A 1x1 convolution, stride 1, ungrouped, with `epilogue`.
+fn pointwise(epilogue: Epilogue) -> Conv {
+    Conv {
+        kernel: vec![1, 1],
+        strides: vec![1, 1],
+        dilations: vec![1, 1],
+        pads: vec![(0, 0); 2],
+        groups: 1,
+        epilogue,
+    }
+}
+
 /// The x86-64-v3 code of a 1x1 convolution (128 to 512 channels) with a residual and
 /// ReLU on a square plane of `width` (above 16, so not read as one flat row), in
 /// tiles of `pixels`.
@@ -1395,17 +1407,10 @@ fn pointwise_listing(pixels: usize, width: usize) -> String {
     let bias = b.constant(rng.tensor(&[512]));
     let r = b.input(rng.tensor(&[1, 512, width, width]));
     let rb = b.reorder(r, BLOCKED);
-    let conv = Conv {
-        kernel: vec![1, 1],
-        strides: vec![1, 1],
-        dilations: vec![1, 1],
-        pads: vec![(0, 0); 2],
-        groups: 1,
-        epilogue: Epilogue {
-            residual: true,
-            activation: Some(Activation::Unary(Unary::Relu)),
-        },
-    };
+    let conv = pointwise(Epilogue {
+        residual: true,
+        activation: Some(Activation::Unary(Unary::Relu)),
+    });
     let y = b.blocked(Op::Conv(conv), &[xb, w, bias, rb]);
     b.g.node_mut(y.node).tile = Some(Tile {
         rows: pixels,
@@ -1511,17 +1516,10 @@ fn silu_reads_its_input_again_to_divide() {
     let mut b = B::new("silu".to_string());
     let x = b.input(rng.tensor(&[1, 8, 16, 16]));
     let w = b.param(rng.tensor(&[8, 8, 1, 1]), false);
-    let conv = Conv {
-        kernel: vec![1, 1],
-        strides: vec![1, 1],
-        dilations: vec![1, 1],
-        pads: vec![(0, 0); 2],
-        groups: 1,
-        epilogue: Epilogue {
-            residual: false,
-            activation: Some(Activation::Silu),
-        },
-    };
+    let conv = pointwise(Epilogue {
+        residual: false,
+        activation: Some(Activation::Silu),
+    });
     let y = b.node(Op::Conv(conv), &[x, w]);
     b.out(y);
     let code = x86_64_v3_listing(&b.g);
