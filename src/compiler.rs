@@ -230,7 +230,7 @@ impl Compiler {
         {
             return Err(Error::Usage(format!(
                 "no pass '{pass}' at -O{}; the passes are: {}",
-                if self.opt_level == OptLevel::O0 { 0 } else { 2 },
+                self.opt_level.flag(),
                 pipeline.pass_names().join(", ")
             )));
         }

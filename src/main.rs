@@ -59,12 +59,36 @@ struct ModelArgs {
     /// CPU to generate code for: native, x86-64-v2, x86-64-v3, a CPU name, or features (+fma,+avx2).
     #[arg(long)]
     cpu: Option<String>,
-    /// Optimization level: 0 runs no graph passes, 2 (the default) all of them.
-    #[arg(short = 'O', default_value = "2", value_parser = ["0", "2"])]
+    #[command(flatten)]
+    passes: PassArgs,
+}
+
+/// Which graph passes run (shared by every command that compiles).
+#[derive(Args, Clone)]
+struct PassArgs {
+    /// Optimization level: 0 runs no graph passes, 2 (the default) all of them, s all
+    /// but those that enlarge the constants (Winograd, space-to-depth): a smaller object,
+    /// slower 3x3 and strided convolutions.
+    #[arg(short = 'O', default_value = "2", value_parser = ["0", "2", "s"])]
     opt: String,
     /// Run the passes only up to and including PASS (`cnnc inspect` lists them).
     #[arg(long, value_name = "PASS")]
     after: Option<String>,
+}
+
+impl PassArgs {
+    fn compiler(&self) -> Compiler {
+        let level = match self.opt.as_str() {
+            "0" => cnnc::OptLevel::O0,
+            "s" => cnnc::OptLevel::Os,
+            _ => cnnc::OptLevel::O2,
+        };
+        let c = Compiler::new().opt_level(level);
+        match &self.after {
+            Some(pass) => c.stop_after(pass),
+            None => c,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -172,6 +196,10 @@ struct VerifyArgs {
     /// Count unsupported cases as failures.
     #[arg(long)]
     strict: bool,
+    /// The passes the jit and aot backends run (`--after PASS` finds the pass that
+    /// changes an answer).
+    #[command(flatten)]
+    passes: PassArgs,
 }
 
 /// `print!` that ends the process quietly when stdout is a closed pipe
@@ -249,15 +277,7 @@ fn parse_dims(s: &str) -> Result<Vec<usize>, Error> {
 }
 
 fn compiler(args: &ModelArgs) -> Result<Compiler, Error> {
-    let level = if args.opt == "0" {
-        cnnc::OptLevel::O0
-    } else {
-        cnnc::OptLevel::O2
-    };
-    let mut c = Compiler::new().opt_level(level);
-    if let Some(pass) = &args.after {
-        c = c.stop_after(pass);
-    }
+    let mut c = args.passes.compiler();
     if let Some(cpu) = &args.cpu {
         c = c.cpu(cpu);
     }
@@ -481,13 +501,14 @@ fn run_verify(args: VerifyArgs) -> Result<ExitCode, Error> {
         rtol: args.rtol,
         atol: args.atol,
     };
+    let compiler = args.passes.compiler();
     let (mut passed, mut failed, mut unsupported) = (0, 0, 0);
     let pb = ProgressBar::new(cases.len() as u64).with_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}").expect("a valid template"),
     );
     for case in &cases {
         pb.set_message(case.display().to_string());
-        let outcome = verify::verify_case(case, backend, tol);
+        let outcome = verify::verify_case(case, backend, tol, &compiler);
         match &outcome {
             Outcome::Pass => passed += 1,
             Outcome::Fail(_) => failed += 1,

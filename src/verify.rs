@@ -56,9 +56,10 @@ impl fmt::Display for Outcome {
     }
 }
 
-/// Runs every test-data set of the case in `dir`.
-pub fn verify_case(dir: &Path, backend: Backend, tol: Tolerance) -> Outcome {
-    match run_case(dir, backend, tol) {
+/// Runs every test-data set of the case in `dir`; the jit and aot backends compile with
+/// `compiler`'s passes (its input shapes and constants come from each data set).
+pub fn verify_case(dir: &Path, backend: Backend, tol: Tolerance, compiler: &Compiler) -> Outcome {
+    match run_case(dir, backend, tol, compiler) {
         Ok(None) => Outcome::Pass,
         Ok(Some(mismatch)) => Outcome::Fail(mismatch),
         Err(Error::Import(e)) if e.is_unsupported() => Outcome::Unsupported(e.reason()),
@@ -68,7 +69,12 @@ pub fn verify_case(dir: &Path, backend: Backend, tol: Tolerance) -> Outcome {
 }
 
 /// `Ok(Some(description))` on the first mismatch.
-fn run_case(dir: &Path, backend: Backend, tol: Tolerance) -> Result<Option<String>, Error> {
+fn run_case(
+    dir: &Path,
+    backend: Backend,
+    tol: Tolerance,
+    base: &Compiler,
+) -> Result<Option<String>, Error> {
     let model = Model::load(dir.join("model.onnx"))?;
     let names = model.input_names();
     let static_inputs = model.compile_time_inputs()?;
@@ -91,7 +97,7 @@ fn run_case(dir: &Path, backend: Backend, tol: Tolerance) -> Result<Option<Strin
             )));
         }
         let mut options = ImportOptions::default();
-        let mut compiler = Compiler::new();
+        let mut compiler = base.clone();
         let mut runtime = Vec::new();
         for (name, t) in names.iter().zip(inputs) {
             if static_inputs.contains(name) {

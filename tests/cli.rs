@@ -75,6 +75,29 @@ fn verify_reports_each_case_and_a_summary() {
     // A looser tolerance accepts it.
     let out = cnnc(&["verify", "--rtol", "0.2", bad.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stdout));
+
+    // The compiling backends take the passes' options: any level, a stop after a pass,
+    // and a pass the level does not run fails the case naming it.
+    let good = good.to_str().unwrap();
+    for args in [["-O", "0"], ["-O", "s"], ["--after", "fold_pad"]] {
+        let out = cnnc(&[&["verify", "--backend", "jit"], &args[..], &[good]].concat());
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stdout));
+    }
+    let out = cnnc(&[
+        "verify",
+        "--backend",
+        "jit",
+        "-Os",
+        "--after",
+        "winograd",
+        good,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stdout).contains("no pass 'winograd' at -Os"),
+        "{}",
+        text(&out.stdout)
+    );
 }
 
 #[test]
@@ -434,6 +457,15 @@ fn after_and_opt_level_choose_the_passes() {
     assert!(!after.contains("tile="));
     assert!(ir(&[]).contains("tile="));
     assert!(ir(&["-O", "0"]).contains("= relu("));
+    // -Os runs every pass but those that grow the constants.
+    assert!(ir(&["-Os"]).contains("tile="));
+    let out = cnnc(&[&lenet_path(), "-Os", "--after", "winograd", "--emit", "ir"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("no pass 'winograd' at -Os"),
+        "{}",
+        text(&out.stderr)
+    );
 
     // A model still runs, stopped anywhere.
     let out = cnnc(&[

@@ -7,6 +7,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
+use cnnc::Compiler;
 use cnnc::verify::{Backend, Outcome, Tolerance, expand_cases, verify_case};
 
 fn root() -> PathBuf {
@@ -36,7 +37,7 @@ fn check(folder: &str, backend: Backend) {
     assert!(!cases.is_empty());
     let mut problems = Vec::new();
     for case in &cases {
-        match verify_case(case, backend, Tolerance::default()) {
+        match verify_case(case, backend, Tolerance::default(), &Compiler::new()) {
             Outcome::Pass => {}
             Outcome::Fail(why) => problems.push(format!("{}: FAIL: {why}", case.display())),
             Outcome::Unsupported(why) if scope.contains(case) => problems.push(format!(

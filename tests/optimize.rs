@@ -89,6 +89,60 @@ fn check(name: &str) {
     );
 }
 
+/// `-Os` leaves out the passes that enlarge the constants: SqueezeNet's object is about
+/// its model file's size (at -O2 Winograd's transformed weights make it larger), and
+/// its outputs are those of -O2.
+#[test]
+fn size_level_objects_keep_the_size_of_the_weights() {
+    let m = model("squeezenet_random");
+    let file = m
+        .path()
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .unwrap() as usize;
+    let size = Compiler::new().opt_level(cnnc::OptLevel::Os);
+    let g = size.graph(&m).unwrap();
+    let grown = g.node_ids().find(|&id| {
+        matches!(
+            g.node(id).op,
+            Op::WinogradInput(_) | Op::WinogradOutput(_) | Op::SpaceToDepth { .. }
+        )
+    });
+    assert_eq!(grown.map(|id| g.node(id).name.clone()), None);
+    let small = size.object(&m, "m").unwrap().bytes().unwrap().len();
+    let fast = Compiler::new()
+        .object(&m, "m")
+        .unwrap()
+        .bytes()
+        .unwrap()
+        .len();
+    assert!(
+        small * 20 <= file * 21,
+        "{small} bytes of object for {file} of model"
+    );
+    assert!(fast > small * 11 / 10, "-O2 {fast} bytes, -Os {small}");
+
+    let (o2, os) = (
+        Compiler::new().compile(&m).unwrap(),
+        size.compile(&m).unwrap(),
+    );
+    let shape = o2.inputs()[0].shape.clone();
+    let x: Vec<f32> = (0..shape.iter().product::<usize>())
+        .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
+        .collect();
+    let x = [cnnc::Tensor::from_vec(shape, x).unwrap()];
+    let (a, b) = (o2.run(&x).unwrap(), os.run(&x).unwrap());
+    let (a, b) = (a[0].view::<f32>().unwrap(), b[0].view::<f32>().unwrap());
+    let scale = a.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let worst = a
+        .iter()
+        .zip(b.iter())
+        .fold(0f32, |m, (p, q)| m.max((p - q).abs()));
+    assert!(
+        worst <= 1e-4 * scale,
+        "outputs differ by {worst} (largest {scale})"
+    );
+}
+
 macro_rules! models {
     ($($name:ident),* $(,)?) => {
         $(

@@ -26,7 +26,7 @@ mod util;
 pub mod winograd;
 
 pub use fold_constants::fold_constants;
-pub use manager::{OptLevel, Pass, PassRecord, Pipeline};
+pub use manager::{OptLevel, Pass, PassRecord, Pipeline, SIZE_PASSES};
 pub use tiling::choose_tile;
 
 /// What the cost-driven passes know of the machine.
