@@ -566,14 +566,23 @@ def geomean(xs):
     return math.exp(sum(map(math.log, xs)) / len(xs)) if xs else None
 
 
+# AMD's Zen generations by family and model ranges, as Linux's arch/x86/kernel/cpu/amd.c
+# tells them apart.
+ZEN = [
+    ("Zen 3", 0x19, [(0x00, 0x0F), (0x20, 0x5F)]),
+    ("Zen 4", 0x19, [(0x10, 0x1F), (0x60, 0xAF)]),
+    ("Zen 5", 0x1A, [(0x00, 0x2F), (0x40, 0x4F), (0x60, 0x7F)]),
+    ("Zen 6", 0x1A, [(0x50, 0x5F), (0x90, 0xAF), (0xC0, 0xCF)]),
+]
+
+
 def amd_core(family, model):
     """The Zen generation of an AMD family/model pair, where it is one we know: it decides
     what AVX-512 is worth (Zen 4 runs it on 256-bit units, Zen 5 on 512-bit ones), and
     virtual machines often name the CPU only "AMD EPYC"."""
-    if family == 0x1A:
-        return "Zen 5"
-    if family == 0x19:
-        return "Zen 4" if model in range(0x10, 0x20) or model in range(0x60, 0x80) or model in range(0xA0, 0xB0) else "Zen 3"
+    for name, fam, ranges in ZEN:
+        if family == fam and any(lo <= model <= hi for lo, hi in ranges):
+            return name
     return None
 
 
@@ -599,7 +608,7 @@ def cpu_info():
     name = name or platform.processor() or "unknown CPU"
     if family is not None and model is not None:
         core = amd_core(family, model) if vendor == "AuthenticAMD" else None
-        name += f" (family {family}, model {model}" + (f": {core}" if core else "") + ")"
+        name += f" (family {family:X}h, model {model:X}h" + (f": {core}" if core else "") + ")"
     isa = [x for x in ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "amx_tile") if x in flags]
     return name, isa
 
@@ -683,10 +692,7 @@ def write_report(path, results, args, header):
         lines += ["## Thread scaling", "",
                   f"Speedup over {base} thread{'s' if base > 1 else ''} (higher is better): of the "
                   "medians, and of the fastest runs (min over min), which a busy shared machine "
-                  "disturbs least. On a shared virtual machine, runs of one binary on two threads "
-                  "have been seen to switch between two speeds for minutes at a time (memory-bound "
-                  "layers a quarter slower in the slow one) while one-thread runs held steady: "
-                  "that moves the medians far more than the fastest runs.", "",
+                  "disturbs least.", "",
                   "| model | " + " | ".join(f"cnnc {base}→{t} | ORT {base}→{t} | cnnc {base}→{t} fastest "
                                            f"| ORT {base}→{t} fastest" for t in others) + " |",
                   "|---|" + "--:|--:|--:|--:|" * len(others)]

@@ -180,14 +180,13 @@ impl Compiler {
         &self.options
     }
 
-    /// `O2` (the default) runs every pass; `O0` none.
+    /// `O2` (the default) runs every pass; `O0` none; `Os` all but the passes that
+    /// enlarge the constants (`cnnc_passes::SIZE_PASSES`).
     pub fn opt_level(mut self, level: OptLevel) -> Self {
         self.opt_level = level;
         self
     }
 
-    /// Runs the passes only up to and including `pass` (to find which pass changes
-    /// an answer, or to measure what a pass gains).
     /// Also compiles the profiled entry point, for [`CompiledModel::run_profiled`]
     /// (JIT only; object files never carry it).
     pub fn profile(mut self, on: bool) -> Self {
@@ -195,6 +194,21 @@ impl Compiler {
         self
     }
 
+    /// A usage error when [`Compiler::stop_after`] names a pass the level does not run.
+    pub fn check_stop_after(&self) -> Result<(), Error> {
+        let names = Pipeline::new(self.opt_level).pass_names();
+        match &self.stop_after {
+            Some(pass) if !names.contains(&pass.as_str()) => Err(Error::Usage(format!(
+                "no pass '{pass}' at -O{}; the passes are: {}",
+                self.opt_level.flag(),
+                names.join(", ")
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Runs the passes only up to and including `pass` (to find which pass changes
+    /// an answer, or to measure what a pass gains).
     pub fn stop_after(mut self, pass: &str) -> Self {
         self.stop_after = Some(pass.to_string());
         self
@@ -224,16 +238,8 @@ impl Compiler {
     /// layers in benchmarks). Feed the result through [`Compiler::codegen_ready`] to
     /// [`Compiler::compile_graph`].
     pub fn optimize_graph(&self, mut graph: Graph) -> Result<(Graph, Vec<PassRecord>), Error> {
+        self.check_stop_after()?;
         let pipeline = Pipeline::new(self.opt_level);
-        if let Some(pass) = &self.stop_after
-            && !pipeline.pass_names().contains(&pass.as_str())
-        {
-            return Err(Error::Usage(format!(
-                "no pass '{pass}' at -O{}; the passes are: {}",
-                self.opt_level.flag(),
-                pipeline.pass_names().join(", ")
-            )));
-        }
         let log = pipeline.run(
             &mut graph,
             &TargetInfo::for_triple(self.target.as_deref()),

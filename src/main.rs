@@ -30,7 +30,8 @@ enum Command {
     Run(RunArgs),
     /// Compile in memory and time runs on random inputs.
     Bench(BenchArgs),
-    /// Run ONNX test-data folders (model.onnx + test_data_set_N/) and compare outputs.
+    /// Run ONNX test-data folders (model.onnx + test_data_set_N/) and compare outputs;
+    /// -O and --after choose the passes of the jit and aot backends.
     Verify(VerifyArgs),
     /// Show the ops, totals, memory plan, pass log and IR of a compiled model.
     Inspect(InspectArgs),
@@ -196,8 +197,8 @@ struct VerifyArgs {
     /// Count unsupported cases as failures.
     #[arg(long)]
     strict: bool,
-    /// The passes the jit and aot backends run (`--after PASS` finds the pass that
-    /// changes an answer).
+    // The passes the jit and aot backends run (`--after PASS` finds the pass that
+    // changes an answer); clap shows no doc comment of a flattened field.
     #[command(flatten)]
     passes: PassArgs,
 }
@@ -501,7 +502,16 @@ fn run_verify(args: VerifyArgs) -> Result<ExitCode, Error> {
         rtol: args.rtol,
         atol: args.atol,
     };
+    let passes_chosen = args.passes.opt != "2" || args.passes.after.is_some();
+    if backend == Backend::Ref && passes_chosen {
+        return Err(usage(
+            "-O and --after choose the passes of the jit and aot backends; the reference \
+             interpreter runs the imported graph"
+                .into(),
+        ));
+    }
     let compiler = args.passes.compiler();
+    compiler.check_stop_after()?;
     let (mut passed, mut failed, mut unsupported) = (0, 0, 0);
     let pb = ProgressBar::new(cases.len() as u64).with_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}").expect("a valid template"),

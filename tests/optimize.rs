@@ -1,7 +1,8 @@
 //! What `-O2` leaves of the conformance models in `../shared/onnx-conformance/models`:
 //! no batch normalization, identity (Dropout imports as one), shape arithmetic or
 //! integer data, no activation left standalone after a convolution or matrix product,
-//! fewer ops than imported, and a memory plan within 10% of the peak of live bytes.
+//! fewer ops than imported, and a memory plan within 10% of the peak of live bytes. And
+//! what `-Os` keeps out of an object.
 
 use std::path::Path;
 

@@ -72,7 +72,7 @@ fn span_body(fx: &mut Fx, a: Activation, (src, dst, count): (Value, Value, Value
                 let denominators = fx.interleaved(n, |fx, k| fx.one_plus_exp_neg(xs[k]));
                 let divide = |(k, d)| {
                     let x = fx.load(F32X4, s, 16 * k as i32);
-                    fx.b.ins().fdiv(x, d)
+                    fx.silu_of(x, d)
                 };
                 denominators.into_iter().enumerate().map(divide).collect()
             }
