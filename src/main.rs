@@ -67,24 +67,40 @@ struct ModelArgs {
 /// Which graph passes run (shared by every command that compiles).
 #[derive(Args, Clone)]
 struct PassArgs {
-    /// Optimization level: 0 runs no graph passes, 2 (the default) all of them, s all
-    /// but those that enlarge the constants (Winograd, space-to-depth): a smaller object,
-    /// slower 3x3 and strided convolutions.
-    #[arg(short = 'O', default_value = "2", value_parser = ["0", "2", "s"])]
-    opt: String,
+    /// Optimization level.
+    #[arg(short = 'O', value_enum, default_value = "2")]
+    opt: OptArg,
     /// Run the passes only up to and including PASS (`cnnc inspect` lists them).
     #[arg(long, value_name = "PASS")]
     after: Option<String>,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OptArg {
+    /// No graph passes.
+    #[value(name = "0")]
+    O0,
+    /// Every pass.
+    #[value(name = "2")]
+    O2,
+    /// Every pass but those that enlarge the constants (Winograd, space-to-depth): a
+    /// smaller object, slower 3x3 and strided convolutions.
+    #[value(name = "s")]
+    Os,
+}
+
 impl PassArgs {
+    /// Whether the options ask for anything but the default passes.
+    fn chosen(&self) -> bool {
+        self.opt != OptArg::O2 || self.after.is_some()
+    }
+
     fn compiler(&self) -> Compiler {
-        let level = match self.opt.as_str() {
-            "0" => cnnc::OptLevel::O0,
-            "s" => cnnc::OptLevel::Os,
-            _ => cnnc::OptLevel::O2,
-        };
-        let c = Compiler::new().opt_level(level);
+        let c = Compiler::new().opt_level(match self.opt {
+            OptArg::O0 => cnnc::OptLevel::O0,
+            OptArg::O2 => cnnc::OptLevel::O2,
+            OptArg::Os => cnnc::OptLevel::Os,
+        });
         match &self.after {
             Some(pass) => c.stop_after(pass),
             None => c,
@@ -502,8 +518,7 @@ fn run_verify(args: VerifyArgs) -> Result<ExitCode, Error> {
         rtol: args.rtol,
         atol: args.atol,
     };
-    let passes_chosen = args.passes.opt != "2" || args.passes.after.is_some();
-    if backend == Backend::Ref && passes_chosen {
+    if backend == Backend::Ref && args.passes.chosen() {
         return Err(usage(
             "-O and --after choose the passes of the jit and aot backends; the reference \
              interpreter runs the imported graph"
